@@ -1,0 +1,88 @@
+//! The `dsim` command line: flags and dispatch only; the work is in the library modules.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// Exit codes: the contract scripts rely on.
+pub mod exit {
+    pub const PASS: u8 = 0;
+    pub const VIOLATION: u8 = 1;
+    pub const BAD_INPUT: u8 = 2;
+    pub const UNKNOWN: u8 = 3;
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "dsim", version, about = "A deterministic simulator for distributed protocols", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  dsim completions bash > /etc/bash_completion.d/dsim")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// The engine alone: five nodes relaying messages with random delays.
+    #[command(after_help = "Example:\n  dsim bench engine --json")]
+    Engine(EngineBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EngineBenchArgs {
+    /// Events to run.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub events: u64,
+    /// Root seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { exit::BAD_INPUT } else { exit::PASS };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(run(cli))
+}
+
+fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Bench(BenchCommand::Engine(args)) => {
+            let result = crate::bench::engine(args.events, args.seed);
+            if args.json {
+                println!("{}", serde_json::to_string(&result).expect("serialisable"));
+            } else {
+                println!("{result}");
+            }
+            exit::PASS
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let mut out = std::io::stdout();
+            clap_complete::generate(shell, &mut command, "dsim", &mut out);
+            let _ = out.flush();
+            exit::PASS
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! scenarios: the `dsim` command line and the glue between the library crates.
+//!
+//! This is the one crate that touches the outside world: it reads files, parses the
+//! command line, reads the wall clock for benchmarks and progress, and prints.
+
+pub mod bench;
+pub mod cli;
+pub mod sysinfo;

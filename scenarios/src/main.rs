@@ -1,0 +1,5 @@
+//! The `dsim` binary: everything lives in the `scenarios` library.
+
+fn main() -> std::process::ExitCode {
+    scenarios::cli::main_with_args(std::env::args_os())
+}
