@@ -1,0 +1,347 @@
+//! Checking a history against a model: partitioning, searching, explaining.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::history::{History, Op, Outcome};
+use crate::model::{KvModel, Model, ModelError, MultiRegisterModel, MutexModel, RegisterModel};
+use crate::search::{self, Budget, Exhausted, SearchOp, Stats};
+use crate::value::Value;
+
+/// The models the checker knows by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    Register,
+    CasRegister,
+    Kv,
+    MultiRegister,
+    Mutex,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Register,
+        ModelKind::CasRegister,
+        ModelKind::Kv,
+        ModelKind::MultiRegister,
+        ModelKind::Mutex,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Register => "register",
+            ModelKind::CasRegister => "cas-register",
+            ModelKind::Kv => "kv",
+            ModelKind::MultiRegister => "multi-register",
+            ModelKind::Mutex => "mutex",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ModelKind> {
+        ModelKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// The model a history's operations suggest: transactions, locks, keyed operations,
+    /// compare-and-set, else a plain register.
+    pub fn infer(history: &History) -> ModelKind {
+        let has = |names: &[&str]| history.ops.iter().any(|op| names.contains(&op.f.as_str()));
+        if has(&["txn"]) {
+            ModelKind::MultiRegister
+        } else if has(&["acquire", "release", "lock", "unlock"]) {
+            ModelKind::Mutex
+        } else if has(&["get", "put", "append"]) || history.ops.iter().any(|op| op.key.is_some()) {
+            ModelKind::Kv
+        } else if has(&["cas"]) {
+            ModelKind::CasRegister
+        } else {
+            ModelKind::Register
+        }
+    }
+}
+
+/// How to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckOptions {
+    pub budget: Budget,
+    /// Check each key on its own where the model allows (P-compositionality).
+    pub split: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            budget: Budget::default(),
+            split: true,
+        }
+    }
+}
+
+/// The verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Violation,
+    Unknown,
+}
+
+/// An operation as an explanation names it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OpSummary {
+    /// Input index of the entry where the operation had to be visible (its completion).
+    pub index: usize,
+    pub invoke_index: usize,
+    pub complete_index: Option<usize>,
+    pub line: usize,
+    pub process: u64,
+    pub f: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub value: String,
+    pub result: String,
+    pub outcome: Outcome,
+}
+
+impl OpSummary {
+    pub fn of(op: &Op) -> OpSummary {
+        OpSummary {
+            index: op.index(),
+            invoke_index: op.invoke_index,
+            complete_index: op.complete_index,
+            line: op.complete_line.unwrap_or(op.invoke_line),
+            process: op.process,
+            f: op.f.clone(),
+            key: op.key.as_ref().map(Value::to_string),
+            value: op.value.to_string(),
+            result: op.result.to_string(),
+            outcome: op.outcome,
+        }
+    }
+}
+
+impl std::fmt::Display for OpSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "#{} (line {}) process {} :{}",
+            self.index, self.line, self.process, self.f
+        )?;
+        if let Some(key) = &self.key {
+            write!(f, " key {key}")?;
+        }
+        let outcome = serde_json::to_value(self.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
+        write!(f, " {} -> :{} {}", self.value, outcome.unwrap_or_default(), self.result)
+    }
+}
+
+/// Why a history is not linearizable.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The key of the sub-history that failed, when the history was split.
+    pub partition: Option<String>,
+    /// The first operation that cannot be linearized.
+    pub op: OpSummary,
+    /// The longest linearizable prefix found, in linearization order.
+    pub prefix: Vec<OpSummary>,
+    /// Model states reachable at that point, just before `op` had to take effect.
+    pub states: Vec<String>,
+}
+
+/// A check's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub verdict: Verdict,
+    pub model: &'static str,
+    /// Operations in the history (including failed ones).
+    pub ops: usize,
+    /// Operations the search had to place (failed ops and indeterminate reads dropped).
+    pub ops_checked: usize,
+    pub partitions: usize,
+    pub steps: u64,
+    /// The largest memo table of any partition.
+    pub cache_entries_max: usize,
+    pub cache_bytes_max: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+/// Checks `history` against the model `kind`, starting from `initial` where the model
+/// takes one (`nil` when `None`; a map for multi-register).
+pub fn check(
+    kind: ModelKind,
+    initial: Option<&Value>,
+    history: &History,
+    options: &CheckOptions,
+) -> Result<Report, ModelError> {
+    let initial = initial.cloned().unwrap_or(Value::Nil);
+    match kind {
+        ModelKind::Register => check_model(RegisterModel::register(initial), history, options),
+        ModelKind::CasRegister => check_model(RegisterModel::cas_register(initial), history, options),
+        ModelKind::Kv => check_model(KvModel::default(), history, options),
+        ModelKind::MultiRegister => check_model(MultiRegisterModel::new(&initial), history, options),
+        ModelKind::Mutex => check_model(MutexModel, history, options),
+    }
+}
+
+/// Checks `history` against any model.
+pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions) -> Result<Report, ModelError> {
+    let partitions = partition(&model, history, options.split);
+    let mut report = Report {
+        verdict: Verdict::Pass,
+        model: model.name(),
+        ops: history.ops.len(),
+        ops_checked: 0,
+        partitions: partitions.len(),
+        steps: 0,
+        cache_entries_max: 0,
+        cache_bytes_max: 0,
+        unknown_reason: None,
+        explanation: None,
+    };
+    let mut steps_left = options.budget.steps_max;
+    let mut exhausted: Option<Exhausted> = None;
+    for (key, members) in &partitions {
+        let mut model = model.clone();
+        let (ops, origin) = compile(&mut model, history, members)?;
+        report.ops_checked += ops.len();
+        let (outcome, stats) = search::search(
+            &mut model,
+            &ops,
+            &mut steps_left,
+            options.budget.cache_bytes_max,
+            options.budget.steps_max,
+        );
+        note_stats(&mut report, &stats);
+        match outcome {
+            search::Outcome::Linearizable => {}
+            search::Outcome::Unknown(reason) => {
+                exhausted.get_or_insert(reason);
+                if matches!(reason, Exhausted::Steps { .. }) {
+                    break;
+                }
+            }
+            search::Outcome::NotLinearizable(stuck) => {
+                let explanation = Explanation {
+                    partition: key.as_ref().map(Value::to_string),
+                    op: OpSummary::of(&history.ops[origin[stuck.op]]),
+                    prefix: stuck
+                        .prefix
+                        .iter()
+                        .map(|i| OpSummary::of(&history.ops[origin[*i]]))
+                        .collect(),
+                    states: stuck.states.iter().map(|s| model.describe(s)).collect(),
+                };
+                let earlier = report
+                    .explanation
+                    .as_ref()
+                    .is_none_or(|e| explanation.op.index < e.op.index);
+                if earlier {
+                    report.explanation = Some(explanation);
+                }
+                report.verdict = Verdict::Violation;
+            }
+        }
+    }
+    if report.verdict == Verdict::Pass
+        && let Some(reason) = exhausted
+    {
+        report.verdict = Verdict::Unknown;
+        report.unknown_reason = Some(reason.to_string());
+    }
+    Ok(report)
+}
+
+fn note_stats(report: &mut Report, stats: &Stats) {
+    report.steps += stats.steps;
+    report.cache_entries_max = report.cache_entries_max.max(stats.cache_entries);
+    report.cache_bytes_max = report.cache_bytes_max.max(stats.cache_bytes);
+}
+
+type Partitions = Vec<(Option<Value>, Vec<usize>)>;
+
+/// Groups the operations that did not fail by key, when the model and options allow.
+fn partition<M: Model>(model: &M, history: &History, split: bool) -> Partitions {
+    let live: Vec<usize> = (0..history.ops.len())
+        .filter(|i| history.ops[*i].outcome != Outcome::Fail)
+        .collect();
+    if split {
+        let keys: Option<Vec<Value>> = live.iter().map(|i| model.partition_key(&history.ops[*i])).collect();
+        if let Some(keys) = keys {
+            let mut groups: BTreeMap<Value, Vec<usize>> = BTreeMap::new();
+            for (index, key) in live.iter().zip(keys) {
+                groups.entry(key).or_default().push(*index);
+            }
+            return groups.into_iter().map(|(key, members)| (Some(key), members)).collect();
+        }
+    }
+    vec![(None, live)]
+}
+
+/// Compiles a partition's operations; returns them with each one's index in the history.
+/// A partition's compiled operations, and each one's index in the history.
+type Compiled<O> = (Vec<SearchOp<O>>, Vec<usize>);
+
+fn compile<M: Model>(model: &mut M, history: &History, members: &[usize]) -> Result<Compiled<M::Op>, ModelError> {
+    let mut ops = Vec::with_capacity(members.len());
+    let mut origin = Vec::with_capacity(members.len());
+    for index in members {
+        let op = &history.ops[*index];
+        if let Some(compiled) = model.compile(op)? {
+            let ret = if op.outcome == Outcome::Ok {
+                op.complete_index
+            } else {
+                None
+            };
+            ops.push(SearchOp {
+                op: compiled,
+                call: op.invoke_index,
+                ret,
+            });
+            origin.push(*index);
+        }
+    }
+    Ok((ops, origin))
+}
+
+/// The report as text for a terminal.
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    let verdict = match report.verdict {
+        Verdict::Pass => "linearizable",
+        Verdict::Violation => "NOT linearizable",
+        Verdict::Unknown => "unknown",
+    };
+    out.push_str(&format!(
+        "{verdict}: {} ops ({} checked) against {}, {} partition(s), {} search steps\n",
+        report.ops, report.ops_checked, report.model, report.partitions, report.steps
+    ));
+    if let Some(reason) = &report.unknown_reason {
+        out.push_str(&format!("gave up: {reason}\n"));
+    }
+    if let Some(e) = &report.explanation {
+        if let Some(key) = &e.partition {
+            out.push_str(&format!("in the sub-history of key {key}:\n"));
+        }
+        out.push_str(&format!("first operation that cannot be linearized:\n  {}\n", e.op));
+        out.push_str(&format!("longest linearizable prefix found: {} ops", e.prefix.len()));
+        let shown = e.prefix.len().min(10);
+        if shown < e.prefix.len() {
+            out.push_str(&format!(", the last {shown}"));
+        }
+        out.push_str(":\n");
+        for op in &e.prefix[e.prefix.len() - shown..] {
+            out.push_str(&format!("  {op}\n"));
+        }
+        out.push_str("model states reachable there:\n");
+        for state in &e.states {
+            out.push_str(&format!("  {state}\n"));
+        }
+    }
+    out
+}

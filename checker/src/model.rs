@@ -1,0 +1,494 @@
+//! Sequential specifications: the models a history is checked against.
+//!
+//! A [`Model`] compiles each operation of a history into a compact form once, then the
+//! search calls [`Model::step`] millions of times. States are small, hashable values
+//! (interned ids), so the search's memo table stays compact.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use crate::history::{Op, Outcome};
+use crate::value::Value;
+
+/// An operation the model cannot interpret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ModelError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// A sequential specification.
+pub trait Model: Clone {
+    type State: Clone + Eq + Hash + Debug;
+    type Op: Clone + Debug + Eq + Hash;
+
+    /// The model's name as the CLI spells it.
+    fn name(&self) -> &'static str;
+
+    /// Compiles one operation (never a `fail`). `Ok(None)` drops an operation that
+    /// constrains nothing, such as an indeterminate read.
+    fn compile(&mut self, op: &Op) -> Result<Option<Self::Op>, ModelError>;
+
+    /// The initial state, called after every operation of the partition was compiled.
+    fn init(&mut self) -> Self::State;
+
+    /// The state after `op`, or `None` if `op` with its observed result cannot happen in
+    /// `state`.
+    fn step(&mut self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+
+    /// The key of the independent object this operation touches, if the model is
+    /// P-compositional (each key's sub-history can be checked on its own).
+    fn partition_key(&self, _op: &Op) -> Option<Value> {
+        None
+    }
+
+    /// A readable rendering of a state.
+    fn describe(&self, state: &Self::State) -> String;
+
+    /// Bytes a state owns on the heap, for the memory budget.
+    fn state_heap_bytes(&self, _state: &Self::State) -> usize {
+        0
+    }
+}
+
+/// Interns values as dense `u32` ids. Lookups go through a hash map that is never
+/// iterated; the id order is the order of first appearance, so it is deterministic.
+#[derive(Clone, Debug)]
+pub struct Interner<T: Hash + Eq + Clone> {
+    #[allow(clippy::disallowed_types)] // Only looked up, never iterated.
+    ids: std::collections::HashMap<T, u32>,
+    values: Vec<T>,
+}
+
+impl<T: Hash + Eq + Clone> Default for Interner<T> {
+    fn default() -> Self {
+        Interner {
+            ids: Default::default(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T: Hash + Eq + Clone> Interner<T> {
+    pub fn intern(&mut self, value: &T) -> u32 {
+        if let Some(id) = self.ids.get(value) {
+            return *id;
+        }
+        let id = self.values.len() as u32;
+        self.ids.insert(value.clone(), id);
+        self.values.push(value.clone());
+        id
+    }
+
+    pub fn intern_owned(&mut self, value: T) -> u32 {
+        if let Some(id) = self.ids.get(&value) {
+            return *id;
+        }
+        let id = self.values.len() as u32;
+        self.ids.insert(value.clone(), id);
+        self.values.push(value);
+        id
+    }
+
+    pub fn get(&self, id: u32) -> &T {
+        &self.values[id as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+fn bad(op: &Op, message: String) -> ModelError {
+    ModelError {
+        line: op.invoke_line,
+        message,
+    }
+}
+
+// ---------------------------------------------------------------- register, cas-register
+
+/// A single register: `read`, `write` and (for cas-register) `cas [from to]`.
+///
+/// A `nil` result of an ok read means "no value" when the register starts as `nil`; when
+/// it starts with a value, `nil` can never be read, and Knossos treats such a read as
+/// unknown, so do we.
+#[derive(Clone, Debug)]
+pub struct RegisterModel {
+    cas: bool,
+    initial: Value,
+    values: Interner<Value>,
+}
+
+/// A compiled register operation (value ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegisterOp {
+    Read(Option<u32>),
+    Write(u32),
+    Cas(u32, u32),
+}
+
+impl RegisterModel {
+    /// A read/write register.
+    pub fn register(initial: Value) -> Self {
+        RegisterModel {
+            cas: false,
+            initial,
+            values: Interner::default(),
+        }
+    }
+
+    /// A read/write/compare-and-set register.
+    pub fn cas_register(initial: Value) -> Self {
+        RegisterModel {
+            cas: true,
+            initial,
+            values: Interner::default(),
+        }
+    }
+}
+
+impl Model for RegisterModel {
+    type State = u32;
+    type Op = RegisterOp;
+
+    fn name(&self) -> &'static str {
+        if self.cas { "cas-register" } else { "register" }
+    }
+
+    fn compile(&mut self, op: &Op) -> Result<Option<RegisterOp>, ModelError> {
+        match op.f.as_str() {
+            "read" => {
+                if op.outcome != Outcome::Ok {
+                    return Ok(None);
+                }
+                if op.result.is_nil() && !self.initial.is_nil() {
+                    return Ok(Some(RegisterOp::Read(None)));
+                }
+                Ok(Some(RegisterOp::Read(Some(self.values.intern(&op.result)))))
+            }
+            "write" => Ok(Some(RegisterOp::Write(self.values.intern(&op.value)))),
+            "cas" if self.cas => {
+                let pair = op
+                    .value
+                    .as_vec()
+                    .filter(|items| items.len() == 2)
+                    .ok_or_else(|| bad(op, format!("a :cas needs a [from to] value, found {}", op.value)))?;
+                Ok(Some(RegisterOp::Cas(
+                    self.values.intern(&pair[0]),
+                    self.values.intern(&pair[1]),
+                )))
+            }
+            other => Err(bad(op, format!("the {} model has no operation :{other}", self.name()))),
+        }
+    }
+
+    fn init(&mut self) -> u32 {
+        self.values.intern(&self.initial.clone())
+    }
+
+    fn step(&mut self, state: &u32, op: &RegisterOp) -> Option<u32> {
+        match *op {
+            RegisterOp::Read(None) => Some(*state),
+            RegisterOp::Read(Some(value)) => (value == *state).then_some(*state),
+            RegisterOp::Write(value) => Some(value),
+            RegisterOp::Cas(from, to) => (from == *state).then_some(to),
+        }
+    }
+
+    fn describe(&self, state: &u32) -> String {
+        self.values.get(*state).to_string()
+    }
+}
+
+// ---------------------------------------------------------------- kv
+
+/// A map of string registers: `get`, `put`, `append` per key, every key starting as "".
+/// P-compositional: each key is checked on its own unless splitting is turned off.
+#[derive(Clone, Debug, Default)]
+pub struct KvModel {
+    keys: Interner<Value>,
+    strings: Interner<Box<str>>,
+    #[allow(clippy::disallowed_types)] // Only looked up, never iterated.
+    appended: std::collections::HashMap<(u32, u32), u32>,
+}
+
+/// A compiled kv operation: key id and string id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KvOp {
+    Get { key: u32, value: u32 },
+    Put { key: u32, value: u32 },
+    Append { key: u32, suffix: u32 },
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::Nil => String::new(),
+        Value::Str(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Model for KvModel {
+    type State = Box<[u32]>;
+    type Op = KvOp;
+
+    fn name(&self) -> &'static str {
+        "kv"
+    }
+
+    fn compile(&mut self, op: &Op) -> Result<Option<KvOp>, ModelError> {
+        let Some(key) = &op.key else {
+            return Err(bad(op, format!("a kv :{} needs a :key", op.f)));
+        };
+        if self.strings.is_empty() {
+            self.strings.intern_owned(Box::from(""));
+        }
+        let key = self.keys.intern(key);
+        Ok(Some(match op.f.as_str() {
+            "get" | "read" => {
+                if op.outcome != Outcome::Ok {
+                    return Ok(None);
+                }
+                KvOp::Get {
+                    key,
+                    value: self.strings.intern_owned(text_of(&op.result).into()),
+                }
+            }
+            "put" | "write" => KvOp::Put {
+                key,
+                value: self.strings.intern_owned(text_of(&op.value).into()),
+            },
+            "append" => KvOp::Append {
+                key,
+                suffix: self.strings.intern_owned(text_of(&op.value).into()),
+            },
+            other => return Err(bad(op, format!("the kv model has no operation :{other}"))),
+        }))
+    }
+
+    fn init(&mut self) -> Box<[u32]> {
+        if self.strings.is_empty() {
+            self.strings.intern_owned(Box::from(""));
+        }
+        vec![0; self.keys.len()].into_boxed_slice()
+    }
+
+    fn step(&mut self, state: &Box<[u32]>, op: &KvOp) -> Option<Box<[u32]>> {
+        match *op {
+            KvOp::Get { key, value } => (state[key as usize] == value).then(|| state.clone()),
+            KvOp::Put { key, value } => {
+                let mut next = state.clone();
+                next[key as usize] = value;
+                Some(next)
+            }
+            KvOp::Append { key, suffix } => {
+                let current = state[key as usize];
+                let joined = match self.appended.get(&(current, suffix)) {
+                    Some(id) => *id,
+                    None => {
+                        let text = format!("{}{}", self.strings.get(current), self.strings.get(suffix));
+                        let id = self.strings.intern_owned(text.into_boxed_str());
+                        self.appended.insert((current, suffix), id);
+                        id
+                    }
+                };
+                let mut next = state.clone();
+                next[key as usize] = joined;
+                Some(next)
+            }
+        }
+    }
+
+    fn partition_key(&self, op: &Op) -> Option<Value> {
+        op.key.clone()
+    }
+
+    fn describe(&self, state: &Box<[u32]>) -> String {
+        let entries: Vec<String> = state
+            .iter()
+            .enumerate()
+            .map(|(key, value)| format!("{} {:?}", self.keys.get(key as u32), self.strings.get(*value)))
+            .collect();
+        format!("{{{}}}", entries.join(", "))
+    }
+
+    fn state_heap_bytes(&self, state: &Box<[u32]>) -> usize {
+        state.len() * 4
+    }
+}
+
+// ---------------------------------------------------------------- multi-register
+
+/// Named registers read and written by atomic transactions:
+/// `:txn [[:read k v] [:write k v] ...]`, applied in order.
+#[derive(Clone, Debug)]
+pub struct MultiRegisterModel {
+    initial: Vec<(Value, Value)>,
+    keys: Interner<Value>,
+    values: Interner<Value>,
+}
+
+/// One step of a compiled transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Micro {
+    Read { key: u32, value: Option<u32> },
+    Write { key: u32, value: u32 },
+}
+
+impl MultiRegisterModel {
+    /// Registers start with the values in `initial` (a map), `nil` otherwise.
+    pub fn new(initial: &Value) -> Self {
+        let initial = match initial {
+            Value::Map(entries) => entries.clone(),
+            _ => Vec::new(),
+        };
+        MultiRegisterModel {
+            initial,
+            keys: Interner::default(),
+            values: Interner::default(),
+        }
+    }
+
+    fn initial_of(&self, key: &Value) -> Value {
+        let name = key.as_name();
+        self.initial
+            .iter()
+            .find(|(k, _)| k == key || (name.is_some() && k.as_name() == name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or(Value::Nil)
+    }
+}
+
+impl Model for MultiRegisterModel {
+    type State = Box<[u32]>;
+    type Op = Box<[Micro]>;
+
+    fn name(&self) -> &'static str {
+        "multi-register"
+    }
+
+    fn compile(&mut self, op: &Op) -> Result<Option<Box<[Micro]>>, ModelError> {
+        if op.f != "txn" {
+            return Err(bad(op, format!("the multi-register model has no operation :{}", op.f)));
+        }
+        let source = if op.outcome == Outcome::Ok {
+            &op.result
+        } else {
+            &op.value
+        };
+        let items = source
+            .as_vec()
+            .ok_or_else(|| bad(op, format!("a :txn needs a vector of micro-ops, found {source}")))?;
+        let mut micros = Vec::with_capacity(items.len());
+        for item in items {
+            let parts = item
+                .as_vec()
+                .filter(|p| p.len() == 3)
+                .ok_or_else(|| bad(op, format!("bad micro-op {item}")))?;
+            let key = self.keys.intern(&parts[1]);
+            match parts[0].as_name() {
+                Some("read" | "r") => {
+                    // A nil read is unknown unless the register starts as nil (see RegisterModel).
+                    let nil_is_unknown = parts[2].is_nil() && !self.initial_of(&parts[1]).is_nil();
+                    let known = op.outcome == Outcome::Ok && !nil_is_unknown;
+                    let value = known.then(|| self.values.intern(&parts[2]));
+                    micros.push(Micro::Read { key, value });
+                }
+                Some("write" | "w") => micros.push(Micro::Write {
+                    key,
+                    value: self.values.intern(&parts[2]),
+                }),
+                _ => return Err(bad(op, format!("bad micro-op {item}, expected :read or :write"))),
+            }
+        }
+        Ok(Some(micros.into_boxed_slice()))
+    }
+
+    fn init(&mut self) -> Box<[u32]> {
+        (0..self.keys.len() as u32)
+            .map(|key| {
+                let initial = self.initial_of(&self.keys.get(key).clone());
+                self.values.intern(&initial)
+            })
+            .collect()
+    }
+
+    fn step(&mut self, state: &Box<[u32]>, op: &Box<[Micro]>) -> Option<Box<[u32]>> {
+        let mut next = state.clone();
+        for micro in op.iter() {
+            match *micro {
+                Micro::Read {
+                    key,
+                    value: Some(value),
+                } if next[key as usize] != value => return None,
+                Micro::Read { .. } => {}
+                Micro::Write { key, value } => next[key as usize] = value,
+            }
+        }
+        Some(next)
+    }
+
+    fn describe(&self, state: &Box<[u32]>) -> String {
+        let entries: Vec<String> = state
+            .iter()
+            .enumerate()
+            .map(|(key, value)| format!("{} {}", self.keys.get(key as u32), self.values.get(*value)))
+            .collect();
+        format!("{{{}}}", entries.join(", "))
+    }
+
+    fn state_heap_bytes(&self, state: &Box<[u32]>) -> usize {
+        state.len() * 4
+    }
+}
+
+// ---------------------------------------------------------------- mutex
+
+/// A lock: `acquire` succeeds only when free, `release` only when held.
+#[derive(Clone, Debug, Default)]
+pub struct MutexModel;
+
+/// A compiled mutex operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MutexOp {
+    Acquire,
+    Release,
+}
+
+impl Model for MutexModel {
+    type State = bool;
+    type Op = MutexOp;
+
+    fn name(&self) -> &'static str {
+        "mutex"
+    }
+
+    fn compile(&mut self, op: &Op) -> Result<Option<MutexOp>, ModelError> {
+        match op.f.as_str() {
+            "acquire" | "lock" => Ok(Some(MutexOp::Acquire)),
+            "release" | "unlock" => Ok(Some(MutexOp::Release)),
+            other => Err(bad(op, format!("the mutex model has no operation :{other}"))),
+        }
+    }
+
+    fn init(&mut self) -> bool {
+        false
+    }
+
+    fn step(&mut self, held: &bool, op: &MutexOp) -> Option<bool> {
+        match op {
+            MutexOp::Acquire => (!held).then_some(true),
+            MutexOp::Release => held.then_some(false),
+        }
+    }
+
+    fn describe(&self, held: &bool) -> String {
+        if *held { "held".into() } else { "free".into() }
+    }
+}

@@ -1,0 +1,495 @@
+//! The Wing–Gong–Lowe linearizability search.
+//!
+//! Operations become call and return entries in a doubly linked list, in input order.
+//! The search walks the list from the front: a call entry may be linearized now if the
+//! model accepts it in the current state; linearizing it lifts its call and return out of
+//! the list and restarts from the front. Reaching a return entry means its operation
+//! should have been linearized already: backtrack to the last choice and try the next
+//! call instead. Lowe's memoization skips every configuration (set of linearized
+//! operations, model state) seen before, or dominated by one seen before (see [`Memo`]),
+//! which makes the search polynomial in practice.
+//!
+//! Indeterminate operations have a call and no return: they may be linearized at any
+//! point after their invocation, or never, and the search succeeds once every return is
+//! passed. They are kept apart from the list, grouped into classes of identical
+//! operations (two indeterminate writes of the same value are interchangeable), and a
+//! class's members are only ever linearized in invocation order: swapping two identical
+//! operations without returns keeps a linearization valid, so this loses nothing and
+//! turns 2^k subsets into k+1 counts. They are tried after the determinate candidates.
+//!
+//! The budget is counted in search steps and memo bytes, never in wall-clock time, so the
+//! verdict of a check is a function of its input alone.
+
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+
+use crate::model::Model;
+
+/// Limits on one check's work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Budget {
+    /// Search steps (entries visited) over all partitions.
+    pub steps_max: u64,
+    /// Bytes of memo table per partition.
+    pub cache_bytes_max: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            steps_max: 200_000_000,
+            cache_bytes_max: 40 << 20,
+        }
+    }
+}
+
+/// Why a search gave up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "budget", rename_all = "snake_case")]
+pub enum Exhausted {
+    Steps { limit: u64 },
+    Memory { limit_bytes: usize },
+}
+
+impl std::fmt::Display for Exhausted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exhausted::Steps { limit } => write!(f, "the search budget of {limit} steps was spent"),
+            Exhausted::Memory { limit_bytes } => {
+                write!(f, "the memo table reached its limit of {} MiB", limit_bytes >> 20)
+            }
+        }
+    }
+}
+
+/// One operation as the search sees it.
+#[derive(Clone, Debug)]
+pub struct SearchOp<O> {
+    pub op: O,
+    /// Input position of the invocation.
+    pub call: usize,
+    /// Input position of the completion; `None` for an indeterminate operation.
+    pub ret: Option<usize>,
+}
+
+/// Where the search got furthest before failing.
+#[derive(Clone, Debug)]
+pub struct Stuck<S> {
+    /// The operation whose return no linearization could pass.
+    pub op: usize,
+    /// The linearization that got there (operation indices in order).
+    pub prefix: Vec<usize>,
+    /// Distinct model states in which the search stood there (at most [`STATES_MAX`]).
+    pub states: Vec<S>,
+}
+
+/// How many distinct states an explanation keeps.
+pub const STATES_MAX: usize = 8;
+
+/// A search's answer.
+#[derive(Clone, Debug)]
+pub enum Outcome<S> {
+    Linearizable,
+    NotLinearizable(Stuck<S>),
+    Unknown(Exhausted),
+}
+
+/// Work done by one search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub steps: u64,
+    pub cache_entries: usize,
+    pub cache_bytes: usize,
+}
+
+const HEAD: usize = 0;
+const TAIL: usize = 1;
+const NONE: u32 = u32::MAX;
+
+/// The determinate operations' call and return entries, as a doubly linked list.
+struct List {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// For each entry: its operation, its input position, and whether it is a call.
+    op: Vec<u32>,
+    pos: Vec<usize>,
+    is_call: Vec<bool>,
+    /// For a call entry: its return entry.
+    partner: Vec<u32>,
+}
+
+impl List {
+    fn build<O>(ops: &[SearchOp<O>]) -> List {
+        let mut events: Vec<(usize, bool, u32)> = Vec::with_capacity(ops.len() * 2);
+        for (index, op) in ops.iter().enumerate() {
+            if let Some(ret) = op.ret {
+                events.push((op.call, true, index as u32));
+                events.push((ret, false, index as u32));
+            }
+        }
+        // Input positions are distinct; at a tie (only possible with synthetic positions)
+        // calls go first, which makes the operations concurrent: the permissive choice.
+        events.sort_by_key(|(pos, is_call, _)| (*pos, !*is_call));
+        let count = events.len() + 2;
+        let mut list = List {
+            next: vec![NONE; count],
+            prev: vec![NONE; count],
+            op: vec![NONE; count],
+            pos: vec![usize::MAX; count],
+            is_call: vec![false; count],
+            partner: vec![NONE; count],
+        };
+        let mut call_entry = vec![NONE; ops.len()];
+        let mut previous = HEAD;
+        for (offset, (pos, is_call, op)) in events.iter().enumerate() {
+            let entry = offset + 2;
+            list.op[entry] = *op;
+            list.pos[entry] = *pos;
+            list.is_call[entry] = *is_call;
+            if *is_call {
+                call_entry[*op as usize] = entry as u32;
+            } else {
+                list.partner[call_entry[*op as usize] as usize] = entry as u32;
+            }
+            list.next[previous] = entry as u32;
+            list.prev[entry] = previous as u32;
+            previous = entry;
+        }
+        list.next[previous] = TAIL as u32;
+        list.prev[TAIL] = previous as u32;
+        list
+    }
+
+    fn unlink(&mut self, entry: usize) {
+        let (prev, next) = (self.prev[entry], self.next[entry]);
+        self.next[prev as usize] = next;
+        self.prev[next as usize] = prev;
+    }
+
+    fn relink(&mut self, entry: usize) {
+        let (prev, next) = (self.prev[entry], self.next[entry]);
+        self.next[prev as usize] = entry as u32;
+        self.prev[next as usize] = entry as u32;
+    }
+
+    fn lift(&mut self, call: usize) {
+        self.unlink(call);
+        self.unlink(self.partner[call] as usize);
+    }
+
+    fn unlift(&mut self, call: usize) {
+        self.relink(self.partner[call] as usize);
+        self.relink(call);
+    }
+}
+
+/// Indeterminate operations, grouped into classes of identical operations, each class in
+/// invocation order. `used[c]` members of class `c` are linearized: always the first ones.
+struct Classes {
+    members: Vec<Vec<u32>>,
+    used: Vec<u32>,
+}
+
+impl Classes {
+    fn build<O: Eq + Hash + Clone>(ops: &[SearchOp<O>]) -> Classes {
+        let mut interner: crate::model::Interner<O> = crate::model::Interner::default();
+        let mut members: Vec<Vec<u32>> = Vec::new();
+        for (index, op) in ops.iter().enumerate() {
+            if op.ret.is_none() {
+                let class = interner.intern(&op.op) as usize;
+                if class == members.len() {
+                    members.push(Vec::new());
+                }
+                members[class].push(index as u32);
+            }
+        }
+        for class in &mut members {
+            class.sort_by_key(|op| ops[*op as usize].call);
+        }
+        let used = vec![0; members.len()];
+        Classes { members, used }
+    }
+
+    /// The next member of `class` to linearize, if it was invoked before `before`.
+    fn candidate<O>(&self, class: usize, before: usize, ops: &[SearchOp<O>]) -> Option<usize> {
+        let op = *self.members[class].get(self.used[class] as usize)? as usize;
+        (ops[op].call < before).then_some(op)
+    }
+}
+
+/// The memo table: configurations already explored.
+///
+/// A configuration is the set of determinate operations linearized, the model state and
+/// how many members of each indeterminate class were linearized. The first two are the
+/// key; for the counts a list is kept per key, because a configuration is dominated by an
+/// explored one with the same key and no larger counts: everything reachable from more
+/// linearized indeterminate operations is reachable from fewer, which may still linearize
+/// the difference, or never (they are optional, and have no return to block anything).
+///
+/// The determinate set is stored compactly: the index of its first word that is not all
+/// ones, and the words from there to its last non-zero word. Operations are linearized
+/// roughly in order, so this is one or two words whatever the history's length.
+struct Memo<S> {
+    table: HashTable<Slot<S>>,
+    hasher: FxBuildHasher,
+    bytes: usize,
+    counts_bytes: usize,
+}
+
+struct Slot<S> {
+    first_word: u32,
+    window: Box<[u64]>,
+    state: S,
+    counts: Vec<Box<[u32]>>,
+}
+
+fn window(bits: &[u64]) -> (u32, &[u64]) {
+    let first = bits.iter().position(|w| *w != u64::MAX).unwrap_or(bits.len());
+    let last = bits.iter().rposition(|w| *w != 0).map_or(first, |l| (l + 1).max(first));
+    (first as u32, &bits[first..last])
+}
+
+fn dominates(explored: &[u32], current: &[u32]) -> bool {
+    explored.iter().zip(current).all(|(e, c)| e <= c)
+}
+
+impl<S: Eq + Hash + Clone> Memo<S> {
+    fn new(classes: usize) -> Self {
+        let counts_bytes = if classes > 0 { classes * 4 + 16 + 24 } else { 0 };
+        Memo {
+            table: HashTable::new(),
+            hasher: FxBuildHasher,
+            bytes: 0,
+            counts_bytes,
+        }
+    }
+
+    /// Records the configuration; false if it, or one dominating it, was seen before.
+    fn insert(&mut self, determinate: &[u64], state: &S, counts: &[u32], state_heap_bytes: usize) -> bool {
+        let (first_word, window) = window(determinate);
+        let hash = self.hasher.hash_one((first_word, window, state));
+        let found = self.table.find_mut(hash, |slot| {
+            slot.first_word == first_word && &*slot.window == window && slot.state == *state
+        });
+        if let Some(slot) = found {
+            if slot.counts.iter().any(|explored| dominates(explored, counts)) {
+                return false;
+            }
+            // The new configuration dominates any explored one it is below.
+            slot.counts.retain(|explored| !dominates(counts, explored));
+            slot.counts.push(Box::from(counts));
+            self.bytes += self.counts_bytes;
+            return true;
+        }
+        let hasher = self.hasher;
+        let slot = Slot {
+            first_word,
+            window: Box::from(window),
+            state: state.clone(),
+            counts: vec![Box::from(counts)],
+        };
+        self.bytes += std::mem::size_of::<Slot<S>>() + 2 + window.len() * 8 + 16 + self.counts_bytes + state_heap_bytes;
+        self.table.insert_unique(hash, slot, |slot| {
+            hasher.hash_one((slot.first_word, &*slot.window, &slot.state))
+        });
+        true
+    }
+}
+
+/// Which alternative a configuration on the stack took, so the search can resume after it.
+#[derive(Clone, Copy)]
+enum Choice {
+    /// The call entry of a determinate operation.
+    Determinate(usize),
+    /// The next member of an indeterminate class.
+    Indeterminate { class: usize },
+}
+
+/// Where the scan of a configuration's alternatives stands: first the indeterminate
+/// classes (an indeterminate operation that took effect is usually needed soon), then the
+/// determinate calls up to the first return.
+#[derive(Clone, Copy)]
+enum Cursor {
+    Class(usize),
+    Entry(usize),
+}
+
+/// Searches for a linearization of `ops` from the model's initial state.
+pub fn search<M: Model>(
+    model: &mut M,
+    ops: &[SearchOp<M::Op>],
+    steps_left: &mut u64,
+    cache_bytes_max: usize,
+    steps_limit: u64,
+) -> (Outcome<M::State>, Stats) {
+    let mut list = List::build(ops);
+    let mut classes = Classes::build(ops);
+    let determinate_count = ops.iter().filter(|op| op.ret.is_some()).count();
+    // Bit of each determinate operation: its rank in invocation order.
+    let mut bit = vec![usize::MAX; ops.len()];
+    let mut determinate_ops: Vec<usize> = (0..ops.len()).filter(|i| ops[*i].ret.is_some()).collect();
+    determinate_ops.sort_by_key(|i| ops[*i].call);
+    for (rank, op) in determinate_ops.iter().enumerate() {
+        bit[*op] = rank;
+    }
+    let mut linearized = vec![0u64; determinate_count.div_ceil(64)];
+    let mut memo: Memo<M::State> = Memo::new(classes.members.len());
+    let mut stats = Stats::default();
+    let mut state = model.init();
+    let mut stack: Vec<(Choice, M::State)> = Vec::new();
+    let mut returns_left = determinate_count;
+    let mut stuck: Option<(usize, Stuck<M::State>)> = None;
+    let mut cursor = Cursor::Class(0);
+    let outcome = loop {
+        if returns_left == 0 {
+            break Outcome::Linearizable;
+        }
+        if *steps_left == 0 {
+            break Outcome::Unknown(Exhausted::Steps { limit: steps_limit });
+        }
+        *steps_left -= 1;
+        stats.steps += 1;
+        let (choice, op) = match cursor {
+            Cursor::Class(class) if class < classes.members.len() => {
+                cursor = Cursor::Class(class + 1);
+                match classes.candidate(class, list.pos[first_return(&list)], ops) {
+                    Some(op) => (Choice::Indeterminate { class }, op),
+                    None => continue,
+                }
+            }
+            Cursor::Class(_) => {
+                cursor = Cursor::Entry(list.next[HEAD] as usize);
+                continue;
+            }
+            Cursor::Entry(entry) if list.is_call[entry] => {
+                cursor = Cursor::Entry(list.next[entry] as usize);
+                (Choice::Determinate(entry), list.op[entry] as usize)
+            }
+            Cursor::Entry(stop_entry) => {
+                // Every alternative here is exhausted: the return at `stop_entry` blocks.
+                note_stuck(
+                    &mut stuck,
+                    ops,
+                    list.op[stop_entry] as usize,
+                    &stack,
+                    &list,
+                    &classes,
+                    &state,
+                );
+                let Some((choice, previous_state)) = stack.pop() else {
+                    let (_, found) = stuck.expect("noted just above");
+                    break Outcome::NotLinearizable(found);
+                };
+                state = previous_state;
+                cursor = match choice {
+                    Choice::Determinate(call) => {
+                        mark(
+                            choice,
+                            list.op[call] as usize,
+                            false,
+                            &mut linearized,
+                            &bit,
+                            &mut classes,
+                        );
+                        list.unlift(call);
+                        returns_left += 1;
+                        Cursor::Entry(list.next[call] as usize)
+                    }
+                    Choice::Indeterminate { class } => {
+                        mark(choice, usize::MAX, false, &mut linearized, &bit, &mut classes);
+                        Cursor::Class(class + 1)
+                    }
+                };
+                continue;
+            }
+        };
+        let Some(next_state) = model.step(&state, &ops[op].op) else {
+            continue;
+        };
+        mark(choice, op, true, &mut linearized, &bit, &mut classes);
+        let heap_bytes = model.state_heap_bytes(&next_state);
+        if !memo.insert(&linearized, &next_state, &classes.used, heap_bytes) {
+            mark(choice, op, false, &mut linearized, &bit, &mut classes);
+            continue;
+        }
+        if memo.bytes > cache_bytes_max {
+            break Outcome::Unknown(Exhausted::Memory {
+                limit_bytes: cache_bytes_max,
+            });
+        }
+        stack.push((choice, std::mem::replace(&mut state, next_state)));
+        if let Choice::Determinate(call) = choice {
+            list.lift(call);
+            returns_left -= 1;
+        }
+        cursor = Cursor::Class(0);
+    };
+    stats.cache_entries = memo.table.len();
+    stats.cache_bytes = memo.bytes;
+    (outcome, stats)
+}
+
+/// The first return entry in the list: nothing invoked after it can go next.
+fn first_return(list: &List) -> usize {
+    let mut entry = list.next[HEAD] as usize;
+    while list.is_call[entry] {
+        entry = list.next[entry] as usize;
+    }
+    entry
+}
+
+/// Marks (`taken`) or unmarks the operation a choice linearizes: its bit for a
+/// determinate operation, its class's count for an indeterminate one.
+fn mark(choice: Choice, op: usize, taken: bool, linearized: &mut [u64], bit: &[usize], classes: &mut Classes) {
+    match choice {
+        Choice::Determinate(_) => linearized[bit[op] / 64] ^= 1 << (bit[op] % 64),
+        Choice::Indeterminate { class, .. } if taken => classes.used[class] += 1,
+        Choice::Indeterminate { class, .. } => classes.used[class] -= 1,
+    }
+}
+
+/// Remembers the furthest return the search was stopped by: the operation no
+/// linearization could get past is the first one that cannot be linearized.
+fn note_stuck<O, S: Clone + Eq>(
+    stuck: &mut Option<(usize, Stuck<S>)>,
+    ops: &[SearchOp<O>],
+    op: usize,
+    stack: &[(Choice, S)],
+    list: &List,
+    classes: &Classes,
+    state: &S,
+) {
+    let position = ops[op].ret.expect("a return entry has a return position");
+    match stuck {
+        Some((best, found)) if *best == position => {
+            if found.states.len() < STATES_MAX && !found.states.contains(state) {
+                found.states.push(state.clone());
+            }
+        }
+        Some((best, _)) if *best > position => {}
+        _ => {
+            // Replay the stack's choices to name the operations in linearization order.
+            let mut taken = vec![0u32; classes.members.len()];
+            let prefix = stack
+                .iter()
+                .map(|(choice, _)| match *choice {
+                    Choice::Determinate(call) => list.op[call] as usize,
+                    Choice::Indeterminate { class, .. } => {
+                        taken[class] += 1;
+                        classes.members[class][taken[class] as usize - 1] as usize
+                    }
+                })
+                .collect();
+            *stuck = Some((
+                position,
+                Stuck {
+                    op,
+                    prefix,
+                    states: vec![state.clone()],
+                },
+            ));
+        }
+    }
+}
