@@ -22,6 +22,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Check a recorded history for linearizability.
+    #[command(
+        after_help = "Examples:\n  dsim check history.edn --initial 0\n  dsim check etcd_000.log --model cas-register --json\n\nExit codes: 0 linearizable, 1 not linearizable, 2 bad input, 3 unknown (budget spent)."
+    )]
+    Check(crate::check_cmd::CheckArgs),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -38,6 +43,9 @@ pub enum BenchCommand {
     /// The engine alone: five nodes relaying messages with random delays.
     #[command(after_help = "Example:\n  dsim bench engine --json")]
     Engine(EngineBenchArgs),
+    /// The linearizability checker on generated histories.
+    #[command(after_help = "Example:\n  dsim bench checker --json")]
+    Checker(crate::check_cmd::CheckerBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -68,6 +76,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
 
 fn run(cli: Cli) -> u8 {
     match cli.command {
+        Command::Check(args) => crate::check_cmd::run(&args),
+        Command::Bench(BenchCommand::Checker(args)) => crate::check_cmd::bench(&args),
         Command::Bench(BenchCommand::Engine(args)) => {
             let result = crate::bench::engine(args.events, args.seed);
             if args.json {

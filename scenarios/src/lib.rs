@@ -4,5 +4,6 @@
 //! command line, reads the wall clock for benchmarks and progress, and prints.
 
 pub mod bench;
+pub mod check_cmd;
 pub mod cli;
 pub mod sysinfo;

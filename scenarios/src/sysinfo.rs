@@ -15,3 +15,9 @@ pub fn rss_bytes() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// Resets the peak resident memory counter (Linux: `5` into `clear_refs`), so that the
+/// next [`peak_rss_bytes`] measures from here. Does nothing where unsupported.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}

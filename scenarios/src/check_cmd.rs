@@ -1,0 +1,352 @@
+//! `dsim check`: judge a recorded history; `dsim bench checker`: the checker's throughput.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use checker::generate::{Config, Shape, corrupt_one_read, generate};
+use checker::history::{Event, History, HistoryBuilder};
+use checker::import::{Format, detect_format, parse_history};
+use checker::{Budget, CheckOptions, ModelKind, Report, Verdict};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::cli::exit;
+use crate::sysinfo::{peak_rss_bytes, reset_peak_rss};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Auto,
+    Edn,
+    JepsenLog,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    Register,
+    CasRegister,
+    Kv,
+    MultiRegister,
+    Mutex,
+}
+
+impl ModelArg {
+    fn kind(self) -> ModelKind {
+        match self {
+            ModelArg::Register => ModelKind::Register,
+            ModelArg::CasRegister => ModelKind::CasRegister,
+            ModelArg::Kv => ModelKind::Kv,
+            ModelArg::MultiRegister => ModelKind::MultiRegister,
+            ModelArg::Mutex => ModelKind::Mutex,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The history: Jepsen EDN, a Jepsen console log, or dsim's JSON lines.
+    pub file: PathBuf,
+    /// The file's format (inferred from its name and content when auto).
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
+    /// The model to check against (inferred from the operations when not given).
+    #[arg(long, value_enum)]
+    pub model: Option<ModelArg>,
+    /// The initial value, as EDN: `0`, `nil`, or `{:x 0 :y 0}` for multi-register.
+    #[arg(long)]
+    pub initial: Option<String>,
+    /// Search steps before the answer is "unknown".
+    #[arg(long, default_value_t = Budget::default().steps_max)]
+    pub budget_steps: u64,
+    /// Memo table size per key, in MiB, before the answer is "unknown".
+    #[arg(long, default_value_t = (Budget::default().cache_bytes_max >> 20) as u64)]
+    pub budget_memory_mb: u64,
+    /// Check the whole history as one object even where the model splits by key.
+    #[arg(long)]
+    pub no_split: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dsim check`'s JSON output: the checker's report plus what was inferred.
+#[derive(Serialize)]
+struct CheckOutput<'a> {
+    file: String,
+    format: &'static str,
+    format_inferred: bool,
+    model_inferred: bool,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+/// Runs `dsim check`; returns the exit code.
+pub fn run(args: &CheckArgs) -> u8 {
+    match check_file(args) {
+        Ok((output, text)) => {
+            if args.json {
+                println!("{}", serde_json::to_string(&output.0).expect("serialisable"));
+            } else {
+                print!("{text}");
+            }
+            match output.1 {
+                Verdict::Pass => exit::PASS,
+                Verdict::Violation => exit::VIOLATION,
+                Verdict::Unknown => exit::UNKNOWN,
+            }
+        }
+        Err(message) => {
+            eprintln!("dsim check: {message}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+type Checked = ((serde_json::Value, Verdict), String);
+
+fn check_file(args: &CheckArgs) -> Result<Checked, String> {
+    let name = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let (format, format_inferred) = match args.format {
+        FormatArg::Auto => (detect_format(Some(&name), &text), true),
+        FormatArg::Edn => (Format::Edn, false),
+        FormatArg::JepsenLog => (Format::JepsenLog, false),
+        FormatArg::Json => (Format::Json, false),
+    };
+    let history = parse_history(&text, format).map_err(|e| format!("{name}:{}:{}: {}", e.line, e.column, e.message))?;
+    let initial = match &args.initial {
+        Some(text) => Some(checker::edn::parse(text).map_err(|e| format!("--initial {text:?}: {e}"))?),
+        None => None,
+    };
+    let (kind, model_inferred) = match args.model {
+        Some(model) => (model.kind(), false),
+        None => (ModelKind::infer(&history), true),
+    };
+    let options = CheckOptions {
+        budget: Budget {
+            steps_max: args.budget_steps,
+            cache_bytes_max: (args.budget_memory_mb as usize) << 20,
+        },
+        split: !args.no_split,
+    };
+    let report = checker::check(kind, initial.as_ref(), &history, &options)
+        .map_err(|e| format!("{name}:{}: {}", e.line, e.message))?;
+    let mut text = String::new();
+    let said = |inferred: bool| if inferred { " (inferred)" } else { "" };
+    text.push_str(&format!(
+        "file: {name}\nformat: {}{}\n",
+        format.name(),
+        said(format_inferred)
+    ));
+    text.push_str(&format!("model: {}{}\n", kind.name(), said(model_inferred)));
+    text.push_str(&checker::render_text(&report));
+    let output = CheckOutput {
+        file: name,
+        format: format.name(),
+        format_inferred,
+        model_inferred,
+        report: &report,
+    };
+    let json = serde_json::to_value(&output).expect("serialisable");
+    Ok(((json, report.verdict), text))
+}
+
+// ---------------------------------------------------------------- bench checker
+
+#[derive(Args, Debug)]
+pub struct CheckerBenchArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the 100,000-operation history (the slowest case).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// One benchmark case.
+#[derive(Debug, Serialize)]
+pub struct CaseResult {
+    pub name: &'static str,
+    pub histories: usize,
+    pub ops: usize,
+    pub wall_s: f64,
+    pub ops_per_sec: f64,
+    pub memo_bytes_max: usize,
+    pub steps: u64,
+    /// Peak resident memory while this case ran (the process's baseline included).
+    pub peak_rss_bytes: Option<u64>,
+    pub verdicts: String,
+    /// Porcupine's time on a history of this shape on this machine, where known.
+    pub porcupine_s: Option<f64>,
+    pub speedup_vs_porcupine: Option<f64>,
+}
+
+/// What `dsim bench checker` measured.
+#[derive(Debug, Serialize)]
+pub struct CheckerBench {
+    pub cases: Vec<CaseResult>,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+fn build(events: Vec<Event>) -> History {
+    let mut builder = HistoryBuilder::default();
+    for event in events {
+        builder.push(event).expect("generated histories follow the conventions");
+    }
+    builder.finish()
+}
+
+fn run_case(
+    name: &'static str,
+    histories: &[History],
+    kind: ModelKind,
+    split: bool,
+    porcupine_s: Option<f64>,
+) -> CaseResult {
+    let options = CheckOptions {
+        split,
+        ..CheckOptions::default()
+    };
+    reset_peak_rss();
+    let started = Instant::now();
+    let reports: Vec<Report> = histories
+        .iter()
+        .map(|h| checker::check(kind, None, h, &options).expect("generated histories fit the model"))
+        .collect();
+    let wall_s = started.elapsed().as_secs_f64();
+    let ops: usize = histories.iter().map(|h| h.ops.len()).sum();
+    let count = |v: Verdict| reports.iter().filter(|r| r.verdict == v).count();
+    CaseResult {
+        name,
+        histories: histories.len(),
+        ops,
+        wall_s,
+        ops_per_sec: ops as f64 / wall_s,
+        memo_bytes_max: reports.iter().map(|r| r.cache_bytes_max).max().unwrap_or(0),
+        steps: reports.iter().map(|r| r.steps).sum(),
+        peak_rss_bytes: peak_rss_bytes(),
+        verdicts: format!(
+            "{} pass, {} violation, {} unknown",
+            count(Verdict::Pass),
+            count(Verdict::Violation),
+            count(Verdict::Unknown)
+        ),
+        porcupine_s,
+        speedup_vs_porcupine: porcupine_s.map(|p| p / wall_s),
+    }
+}
+
+/// Runs the checker benchmark on generated histories of the shapes in the issue.
+pub fn bench_checker(quick: bool) -> CheckerBench {
+    // Like Porcupine's etcd suite, a mix of linearizable and non-linearizable histories:
+    // every other one has a read altered to a value never written.
+    let etcd: Vec<History> = (0..102u64)
+        .map(|seed| {
+            let ops = 73 + (seed as usize % 18);
+            let mut events = generate(&Config {
+                shape: Shape::CasRegister,
+                ops,
+                clients: 5,
+                info_rate: 0.15,
+                seed,
+            });
+            if seed % 2 == 1 {
+                corrupt_one_read(&mut events, seed);
+            }
+            build(events)
+        })
+        .collect();
+    let kv_split = vec![build(generate(&Config {
+        shape: Shape::Kv { keys: 10 },
+        ops: 1712,
+        clients: 50,
+        info_rate: 0.05,
+        seed: 1,
+    }))];
+    let kv_whole = vec![build(generate(&Config {
+        shape: Shape::Kv { keys: 5 },
+        ops: 337,
+        clients: 10,
+        info_rate: 0.05,
+        seed: 2,
+    }))];
+    let mut cases = vec![
+        run_case(
+            "etcd-shaped cas-register x102 (73-90 ops, 15% info)",
+            &etcd,
+            ModelKind::CasRegister,
+            true,
+            Some(0.47),
+        ),
+        run_case(
+            "kv 1712 ops, 50 clients, 10 keys, split",
+            &kv_split,
+            ModelKind::Kv,
+            true,
+            Some(0.1),
+        ),
+        run_case(
+            "kv 337 ops, 10 clients, not split",
+            &kv_whole,
+            ModelKind::Kv,
+            false,
+            Some(2.0),
+        ),
+    ];
+    if !quick {
+        let big = vec![build(generate(&Config {
+            shape: Shape::Kv { keys: 1000 },
+            ops: 100_000,
+            clients: 50,
+            info_rate: 0.02,
+            seed: 3,
+        }))];
+        cases.push(run_case(
+            "kv 100,000 ops, 50 clients, 1000 keys, split",
+            &big,
+            ModelKind::Kv,
+            true,
+            None,
+        ));
+    }
+    CheckerBench {
+        cases,
+        peak_rss_bytes: peak_rss_bytes(),
+    }
+}
+
+impl std::fmt::Display for CheckerBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for case in &self.cases {
+            writeln!(f, "{}", case.name)?;
+            writeln!(f, "  {} histories, {} ops, {}", case.histories, case.ops, case.verdicts)?;
+            writeln!(
+                f,
+                "  {:.4} s, {:.0} ops/s, {} search steps, memo peak {:.1} MiB, process peak {:.1} MiB",
+                case.wall_s,
+                case.ops_per_sec,
+                case.steps,
+                case.memo_bytes_max as f64 / 1048576.0,
+                case.peak_rss_bytes.unwrap_or(0) as f64 / 1048576.0
+            )?;
+            if let (Some(p), Some(x)) = (case.porcupine_s, case.speedup_vs_porcupine) {
+                writeln!(f, "  Porcupine on this shape: {p} s -> {x:.1}x")?;
+            }
+        }
+        if let Some(rss) = self.peak_rss_bytes {
+            write!(f, "peak memory of the whole run: {:.1} MiB", rss as f64 / 1048576.0)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `dsim bench checker`.
+pub fn bench(args: &CheckerBenchArgs) -> u8 {
+    let result = bench_checker(args.quick);
+    if args.json {
+        println!("{}", serde_json::to_string(&result).expect("serialisable"));
+    } else {
+        println!("{result}");
+    }
+    exit::PASS
+}
