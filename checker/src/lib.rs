@@ -16,11 +16,13 @@ pub mod generate;
 pub mod history;
 pub mod import;
 pub mod model;
+pub mod property;
 pub mod search;
 pub mod value;
 
 pub use check::{CheckOptions, Explanation, ModelKind, OpSummary, Report, Verdict, check, check_model, render_text};
 pub use history::{Event, EventType, History, HistoryBuilder, Op, Outcome};
 pub use model::Model;
+pub use property::Violation;
 pub use search::Budget;
 pub use value::Value;

@@ -208,7 +208,8 @@ impl Model for RegisterModel {
 
 // ---------------------------------------------------------------- kv
 
-/// A map of string registers: `get`, `put`, `append` per key, every key starting as "".
+/// A map of string registers: `get`, `put`, `append` and `cas [from to]` per key, every
+/// key starting as "".
 /// P-compositional: each key is checked on its own unless splitting is turned off.
 #[derive(Clone, Debug, Default)]
 pub struct KvModel {
@@ -224,6 +225,7 @@ pub enum KvOp {
     Get { key: u32, value: u32 },
     Put { key: u32, value: u32 },
     Append { key: u32, suffix: u32 },
+    Cas { key: u32, from: u32, to: u32 },
 }
 
 fn text_of(value: &Value) -> String {
@@ -282,6 +284,11 @@ impl Model for KvModel {
     fn step(&mut self, state: &Box<[u32]>, op: &KvOp) -> Option<Box<[u32]>> {
         match *op {
             KvOp::Get { key, value } => (state[key as usize] == value).then(|| state.clone()),
+            KvOp::Cas { key, from, to } => (state[key as usize] == from).then(|| {
+                let mut next = state.clone();
+                next[key as usize] = to;
+                next
+            }),
             KvOp::Put { key, value } => {
                 let mut next = state.clone();
                 next[key as usize] = value;

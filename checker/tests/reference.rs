@@ -106,6 +106,13 @@ fn ref_step(kind: ModelKind, initial: &Value, state: &RefState, op: &checker::Op
                 "get" => return (!ok || text(&op.result) == current).then(|| state.clone()),
                 "put" => next.insert(key, text(&op.value)),
                 "append" => next.insert(key, current + &text(&op.value)),
+                "cas" => {
+                    let pair = op.value.as_vec().unwrap();
+                    if text(&pair[0]) != current {
+                        return None;
+                    }
+                    next.insert(key, text(&pair[1]))
+                }
                 _ => unreachable!(),
             };
             Some(RefState::Kv(next))

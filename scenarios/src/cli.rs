@@ -22,6 +22,20 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run a scenario once and judge it.
+    #[command(
+        after_help = "Examples:\n  dsim run raft --seed 7\n  dsim run raft --seed 7 --variant commit-old-term --trace run.jsonl --json\n  dsim run my-scenario.json\n\nExit codes: 0 pass, 1 violation, 2 bad input, 3 unknown."
+    )]
+    Run(crate::run_cmd::RunArgs),
+    /// Rerun a saved failure (a scenario file with its seed pinned).
+    #[command(after_help = "Example:\n  dsim replay out/raft-seed42.json --trace replay.jsonl")]
+    Replay(crate::run_cmd::ReplayArgs),
+    /// List the built-in scenarios.
+    #[command(after_help = "Example:\n  dsim list --json")]
+    List(crate::run_cmd::ListArgs),
+    /// Print a built-in scenario's JSON, to copy and edit.
+    #[command(after_help = "Example:\n  dsim show raft > my-raft.json")]
+    Show(crate::run_cmd::ShowArgs),
     /// Check a recorded history for linearizability.
     #[command(
         after_help = "Examples:\n  dsim check history.edn --initial 0\n  dsim check etcd_000.log --model cas-register --json\n\nExit codes: 0 linearizable, 1 not linearizable, 2 bad input, 3 unknown (budget spent)."
@@ -76,6 +90,10 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
 
 fn run(cli: Cli) -> u8 {
     match cli.command {
+        Command::Run(args) => crate::run_cmd::run(&args),
+        Command::Replay(args) => crate::run_cmd::replay(&args),
+        Command::List(args) => crate::run_cmd::list(&args),
+        Command::Show(args) => crate::run_cmd::show(&args),
         Command::Check(args) => crate::check_cmd::run(&args),
         Command::Bench(BenchCommand::Checker(args)) => crate::check_cmd::bench(&args),
         Command::Bench(BenchCommand::Engine(args)) => {

@@ -6,4 +6,11 @@
 pub mod bench;
 pub mod check_cmd;
 pub mod cli;
+pub mod library;
+pub mod nemesis;
+pub mod output;
+pub mod raft_harness;
+pub mod run_cmd;
+pub mod runner;
+pub mod scenario;
 pub mod sysinfo;

@@ -1051,6 +1051,11 @@ impl<P: Process> Sim<P> {
         std::mem::take(&mut self.core.observations)
     }
 
+    /// Global time of the next event in the queue (a cancelled timer included), if any.
+    pub fn next_event_ns(&self) -> Option<u64> {
+        self.core.queue.peek().map(|entry| entry.time)
+    }
+
     /// Events waiting in the queue (including cancelled timers not yet reached).
     pub fn pending_events(&self) -> usize {
         self.core.queue.len()

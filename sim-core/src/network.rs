@@ -95,6 +95,26 @@ pub struct LinkOverride {
     pub link: LinkConfig,
 }
 
+impl NetworkConfig {
+    /// Checks every link's numbers and node ids against a cluster of `nodes` nodes.
+    pub fn validate(&self, nodes: usize) -> Result<(), SimError> {
+        LinkModel::new(&self.default)?;
+        for link in &self.links {
+            for node in link.from.iter().chain(&link.to) {
+                if *node >= nodes {
+                    return Err(SimError::UnknownNode {
+                        node: *node,
+                        nodes,
+                        context: "network links",
+                    });
+                }
+            }
+            LinkModel::new(&link.link)?;
+        }
+        Ok(())
+    }
+}
+
 /// Converts a millisecond figure to nanoseconds, rejecting NaN, infinities and negatives.
 pub fn ms_to_ns(what: &'static str, ms: f64) -> Result<u64, SimError> {
     if !ms.is_finite() || !(0.0..=1e12).contains(&ms) {

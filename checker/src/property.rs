@@ -1,0 +1,50 @@
+//! Invariant and liveness properties: what a violated one reports.
+//!
+//! Protocols check their own invariants over their observations (facts stamped with
+//! true global time) and report a [`Violation`]; the runner collects them beside the
+//! linearizability verdict. Some properties are judged in true global time, which only
+//! a simulator knows.
+
+use serde::{Deserialize, Serialize};
+
+/// A property that did not hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// The property's name, e.g. `election-safety`, `linearizability`, `liveness`.
+    pub kind: String,
+    /// What happened, in a sentence.
+    pub message: String,
+    /// True global time of the first bad event, in nanoseconds.
+    pub t_ns: u64,
+    /// The node whose event broke the property, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<usize>,
+    /// The number of the first bad event in the run (1-based), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<u64>,
+}
+
+impl Violation {
+    pub fn new(kind: &str, message: impl Into<String>, t_ns: u64, node: Option<usize>) -> Self {
+        Violation {
+            kind: kind.to_owned(),
+            message: message.into(),
+            t_ns,
+            node,
+            event: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {:.3} ms", self.kind, self.t_ns as f64 / 1e6)?;
+        if let Some(event) = self.event {
+            write!(f, " (event {event})")?;
+        }
+        if let Some(node) = self.node {
+            write!(f, " on node {node}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}

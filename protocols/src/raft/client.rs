@@ -1,0 +1,194 @@
+//! A Raft client: finds the leader, retries with timeouts, records each operation's
+//! outcome honestly.
+
+use std::rc::Rc;
+
+use checker::history::EventType;
+use rand::RngExt;
+use sim_core::{MS, NodeId, TimerId};
+
+use super::{Answer, Msg, RaftCtx, RaftObs, Settings};
+use crate::kv::{ClientObs, KvOp, KvResult};
+
+const TIMER_NEXT_OP: u64 = 1;
+const TIMER_REQUEST: u64 = 2;
+const TIMER_GIVE_UP: u64 = 3;
+
+const KEY_INCARNATION: &str = "client/incarnation";
+
+struct InFlight {
+    seq: u64,
+    op: KvOp,
+    request_timer: Option<TimerId>,
+    give_up_timer: TimerId,
+}
+
+/// One client. Its history process id changes after every operation that ends
+/// indeterminate, and after a restart, as Jepsen's clients do.
+pub struct Client {
+    id: NodeId,
+    settings: Rc<Settings>,
+    /// The session id the servers deduplicate by.
+    session: u64,
+    process: u64,
+    seq: u64,
+    leader_guess: NodeId,
+    in_flight: Option<InFlight>,
+}
+
+impl Client {
+    pub fn new(id: NodeId, settings: Rc<Settings>) -> Client {
+        Client {
+            id,
+            settings,
+            session: 0,
+            process: 0,
+            seq: 0,
+            leader_guess: 0,
+            in_flight: None,
+        }
+    }
+
+    fn index(&self) -> u64 {
+        (self.id - self.settings.servers) as u64
+    }
+
+    pub fn on_start(&mut self, ctx: &mut RaftCtx<'_>) {
+        // A restarted client is a new session and a new process: its operation in flight
+        // at the crash stays indeterminate.
+        let incarnation = ctx
+            .storage()
+            .get(KEY_INCARNATION)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+        ctx.storage()
+            .put(KEY_INCARNATION, (incarnation + 1).to_le_bytes().to_vec());
+        ctx.storage().sync();
+        let clients = self.settings.clients as u64;
+        self.session = self.index() + clients * incarnation;
+        self.process = self.session;
+        self.leader_guess = ctx.rng().random_range(0..self.settings.servers);
+        self.schedule_next(ctx);
+    }
+
+    fn schedule_next(&mut self, ctx: &mut RaftCtx<'_>) {
+        let mean_ns = 1e9 / self.settings.workload.rate_per_client;
+        let wait_ns = (mean_ns * ctx.rng().random_range(0.5..1.5)) as u64;
+        if ctx.now().saturating_add(wait_ns) < self.settings.clients_stop_ns {
+            ctx.set_timer(wait_ns, TIMER_NEXT_OP);
+        }
+    }
+
+    pub fn on_timer(&mut self, ctx: &mut RaftCtx<'_>, timer: TimerId, tag: u64) {
+        match tag {
+            TIMER_NEXT_OP => self.invoke(ctx),
+            TIMER_REQUEST if self.in_flight.as_ref().is_some_and(|f| f.request_timer == Some(timer)) => {
+                self.leader_guess = (self.leader_guess + 1) % self.settings.servers;
+                self.send_request(ctx);
+            }
+            TIMER_GIVE_UP if self.in_flight.as_ref().is_some_and(|f| f.give_up_timer == timer) => self.give_up(ctx),
+            _ => {}
+        }
+    }
+
+    fn invoke(&mut self, ctx: &mut RaftCtx<'_>) {
+        self.seq += 1;
+        let tag = format!("c{}.{}", self.session, self.seq);
+        let op = self.settings.workload.next_op(ctx.rng(), &tag);
+        ctx.observe(RaftObs::Client(ClientObs {
+            process: self.process,
+            kind: EventType::Invoke,
+            op: op.clone(),
+            value: None,
+        }));
+        let give_up_ns = (self.settings.workload.op_timeout_ms * MS as f64) as u64;
+        let give_up_timer = ctx.set_timer(give_up_ns, TIMER_GIVE_UP);
+        self.in_flight = Some(InFlight {
+            seq: self.seq,
+            op,
+            request_timer: None,
+            give_up_timer,
+        });
+        self.send_request(ctx);
+    }
+
+    fn send_request(&mut self, ctx: &mut RaftCtx<'_>) {
+        let request_ns = (self.settings.workload.request_timeout_ms * MS as f64) as u64;
+        let timer = ctx.set_timer(request_ns, TIMER_REQUEST);
+        let Some(flight) = self.in_flight.as_mut() else {
+            return;
+        };
+        if let Some(previous) = flight.request_timer.replace(timer) {
+            ctx.cancel_timer(previous);
+        }
+        let request = Msg::Request {
+            client: self.session,
+            seq: flight.seq,
+            op: flight.op.clone(),
+        };
+        ctx.send(self.leader_guess, request);
+    }
+
+    pub fn on_message(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, msg: Msg) {
+        let Msg::Reply { seq, answer } = msg else {
+            return;
+        };
+        if self.ignore_stale_reply(seq) {
+            return;
+        }
+        match answer {
+            Answer::NotLeader { hint } => {
+                self.leader_guess = match hint {
+                    Some(leader) if leader != from => leader,
+                    _ => (from + 1) % self.settings.servers,
+                };
+                self.send_request(ctx);
+            }
+            Answer::Result(result) => {
+                self.leader_guess = from;
+                self.complete(ctx, result);
+            }
+        }
+    }
+
+    fn ignore_stale_reply(&self, seq: u64) -> bool {
+        self.in_flight.as_ref().is_none_or(|f| f.seq != seq)
+    }
+
+    fn complete(&mut self, ctx: &mut RaftCtx<'_>, result: KvResult) {
+        let flight = self.in_flight.take().expect("a reply to the operation in flight");
+        if let Some(timer) = flight.request_timer {
+            ctx.cancel_timer(timer);
+        }
+        ctx.cancel_timer(flight.give_up_timer);
+        let (kind, value) = match result {
+            KvResult::Value(value) => (EventType::Ok, Some(value)),
+            KvResult::Done => (EventType::Ok, None),
+            // A cas that did not match certainly did not take effect.
+            KvResult::CasMismatch => (EventType::Fail, None),
+        };
+        ctx.observe(RaftObs::Client(ClientObs {
+            process: self.process,
+            kind,
+            op: flight.op,
+            value,
+        }));
+        self.schedule_next(ctx);
+    }
+
+    fn give_up(&mut self, ctx: &mut RaftCtx<'_>) {
+        let flight = self.in_flight.take().expect("give-up timer of the operation in flight");
+        if let Some(timer) = flight.request_timer {
+            ctx.cancel_timer(timer);
+        }
+        // The operation may still take effect: indeterminate, and this client continues as
+        // a new process.
+        ctx.observe(RaftObs::Client(ClientObs {
+            process: self.process,
+            kind: EventType::Info,
+            op: flight.op,
+            value: None,
+        }));
+        self.process += self.settings.clients as u64 * 1_000_000;
+        self.schedule_next(ctx);
+    }
+}

@@ -1,0 +1,168 @@
+//! Raft's safety properties (the paper's Figure 3), judged as the run goes.
+//!
+//! Facts come from observations (stamped with true global time) and from read access to
+//! the servers' state between steps:
+//!
+//! - **Election safety**: at most one leader is elected in a term.
+//! - **Leader append-only**: a leader never overwrites or deletes entries of its log
+//!   during its term.
+//! - **Log matching**: if two logs hold an entry with the same index and term, the logs
+//!   are identical up to that index. Checked over every pair of servers at every
+//!   election and at the end of the run.
+//! - **Leader completeness**: an entry applied (so committed) anywhere is in the log of
+//!   every later leader.
+//! - **State machine safety**: no two servers apply different entries at one index.
+
+use std::collections::BTreeMap;
+
+use checker::Violation;
+use sim_core::{NodeId, Observation};
+
+use super::server::{Role, Server};
+use super::{Entry, RaftObs};
+
+fn digest(entry: &Entry) -> u64 {
+    sim_core::fingerprint::hash_value(entry)
+}
+
+/// The checker's memory of a run.
+#[derive(Default)]
+pub struct RaftInvariants {
+    leaders: BTreeMap<u64, NodeId>,
+    /// What was applied at each index (1-based index - 1): term, digest, first server.
+    applied: Vec<Option<(u64, u64, NodeId)>>,
+    /// For each server that is leader: its term, log length and last entry's digest when
+    /// last looked at.
+    leader_logs: BTreeMap<NodeId, (u64, usize, u64)>,
+}
+
+impl RaftInvariants {
+    /// Judges one observation. `server` reads a server's state now (None: down, or a
+    /// client).
+    pub fn observe<'a>(
+        &mut self,
+        observation: &Observation<RaftObs>,
+        server: &dyn Fn(NodeId) -> Option<&'a Server>,
+        servers: usize,
+    ) -> Option<Violation> {
+        let (t_ns, node) = (observation.t_ns, observation.node);
+        let violation = |kind: &str, message: String| Some(Violation::new(kind, message, t_ns, Some(node)));
+        match &observation.obs {
+            RaftObs::BecameLeader { term, .. } => {
+                if let Some(other) = self.leaders.insert(*term, node)
+                    && other != node
+                {
+                    return violation(
+                        "election-safety",
+                        format!("servers {other} and {node} were both elected leader of term {term}"),
+                    );
+                }
+                let leader = server(node)?;
+                if let Some(v) = self.check_completeness(leader, *term, t_ns, node) {
+                    return Some(v);
+                }
+                self.remember_leader_log(leader, node);
+                check_log_matching(server, servers, t_ns)
+            }
+            RaftObs::Applied { index, term, digest } => {
+                let slot = *index as usize - 1;
+                if self.applied.len() <= slot {
+                    self.applied.resize(slot + 1, None);
+                }
+                match self.applied[slot] {
+                    None => self.applied[slot] = Some((*term, *digest, node)),
+                    Some((first_term, first_digest, first_node)) if first_digest != *digest => {
+                        return violation(
+                            "state-machine-safety",
+                            format!(
+                                "server {node} applied an entry of term {term} at index {index}, but server {first_node} applied a different entry of term {first_term} there"
+                            ),
+                        );
+                    }
+                    Some(_) => {}
+                }
+                self.check_append_only(server(node)?, node, t_ns)
+            }
+            RaftObs::Truncated {
+                from_index,
+                as_leader: true,
+            } => violation(
+                "leader-append-only",
+                format!("leader {node} deleted its log from index {from_index}"),
+            ),
+            _ => None,
+        }
+    }
+
+    fn check_completeness(&self, leader: &Server, term: u64, t_ns: u64, node: NodeId) -> Option<Violation> {
+        for (slot, applied) in self.applied.iter().enumerate() {
+            let Some((entry_term, entry_digest, first_node)) = applied else {
+                continue;
+            };
+            let held = leader.log().get(slot).map(digest);
+            if held != Some(*entry_digest) {
+                let message = format!(
+                    "server {node} became leader of term {term} without the entry of term {entry_term} at index {} that server {first_node} applied",
+                    slot + 1
+                );
+                return Some(Violation::new("leader-completeness", message, t_ns, Some(node)));
+            }
+        }
+        None
+    }
+
+    fn remember_leader_log(&mut self, leader: &Server, node: NodeId) {
+        let log = leader.log();
+        let last = log.last().map_or(0, digest);
+        self.leader_logs.insert(node, (leader.current_term(), log.len(), last));
+    }
+
+    fn check_append_only(&mut self, server: &Server, node: NodeId, t_ns: u64) -> Option<Violation> {
+        if server.role() != Role::Leader {
+            self.leader_logs.remove(&node);
+            return None;
+        }
+        if let Some((term, length, last)) = self.leader_logs.get(&node).copied()
+            && term == server.current_term()
+        {
+            let log = server.log();
+            let kept = length == 0 || (log.len() >= length && digest(&log[length - 1]) == last);
+            if !kept {
+                let message =
+                    format!("leader {node} of term {term} no longer holds the entry it had at index {length}");
+                return Some(Violation::new("leader-append-only", message, t_ns, Some(node)));
+            }
+        }
+        self.remember_leader_log(server, node);
+        None
+    }
+}
+
+/// Log matching over every pair of servers that are up.
+pub fn check_log_matching<'a>(
+    server: &dyn Fn(NodeId) -> Option<&'a Server>,
+    servers: usize,
+    t_ns: u64,
+) -> Option<Violation> {
+    let logs: Vec<(NodeId, &[Entry])> = (0..servers).filter_map(|n| server(n).map(|s| (n, s.log()))).collect();
+    for (i, (a, log_a)) in logs.iter().enumerate() {
+        for (b, log_b) in &logs[i + 1..] {
+            let shared = log_a.len().min(log_b.len());
+            let Some(last_match) = (0..shared).rev().find(|k| log_a[*k].term == log_b[*k].term) else {
+                continue;
+            };
+            if let Some(k) = (0..=last_match).find(|k| log_a[*k] != log_b[*k]) {
+                let message = format!(
+                    "servers {a} and {b} both hold an entry of term {} at index {}, but their logs differ at index {} (terms {} and {})",
+                    log_a[last_match].term,
+                    last_match + 1,
+                    k + 1,
+                    log_a[k].term,
+                    log_b[k].term
+                );
+                return Some(Violation::new("log-matching", message, t_ns, None));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,289 @@
+//! Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm",
+//! extended version) with a replicated key-value store.
+//!
+//! **Roles.** Every server starts as a follower. A follower that hears nothing from a
+//! leader for a randomized election timeout (150–300 ms by default) becomes a candidate:
+//! it increments `currentTerm`, votes for itself and asks every other server for its vote
+//! (`RequestVote`). A server grants at most one vote per term, and only to a candidate
+//! whose log is at least as up-to-date as its own (last term, then last index). A
+//! candidate with votes from a majority becomes leader. Any message with a higher term
+//! turns its receiver into a follower of that term.
+//!
+//! **Replication.** The leader appends client commands to its log and sends them with
+//! `AppendEntries`, which carries the index and term of the entry just before them. A
+//! follower accepts only if its log holds that entry (the consistency check); it then
+//! deletes any conflicting suffix and appends what it lacks. On a refusal the follower
+//! names the conflicting term and the first index it holds of it, so the leader backs off
+//! a whole term per round trip instead of one entry. Heartbeats are empty `AppendEntries`.
+//! A new leader appends a no-op of its term so that earlier entries commit promptly.
+//!
+//! **Commitment.** The leader commits index N when a majority's `matchIndex` reaches N and
+//! the entry at N is of the leader's current term; earlier entries commit with it. (An
+//! entry of an earlier term must never be committed by counting replicas: the paper's
+//! Figure 8 shows it can still be overwritten.) Committed entries are applied in order to
+//! the key-value store on every server; the server that took the request answers.
+//!
+//! **Durability.** `currentTerm`, `votedFor` and the log are written and synced before
+//! the server answers any message; a restarted server recovers them from storage, starts
+//! as a follower with an empty state machine and re-applies entries as it learns their
+//! commitment. Torn records at the log's tail are dropped on recovery.
+//!
+//! **Clients and reads.** Each client has a session: a client id and a sequence number
+//! per operation. The state machine remembers each session's last result, so a retried
+//! command is applied once. Reads go through the log, so they are linearizable and a
+//! stale leader cannot answer them. A client records `ok` (or `fail` for a cas that did
+//! not match, which certainly did not take effect) when a server answers, and `info`
+//! when it gives up: the operation may still take effect later.
+//!
+//! **Invariants** ([`invariants`]): election safety (at most one leader per term), leader
+//! append-only, log matching, leader completeness, state machine safety; at the end the
+//! client history must be linearizable (the checker's kv model), and after the last heal
+//! a leader must be elected and every operation complete within the scenario's bound.
+//!
+//! **Known-bug variants** ([`Variant`]): `commit-old-term`, `vote-without-log-check`,
+//! `volatile-vote`, `no-truncate`; each is a faithful copy of a classic mistake.
+//!
+//! Not built: pre-vote, leadership transfer, membership changes, snapshots.
+
+pub mod client;
+pub mod invariants;
+pub mod server;
+
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use sim_core::{Ctx, NodeId, Process, TimerId};
+
+use crate::kv::{ClientObs, KvCommand, KvOp, KvResult, KvWorkload};
+
+pub use client::Client;
+pub use invariants::RaftInvariants;
+pub use server::Server;
+
+/// A known-bug variant, or the correct protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    Correct,
+    /// The leader commits entries of earlier terms by counting replicas (Figure 8).
+    CommitOldTerm,
+    /// Votes are granted without the log up-to-date check.
+    VoteWithoutLogCheck,
+    /// `currentTerm` and `votedFor` are not persisted: a restarted server can vote twice
+    /// in one term.
+    VolatileVote,
+    /// A follower overwrites conflicting entries but keeps the suffix after them.
+    NoTruncate,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 5] = [
+        Variant::Correct,
+        Variant::CommitOldTerm,
+        Variant::VoteWithoutLogCheck,
+        Variant::VolatileVote,
+        Variant::NoTruncate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Correct => "correct",
+            Variant::CommitOldTerm => "commit-old-term",
+            Variant::VoteWithoutLogCheck => "vote-without-log-check",
+            Variant::VolatileVote => "volatile-vote",
+            Variant::NoTruncate => "no-truncate",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Variant> {
+        Variant::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// Raft's timing and batching.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    /// The election timeout is drawn uniformly from this range, in milliseconds.
+    pub election_timeout_ms: [f64; 2],
+    /// How often a leader sends heartbeats.
+    pub heartbeat_ms: f64,
+    /// The most entries one `AppendEntries` carries.
+    pub max_entries_per_append: usize,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            election_timeout_ms: [150.0, 300.0],
+            heartbeat_ms: 50.0,
+            max_entries_per_append: 64,
+        }
+    }
+}
+
+impl RaftConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let [min, max] = self.election_timeout_ms;
+        if !(min.is_finite() && max.is_finite() && min > 0.0 && max >= min) {
+            return Err(format!(
+                "raft.election_timeout_ms must be [min, max] with 0 < min <= max, got [{min}, {max}]"
+            ));
+        }
+        if !(self.heartbeat_ms.is_finite() && self.heartbeat_ms > 0.0) {
+            return Err(format!("raft.heartbeat_ms must be positive, got {}", self.heartbeat_ms));
+        }
+        if self.max_entries_per_append == 0 {
+            return Err("raft.max_entries_per_append must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Everything every node of one cluster shares.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub servers: usize,
+    pub clients: usize,
+    pub variant: Variant,
+    pub raft: RaftConfig,
+    pub workload: KvWorkload,
+    /// Clients stop starting operations at this local time (ns), so the run can drain.
+    pub clients_stop_ns: u64,
+}
+
+/// A log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: u64,
+    pub command: Command,
+}
+
+/// What an entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Command {
+    /// Appended by a new leader to commit earlier entries.
+    Noop,
+    Kv(KvCommand),
+}
+
+/// The answer to a client request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Answer {
+    Result(KvResult),
+    NotLeader { hint: Option<NodeId> },
+}
+
+/// Raft's messages, and the client protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Msg {
+    RequestVote {
+        term: u64,
+        last_log_index: u64,
+        last_log_term: u64,
+    },
+    RequestVoteReply {
+        term: u64,
+        granted: bool,
+    },
+    AppendEntries {
+        term: u64,
+        prev_log_index: u64,
+        prev_log_term: u64,
+        entries: Vec<Entry>,
+        leader_commit: u64,
+    },
+    AppendEntriesReply {
+        term: u64,
+        success: bool,
+        match_index: u64,
+        conflict_index: u64,
+        conflict_term: Option<u64>,
+    },
+    Request {
+        client: u64,
+        seq: u64,
+        op: KvOp,
+    },
+    Reply {
+        seq: u64,
+        answer: Answer,
+    },
+}
+
+/// What a Raft node reports.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum RaftObs {
+    Client(ClientObs),
+    BecameLeader {
+        term: u64,
+        last_log_index: u64,
+    },
+    /// A follower accepted its first `AppendEntries` of a leader's term.
+    HeardFromLeader {
+        term: u64,
+        leader: NodeId,
+    },
+    Applied {
+        index: u64,
+        term: u64,
+        digest: u64,
+    },
+    /// A server deleted its log from `from_index` on (while leader: `as_leader`).
+    Truncated {
+        from_index: u64,
+        as_leader: bool,
+    },
+}
+
+/// A node of a Raft cluster: a server or a client.
+pub enum RaftNode {
+    Server(Server),
+    Client(Client),
+}
+
+impl RaftNode {
+    /// The node `id` of a cluster: servers first, then clients.
+    pub fn new(id: NodeId, settings: &Rc<Settings>) -> RaftNode {
+        if id < settings.servers {
+            RaftNode::Server(Server::new(id, Rc::clone(settings)))
+        } else {
+            RaftNode::Client(Client::new(id, Rc::clone(settings)))
+        }
+    }
+
+    pub fn as_server(&self) -> Option<&Server> {
+        match self {
+            RaftNode::Server(server) => Some(server),
+            RaftNode::Client(_) => None,
+        }
+    }
+}
+
+type RaftCtx<'a> = Ctx<'a, Msg, RaftObs>;
+
+impl Process for RaftNode {
+    type Msg = Msg;
+    type Obs = RaftObs;
+
+    fn on_start(&mut self, ctx: &mut RaftCtx<'_>) {
+        match self {
+            RaftNode::Server(server) => server.on_start(ctx),
+            RaftNode::Client(client) => client.on_start(ctx),
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, msg: Msg) {
+        match self {
+            RaftNode::Server(server) => server.on_message(ctx, from, msg),
+            RaftNode::Client(client) => client.on_message(ctx, from, msg),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut RaftCtx<'_>, timer: TimerId, tag: u64) {
+        match self {
+            RaftNode::Server(server) => server.on_timer(ctx, timer, tag),
+            RaftNode::Client(client) => client.on_timer(ctx, timer, tag),
+        }
+    }
+}

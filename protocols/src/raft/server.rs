@@ -1,0 +1,619 @@
+//! A Raft server: election, replication, commitment, durable state and the state machine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use rand::RngExt;
+use sim_core::{MS, NodeId, TimerId};
+
+use super::{Answer, Command, Entry, Msg, RaftCtx, RaftObs, Settings, Variant};
+use crate::kv::{KvCommand, KvOp, KvStore};
+
+const TIMER_ELECTION: u64 = 1;
+const TIMER_HEARTBEAT: u64 = 2;
+
+const KEY_TERM_VOTE: &str = "raft/term-vote";
+const KEY_LOG_PREFIX: &str = "raft/log/";
+
+/// A server's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// A client waiting for the entry at some index to be applied.
+#[derive(Clone, Debug)]
+struct Waiter {
+    node: NodeId,
+    client: u64,
+    seq: u64,
+}
+
+/// One Raft server.
+pub struct Server {
+    id: NodeId,
+    settings: Rc<Settings>,
+    // Durable: synced before any answer.
+    current_term: u64,
+    voted_for: Option<NodeId>,
+    log: Vec<Entry>,
+    // Volatile.
+    role: Role,
+    commit_index: u64,
+    last_applied: u64,
+    leader_hint: Option<NodeId>,
+    heard_term: u64,
+    votes: BTreeSet<NodeId>,
+    next_index: Vec<u64>,
+    match_index: Vec<u64>,
+    election_timer: Option<TimerId>,
+    heartbeat_timer: Option<TimerId>,
+    store: KvStore,
+    waiters: BTreeMap<u64, Waiter>,
+}
+
+impl Server {
+    pub fn new(id: NodeId, settings: Rc<Settings>) -> Server {
+        let servers = settings.servers;
+        Server {
+            id,
+            settings,
+            current_term: 0,
+            voted_for: None,
+            log: Vec::new(),
+            role: Role::Follower,
+            commit_index: 0,
+            last_applied: 0,
+            leader_hint: None,
+            heard_term: 0,
+            votes: BTreeSet::new(),
+            next_index: vec![1; servers],
+            match_index: vec![0; servers],
+            election_timer: None,
+            heartbeat_timer: None,
+            store: KvStore::default(),
+            waiters: BTreeMap::new(),
+        }
+    }
+
+    // ------------------------------------------------------------ read access
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn current_term(&self) -> u64 {
+        self.current_term
+    }
+
+    pub fn log(&self) -> &[Entry] {
+        &self.log
+    }
+
+    pub fn commit_index(&self) -> u64 {
+        self.commit_index
+    }
+
+    pub fn store(&self) -> &KvStore {
+        &self.store
+    }
+
+    fn last_index(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    fn term_at(&self, index: u64) -> u64 {
+        if index == 0 {
+            0
+        } else {
+            self.log[index as usize - 1].term
+        }
+    }
+
+    fn majority(&self) -> usize {
+        self.settings.servers / 2 + 1
+    }
+
+    // ------------------------------------------------------------ durability
+
+    fn persist_term_vote(&self, ctx: &mut RaftCtx<'_>) {
+        if self.settings.variant == Variant::VolatileVote {
+            // The bug: term and vote live only in memory.
+            return;
+        }
+        let record = serde_json::to_vec(&(self.current_term, self.voted_for)).expect("serialisable");
+        ctx.storage().put(KEY_TERM_VOTE, record);
+        ctx.storage().sync();
+    }
+
+    /// Writes entries from `from_index` on, deletes records past the log's end (up to
+    /// `old_last`), and syncs.
+    fn persist_log(&self, ctx: &mut RaftCtx<'_>, from_index: u64, old_last: u64) {
+        for index in from_index..=self.last_index() {
+            let record = serde_json::to_vec(&self.log[index as usize - 1]).expect("serialisable");
+            ctx.storage().put(log_key(index), record);
+        }
+        for index in self.last_index() + 1..=old_last {
+            ctx.storage().delete(&log_key(index));
+        }
+        ctx.storage().sync();
+    }
+
+    fn recover(&mut self, ctx: &mut RaftCtx<'_>) {
+        if let Some(bytes) = ctx.storage().get(KEY_TERM_VOTE)
+            && let Ok((term, vote)) = serde_json::from_slice::<(u64, Option<NodeId>)>(bytes)
+        {
+            self.current_term = term;
+            self.voted_for = vote;
+        }
+        let storage = ctx.storage();
+        for (_, bytes) in storage.scan_prefix(KEY_LOG_PREFIX) {
+            // A torn record ends the log: what follows it cannot be trusted.
+            match serde_json::from_slice::<Entry>(bytes) {
+                Ok(entry) => self.log.push(entry),
+                Err(_) => break,
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ handlers
+
+    pub fn on_start(&mut self, ctx: &mut RaftCtx<'_>) {
+        self.recover(ctx);
+        self.reset_election_timer(ctx);
+    }
+
+    pub fn on_timer(&mut self, ctx: &mut RaftCtx<'_>, timer: TimerId, tag: u64) {
+        match tag {
+            TIMER_ELECTION if Some(timer) == self.election_timer => {
+                self.election_timer = None;
+                if self.role != Role::Leader {
+                    self.start_election(ctx);
+                }
+            }
+            TIMER_HEARTBEAT if Some(timer) == self.heartbeat_timer => {
+                self.heartbeat_timer = None;
+                if self.role == Role::Leader {
+                    self.broadcast_append(ctx);
+                    self.schedule_heartbeat(ctx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_message(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => self.on_request_vote(ctx, from, term, last_log_index, last_log_term),
+            Msg::RequestVoteReply { term, granted } => self.on_vote_reply(ctx, from, term, granted),
+            Msg::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => self.on_append_entries(ctx, from, term, prev_log_index, prev_log_term, entries, leader_commit),
+            Msg::AppendEntriesReply {
+                term,
+                success,
+                match_index,
+                conflict_index,
+                conflict_term,
+            } => self.on_append_reply(ctx, from, term, success, match_index, conflict_index, conflict_term),
+            Msg::Request { client, seq, op } => self.on_client_request(ctx, from, client, seq, op),
+            Msg::Reply { .. } => {}
+        }
+    }
+
+    // ------------------------------------------------------------ elections
+
+    fn reset_election_timer(&mut self, ctx: &mut RaftCtx<'_>) {
+        if let Some(timer) = self.election_timer.take() {
+            ctx.cancel_timer(timer);
+        }
+        let [min, max] = self.settings.raft.election_timeout_ms;
+        let timeout_ns = ctx
+            .rng()
+            .random_range((min * MS as f64) as u64..=(max * MS as f64) as u64);
+        self.election_timer = Some(ctx.set_timer(timeout_ns, TIMER_ELECTION));
+    }
+
+    fn schedule_heartbeat(&mut self, ctx: &mut RaftCtx<'_>) {
+        let interval = (self.settings.raft.heartbeat_ms * MS as f64) as u64;
+        self.heartbeat_timer = Some(ctx.set_timer(interval, TIMER_HEARTBEAT));
+    }
+
+    fn start_election(&mut self, ctx: &mut RaftCtx<'_>) {
+        self.current_term += 1;
+        self.voted_for = Some(self.id);
+        self.role = Role::Candidate;
+        self.leader_hint = None;
+        self.persist_term_vote(ctx);
+        self.votes = BTreeSet::from([self.id]);
+        self.reset_election_timer(ctx);
+        if self.votes.len() >= self.majority() {
+            self.become_leader(ctx);
+            return;
+        }
+        let request = Msg::RequestVote {
+            term: self.current_term,
+            last_log_index: self.last_index(),
+            last_log_term: self.term_at(self.last_index()),
+        };
+        for peer in (0..self.settings.servers).filter(|p| *p != self.id) {
+            ctx.send(peer, request.clone());
+        }
+    }
+
+    /// Adopts a newer term as a follower (and forgets the vote of the older one).
+    fn step_down(&mut self, ctx: &mut RaftCtx<'_>, term: u64) {
+        if term > self.current_term {
+            self.current_term = term;
+            self.voted_for = None;
+            self.persist_term_vote(ctx);
+        }
+        if self.role != Role::Follower {
+            self.role = Role::Follower;
+            if let Some(timer) = self.heartbeat_timer.take() {
+                ctx.cancel_timer(timer);
+            }
+            self.reset_election_timer(ctx);
+        }
+    }
+
+    fn log_up_to_date(&self, last_log_index: u64, last_log_term: u64) -> bool {
+        let my_last_term = self.term_at(self.last_index());
+        last_log_term > my_last_term || (last_log_term == my_last_term && last_log_index >= self.last_index())
+    }
+
+    fn on_request_vote(
+        &mut self,
+        ctx: &mut RaftCtx<'_>,
+        from: NodeId,
+        term: u64,
+        last_log_index: u64,
+        last_log_term: u64,
+    ) {
+        if term > self.current_term {
+            self.step_down(ctx, term);
+        }
+        let log_ok =
+            self.settings.variant == Variant::VoteWithoutLogCheck || self.log_up_to_date(last_log_index, last_log_term);
+        let vote_free = self.voted_for.is_none() || self.voted_for == Some(from);
+        let granted = term == self.current_term && vote_free && log_ok;
+        if granted {
+            self.voted_for = Some(from);
+            self.persist_term_vote(ctx);
+            self.reset_election_timer(ctx);
+        }
+        ctx.send(
+            from,
+            Msg::RequestVoteReply {
+                term: self.current_term,
+                granted,
+            },
+        );
+    }
+
+    fn on_vote_reply(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, granted: bool) {
+        if term > self.current_term {
+            self.step_down(ctx, term);
+            return;
+        }
+        if self.ignore_stale_vote(term) {
+            return;
+        }
+        if granted {
+            self.votes.insert(from);
+            if self.votes.len() >= self.majority() {
+                self.become_leader(ctx);
+            }
+        }
+    }
+
+    fn ignore_stale_vote(&self, term: u64) -> bool {
+        self.role != Role::Candidate || term != self.current_term
+    }
+
+    fn become_leader(&mut self, ctx: &mut RaftCtx<'_>) {
+        assert!(self.role != Role::Leader);
+        self.role = Role::Leader;
+        self.leader_hint = Some(self.id);
+        if let Some(timer) = self.election_timer.take() {
+            ctx.cancel_timer(timer);
+        }
+        ctx.observe(RaftObs::BecameLeader {
+            term: self.current_term,
+            last_log_index: self.last_index(),
+        });
+        let old_last = self.last_index();
+        self.log.push(Entry {
+            term: self.current_term,
+            command: Command::Noop,
+        });
+        self.persist_log(ctx, old_last + 1, old_last);
+        self.next_index = vec![self.last_index(); self.settings.servers];
+        self.match_index = vec![0; self.settings.servers];
+        self.match_index[self.id] = self.last_index();
+        self.broadcast_append(ctx);
+        self.schedule_heartbeat(ctx);
+        self.advance_commit(ctx);
+    }
+
+    // ------------------------------------------------------------ replication
+
+    fn broadcast_append(&mut self, ctx: &mut RaftCtx<'_>) {
+        for peer in (0..self.settings.servers).filter(|p| *p != self.id) {
+            self.send_append(ctx, peer);
+        }
+    }
+
+    fn send_append(&self, ctx: &mut RaftCtx<'_>, peer: NodeId) {
+        let next = self.next_index[peer].clamp(1, self.last_index() + 1);
+        let prev_log_index = next - 1;
+        let end = self
+            .last_index()
+            .min(prev_log_index + self.settings.raft.max_entries_per_append as u64);
+        let entries = self.log[prev_log_index as usize..end as usize].to_vec();
+        ctx.send(
+            peer,
+            Msg::AppendEntries {
+                term: self.current_term,
+                prev_log_index,
+                prev_log_term: self.term_at(prev_log_index),
+                entries,
+                leader_commit: self.commit_index,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append_entries(
+        &mut self,
+        ctx: &mut RaftCtx<'_>,
+        from: NodeId,
+        term: u64,
+        prev_log_index: u64,
+        prev_log_term: u64,
+        entries: Vec<Entry>,
+        leader_commit: u64,
+    ) {
+        if term < self.current_term {
+            let reply = self.refusal(self.last_index() + 1, None);
+            ctx.send(from, reply);
+            return;
+        }
+        if term > self.current_term || self.role != Role::Follower {
+            // A leader hearing from another leader of its own term can only happen when
+            // election safety is already broken (a known-bug variant); the invariant
+            // checker reports that, and this server yields.
+            self.step_down(ctx, term);
+        }
+        self.leader_hint = Some(from);
+        if self.heard_term < term {
+            self.heard_term = term;
+            ctx.observe(RaftObs::HeardFromLeader { term, leader: from });
+        }
+        self.reset_election_timer(ctx);
+        if prev_log_index > self.last_index() {
+            let reply = self.refusal(self.last_index() + 1, None);
+            ctx.send(from, reply);
+            return;
+        }
+        let found_term = self.term_at(prev_log_index);
+        if found_term != prev_log_term {
+            let first_of_term = (1..=prev_log_index)
+                .find(|i| self.term_at(*i) == found_term)
+                .unwrap_or(prev_log_index);
+            let reply = self.refusal(first_of_term, Some(found_term));
+            ctx.send(from, reply);
+            return;
+        }
+        let last_new = prev_log_index + entries.len() as u64;
+        self.merge_entries(ctx, prev_log_index, entries);
+        if leader_commit.min(last_new) > self.commit_index {
+            self.commit_index = leader_commit.min(last_new);
+            self.apply_committed(ctx);
+        }
+        let reply = Msg::AppendEntriesReply {
+            term: self.current_term,
+            success: true,
+            match_index: last_new,
+            conflict_index: 0,
+            conflict_term: None,
+        };
+        ctx.send(from, reply);
+    }
+
+    fn refusal(&self, conflict_index: u64, conflict_term: Option<u64>) -> Msg {
+        Msg::AppendEntriesReply {
+            term: self.current_term,
+            success: false,
+            match_index: 0,
+            conflict_index,
+            conflict_term,
+        }
+    }
+
+    /// Appends what the log lacks after `prev_log_index`, deleting a conflicting suffix
+    /// first (the `no-truncate` variant overwrites in place and keeps the suffix).
+    fn merge_entries(&mut self, ctx: &mut RaftCtx<'_>, prev_log_index: u64, entries: Vec<Entry>) {
+        let old_last = self.last_index();
+        let mut first_written = None;
+        for (offset, entry) in entries.into_iter().enumerate() {
+            let index = prev_log_index + 1 + offset as u64;
+            if index <= self.last_index() {
+                if self.term_at(index) == entry.term {
+                    continue;
+                }
+                if self.settings.variant == Variant::NoTruncate {
+                    self.log[index as usize - 1] = entry;
+                    first_written.get_or_insert(index);
+                    continue;
+                }
+                self.log.truncate(index as usize - 1);
+                ctx.observe(RaftObs::Truncated {
+                    from_index: index,
+                    as_leader: self.role == Role::Leader,
+                });
+            }
+            self.log.push(entry);
+            first_written.get_or_insert(index);
+        }
+        if let Some(from_index) = first_written {
+            self.persist_log(ctx, from_index, old_last);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append_reply(
+        &mut self,
+        ctx: &mut RaftCtx<'_>,
+        from: NodeId,
+        term: u64,
+        success: bool,
+        match_index: u64,
+        conflict_index: u64,
+        conflict_term: Option<u64>,
+    ) {
+        if term > self.current_term {
+            self.step_down(ctx, term);
+            return;
+        }
+        if self.role != Role::Leader || term != self.current_term {
+            return;
+        }
+        if success {
+            self.match_index[from] = self.match_index[from].max(match_index);
+            self.next_index[from] = self.match_index[from] + 1;
+            self.advance_commit(ctx);
+            if self.next_index[from] <= self.last_index() {
+                self.send_append(ctx, from);
+            }
+            return;
+        }
+        let next = match conflict_term {
+            Some(t) => match (1..=self.last_index()).rev().find(|i| self.term_at(*i) == t) {
+                Some(last_of_term) => last_of_term + 1,
+                None => conflict_index,
+            },
+            None => conflict_index,
+        };
+        self.next_index[from] = next.max(self.match_index[from] + 1).min(self.last_index() + 1);
+        self.send_append(ctx, from);
+    }
+
+    fn advance_commit(&mut self, ctx: &mut RaftCtx<'_>) {
+        self.match_index[self.id] = self.last_index();
+        for index in (self.commit_index + 1..=self.last_index()).rev() {
+            let replicas = self.match_index.iter().filter(|m| **m >= index).count();
+            let own_term = self.term_at(index) == self.current_term;
+            if replicas >= self.majority() && (own_term || self.settings.variant == Variant::CommitOldTerm) {
+                self.commit_index = index;
+                self.apply_committed(ctx);
+                return;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ the state machine
+
+    fn apply_committed(&mut self, ctx: &mut RaftCtx<'_>) {
+        while self.last_applied < self.commit_index {
+            self.last_applied += 1;
+            let index = self.last_applied;
+            let entry = &self.log[index as usize - 1];
+            let digest = sim_core::fingerprint::hash_value(entry);
+            ctx.observe(RaftObs::Applied {
+                index,
+                term: entry.term,
+                digest,
+            });
+            let Command::Kv(command) = &entry.command else {
+                continue;
+            };
+            let result = self.store.apply(command);
+            if let Some(waiter) = self.waiters.remove(&index)
+                && waiter.client == command.client
+                && waiter.seq == command.seq
+                && let Some(result) = result
+            {
+                ctx.send(
+                    waiter.node,
+                    Msg::Reply {
+                        seq: waiter.seq,
+                        answer: Answer::Result(result),
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_client_request(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, client: u64, seq: u64, op: KvOp) {
+        if self.role != Role::Leader {
+            ctx.send(
+                from,
+                Msg::Reply {
+                    seq,
+                    answer: Answer::NotLeader { hint: self.leader_hint },
+                },
+            );
+            return;
+        }
+        if let Some(result) = self.store.cached(client, seq) {
+            ctx.send(
+                from,
+                Msg::Reply {
+                    seq,
+                    answer: Answer::Result(result.clone()),
+                },
+            );
+            return;
+        }
+        let waiting = self
+            .waiters
+            .iter()
+            .find(|(_, w)| w.client == client && w.seq == seq)
+            .map(|(i, _)| *i);
+        if let Some(index) = waiting
+            && self.term_at(index) == self.current_term
+        {
+            // A retry of a command already in this term's log: answer when it applies.
+            self.waiters.insert(
+                index,
+                Waiter {
+                    node: from,
+                    client,
+                    seq,
+                },
+            );
+            return;
+        }
+        let old_last = self.last_index();
+        self.log.push(Entry {
+            term: self.current_term,
+            command: Command::Kv(KvCommand { client, seq, op }),
+        });
+        self.persist_log(ctx, old_last + 1, old_last);
+        self.waiters.insert(
+            self.last_index(),
+            Waiter {
+                node: from,
+                client,
+                seq,
+            },
+        );
+        self.broadcast_append(ctx);
+        self.advance_commit(ctx);
+    }
+}
+
+fn log_key(index: u64) -> String {
+    format!("{KEY_LOG_PREFIX}{index:012}")
+}

@@ -1,0 +1,50 @@
+//! The built-in scenario library, compiled into the binary.
+
+use crate::scenario::{Scenario, ScenarioError, parse};
+
+/// Name and JSON text of every built-in scenario.
+pub const BUILT_IN: [(&str, &str); 4] = [
+    ("raft", include_str!("../library/raft.json")),
+    (
+        "raft-leader-isolation",
+        include_str!("../library/raft-leader-isolation.json"),
+    ),
+    (
+        "raft-minority-partition",
+        include_str!("../library/raft-minority-partition.json"),
+    ),
+    ("raft-crash-restart", include_str!("../library/raft-crash-restart.json")),
+];
+
+/// The built-in scenario `name`, if there is one.
+pub fn built_in(name: &str) -> Option<&'static str> {
+    BUILT_IN.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+}
+
+/// Every built-in scenario, parsed.
+pub fn all() -> Vec<Scenario> {
+    BUILT_IN
+        .iter()
+        .map(|(name, text)| parse(text, name).expect("built-in scenarios are valid"))
+        .collect()
+}
+
+/// A scenario named by the user: a built-in name or a file path.
+pub fn resolve(argument: &str) -> Result<Scenario, ScenarioError> {
+    if let Some(text) = built_in(argument) {
+        return parse(text, argument);
+    }
+    let path = std::path::Path::new(argument);
+    if !path.exists() {
+        let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
+        return Err(ScenarioError::new(
+            argument,
+            format!(
+                "no built-in scenario or file of that name (built-in: {}; `dsim list` shows them)",
+                names.join(", ")
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::new(argument, format!("cannot read: {e}")))?;
+    parse(&text, argument)
+}

@@ -1,0 +1,207 @@
+//! Nemesis schedules: the explicit one, the generated one (swarm testing), and the heal.
+
+use rand::RngExt;
+use sim_core::{Fault, Latency, LinkConfig, ScheduledFault, SimRng, derive_rng};
+
+use crate::scenario::{GENERATOR_KINDS, Generator, Scenario};
+
+/// The whole fault schedule of a run: the scenario's explicit actions, then those its
+/// generator draws for this seed, in time order (stable for equal times).
+pub fn materialize(scenario: &Scenario, seed: u64) -> Vec<ScheduledFault> {
+    let mut schedule = scenario.nemesis.schedule.clone();
+    if let Some(generator) = &scenario.nemesis.generator {
+        let mut rng = derive_rng(seed, "nemesis/generator");
+        schedule.extend(generate(generator, scenario, &mut rng));
+    }
+    schedule.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    schedule
+}
+
+/// The kinds a seed turns on: all with weight, or with swarm a random non-empty subset.
+pub fn enabled_kinds(generator: &Generator, rng: &mut SimRng) -> Vec<(&'static str, f64)> {
+    let weighted: Vec<(&'static str, f64)> = GENERATOR_KINDS
+        .iter()
+        .filter_map(|kind| generator.kinds.get(*kind).filter(|w| **w > 0.0).map(|w| (*kind, *w)))
+        .collect();
+    if !generator.swarm || weighted.is_empty() {
+        return weighted;
+    }
+    let mut chosen: Vec<(&'static str, f64)> = weighted.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
+    if chosen.is_empty() {
+        chosen.push(weighted[rng.random_range(0..weighted.len())]);
+    }
+    chosen
+}
+
+fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec<ScheduledFault> {
+    let kinds = enabled_kinds(generator, rng);
+    if kinds.is_empty() {
+        return Vec::new();
+    }
+    let total_weight: f64 = kinds.iter().map(|(_, w)| w).sum();
+    let end_ms = scenario.duration.faults_ms;
+    let servers = scenario.cluster.servers;
+    let mut out = Vec::new();
+    let mut at_ms = 0.0;
+    loop {
+        at_ms += draw(rng, generator.interval_ms);
+        if at_ms >= end_ms {
+            break;
+        }
+        let mut pick = rng.random_range(0.0..total_weight);
+        let kind = kinds
+            .iter()
+            .find(|(_, w)| {
+                let hit = pick < *w;
+                pick -= w;
+                hit
+            })
+            .map_or(kinds[0].0, |(k, _)| *k);
+        let until_ms = (at_ms + draw(rng, generator.fault_ms)).min(end_ms);
+        let (start, undo) = fault_pair(kind, servers, rng);
+        out.push(ScheduledFault {
+            at_ms: round(at_ms),
+            fault: start,
+        });
+        if let Some(undo) = undo {
+            out.push(ScheduledFault {
+                at_ms: round(until_ms),
+                fault: undo,
+            });
+        }
+    }
+    out
+}
+
+fn round(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+fn draw(rng: &mut SimRng, [min, max]: [f64; 2]) -> f64 {
+    if max > min { rng.random_range(min..max) } else { min }
+}
+
+fn some_servers(servers: usize, count: usize, rng: &mut SimRng) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..servers).collect();
+    for i in 0..all.len() {
+        let j = rng.random_range(i..all.len());
+        all.swap(i, j);
+    }
+    all.truncate(count);
+    all.sort_unstable();
+    all
+}
+
+/// A fault and what undoes it.
+fn fault_pair(kind: &str, servers: usize, rng: &mut SimRng) -> (Fault, Option<Fault>) {
+    let node = rng.random_range(0..servers);
+    match kind {
+        "partition" => (partition(servers, rng), Some(Fault::Heal)),
+        "crash" => (
+            Fault::Crash {
+                node,
+                torn_write: rng.random_bool(0.2),
+            },
+            Some(Fault::Restart { node }),
+        ),
+        "pause" => (
+            Fault::Pause {
+                node,
+                duration_ms: round(rng.random_range(50.0..1_500.0)),
+            },
+            None,
+        ),
+        "drop" => (
+            links(LinkConfig {
+                drop: round(rng.random_range(0.05..0.4)),
+                ..LinkConfig::default()
+            }),
+            Some(Fault::ResetLinks),
+        ),
+        "duplicate" => (
+            links(LinkConfig {
+                duplicate: round(rng.random_range(0.05..0.4)),
+                ..LinkConfig::default()
+            }),
+            Some(Fault::ResetLinks),
+        ),
+        "delay" => {
+            let max_ms = round(rng.random_range(20.0..300.0));
+            (
+                links(LinkConfig {
+                    latency: Latency::Uniform { min_ms: 1.0, max_ms },
+                    ..LinkConfig::default()
+                }),
+                Some(Fault::ResetLinks),
+            )
+        }
+        "clock_drift" => {
+            let drift_ppm = round(rng.random_range(-200_000.0..200_000.0));
+            (
+                Fault::ClockDrift { node, drift_ppm },
+                Some(Fault::ClockDrift { node, drift_ppm: 0.0 }),
+            )
+        }
+        "clock_jump" => (
+            Fault::ClockJump {
+                node,
+                delta_ms: round(rng.random_range(-500.0..500.0)),
+            },
+            None,
+        ),
+        other => unreachable!("validated fault kind {other}"),
+    }
+}
+
+fn links(link: LinkConfig) -> Fault {
+    Fault::SetLinks {
+        from: Vec::new(),
+        to: Vec::new(),
+        link,
+    }
+}
+
+/// Partitions of several shapes: one node isolated, a minority cut off, a bridge, a
+/// one-way cut.
+fn partition(servers: usize, rng: &mut SimRng) -> Fault {
+    if servers < 2 {
+        return Fault::Heal;
+    }
+    match rng.random_range(0..4) {
+        0 => Fault::Partition {
+            groups: vec![some_servers(servers, 1, rng)],
+        },
+        1 => Fault::Partition {
+            groups: vec![some_servers(
+                servers,
+                servers.div_ceil(2) - 1 + usize::from(servers == 2),
+                rng,
+            )],
+        },
+        2 if servers >= 3 => {
+            let order = some_servers(servers, servers, rng);
+            let half = (servers - 1) / 2;
+            Fault::Bridge {
+                left: order[1..=half].to_vec(),
+                bridge: order[0],
+                right: order[half + 1..].to_vec(),
+            }
+        }
+        _ => {
+            let from = some_servers(servers, 1, rng);
+            let to: Vec<usize> = (0..servers).filter(|n| !from.contains(n)).collect();
+            Fault::Cut { from, to }
+        }
+    }
+}
+
+/// What the heal at the end of the fault phase does: every cut and link fault removed,
+/// every clock back to true rate, every server up.
+pub fn heal_all(servers: usize, clients: usize) -> Vec<Fault> {
+    let mut faults = vec![Fault::Heal, Fault::ResetLinks];
+    for node in 0..servers + clients {
+        faults.push(Fault::ClockDrift { node, drift_ppm: 0.0 });
+        faults.push(Fault::Restart { node });
+    }
+    faults
+}

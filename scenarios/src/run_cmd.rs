@@ -1,0 +1,301 @@
+//! `dsim run`, `dsim replay`, `dsim list` and `dsim show`.
+
+use std::path::{Path, PathBuf};
+
+use checker::Verdict;
+use clap::Args;
+use serde::Serialize;
+
+use crate::cli::exit;
+use crate::library;
+use crate::output::{JsonLinesTrace, write_atomic};
+use crate::raft_harness::RaftHarness;
+use crate::runner::{RunOutcome, run_with};
+use crate::scenario::Scenario;
+
+/// Runs a scenario with a seed, recording the trace into `trace` if given.
+pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<&JsonLinesTrace>) -> Result<RunOutcome, String> {
+    match scenario.protocol.as_str() {
+        "raft" => {
+            let sink = trace.map(|t| Box::new(t.clone()) as Box<dyn sim_core::TraceSink<_, _>>);
+            run_with(RaftHarness::new(scenario)?, scenario, seed, sink)
+        }
+        other => Err(format!("unknown protocol {other:?}")),
+    }
+}
+
+/// The command that replays a run of a built-in scenario or a file.
+pub fn replay_command(source: &str, outcome: &RunOutcome, is_file: bool) -> String {
+    if is_file {
+        return format!("dsim run {source} --seed {}", outcome.seed);
+    }
+    let variant = if outcome.variant == "correct" {
+        String::new()
+    } else {
+        format!(" --variant {}", outcome.variant)
+    };
+    format!("dsim run {source} --seed {}{variant}", outcome.seed)
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A built-in scenario's name (see `dsim list`) or a scenario file.
+    pub scenario: String,
+    /// The root seed (default: the scenario's pinned seed, else 1).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A known-bug variant of the protocol.
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Record every event as JSON lines.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub trace: Option<PathBuf>,
+    /// Write the client history (dsim's JSON lines, readable by `dsim check`).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct RunJson<'a> {
+    #[serde(flatten)]
+    outcome: &'a RunOutcome,
+    replay: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_events: Option<u64>,
+}
+
+/// `dsim run`.
+pub fn run(args: &RunArgs) -> u8 {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("dsim run: {message}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+fn run_inner(args: &RunArgs) -> Result<u8, String> {
+    let mut scenario = library::resolve(&args.scenario).map_err(|e| e.to_string())?;
+    if let Some(variant) = &args.variant {
+        scenario.variant = (variant != "correct").then(|| variant.clone());
+        crate::scenario::validate(&scenario).map_err(|e| format!("--variant: {e}"))?;
+    }
+    let seed = args.seed.or(scenario.seed).unwrap_or(1);
+    if !args.json {
+        println!("seed={seed}");
+    }
+    let is_file = library::built_in(&args.scenario).is_none();
+    report_run(
+        &scenario,
+        seed,
+        &args.scenario,
+        is_file,
+        args.trace.as_deref(),
+        args.history.as_deref(),
+        args.json,
+    )
+}
+
+/// Runs, prints and writes files; returns the exit code.
+pub fn report_run(
+    scenario: &Scenario,
+    seed: u64,
+    source: &str,
+    is_file: bool,
+    trace: Option<&Path>,
+    history: Option<&Path>,
+    json: bool,
+) -> Result<u8, String> {
+    let trace_file = trace.map(JsonLinesTrace::create).transpose()?;
+    let outcome = run_scenario(scenario, seed, trace_file.as_ref())?;
+    let trace_events = trace_file.map(|t| t.finish()).transpose()?;
+    if let Some(path) = history {
+        write_atomic(path, checker::import::to_json_lines(&outcome.history).as_bytes())?;
+    }
+    let replay = replay_command(source, &outcome, is_file);
+    if json {
+        let output = RunJson {
+            outcome: &outcome,
+            replay,
+            trace_events,
+        };
+        println!("{}", serde_json::to_string(&output).expect("serialisable"));
+    } else {
+        print!("{}", render_text(&outcome, &replay));
+    }
+    Ok(match outcome.verdict {
+        Verdict::Pass => exit::PASS,
+        Verdict::Violation => exit::VIOLATION,
+        Verdict::Unknown => exit::UNKNOWN,
+    })
+}
+
+/// The run summary for a terminal.
+pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
+    let m = &outcome.metrics;
+    let verdict = match outcome.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Violation => "VIOLATION",
+        Verdict::Unknown => "UNKNOWN",
+    };
+    let mut out = format!(
+        "scenario: {} ({}, variant {})\n",
+        outcome.scenario, outcome.protocol, outcome.variant
+    );
+    out += &format!("verdict: {verdict}\nfingerprint: {}\n", outcome.fingerprint);
+    out += &format!("stopped: {}\n", outcome.stop);
+    out += &format!(
+        "events: {}, virtual time: {:.1} ms, faults: {}\n",
+        m.events, m.virtual_ms, m.faults
+    );
+    out += &format!(
+        "messages: {} sent, {} delivered, {} dropped, {} duplicated\n",
+        m.messages_sent, m.messages_delivered, m.messages_dropped, m.messages_duplicated
+    );
+    out += &format!(
+        "operations: {} ok, {} fail, {} info\n",
+        m.ops_ok, m.ops_fail, m.ops_info
+    );
+    out += &format!(
+        "latency ms: p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}\n",
+        m.latency_p50_ms, m.latency_p90_ms, m.latency_p99_ms, m.latency_max_ms
+    );
+    if let Some(report) = &outcome.linearizability {
+        let verdict = match report.verdict {
+            Verdict::Pass => "linearizable",
+            Verdict::Violation => "NOT linearizable",
+            Verdict::Unknown => "unknown",
+        };
+        out += &format!(
+            "history: {verdict} ({} ops, {} keys, {} search steps)\n",
+            report.ops, report.partitions, report.steps
+        );
+        if let Some(reason) = &report.unknown_reason {
+            out += &format!("  {reason}\n");
+        }
+    }
+    if let Some(first) = outcome.violations.first() {
+        out += &format!("first violation: {first}\n");
+        if let Some(e) = outcome.linearizability.as_ref().and_then(|r| r.explanation.as_ref())
+            && first.kind == "linearizability"
+        {
+            for line in checker::render_text(outcome.linearizability.as_ref().expect("checked"))
+                .lines()
+                .skip(1)
+            {
+                out += &format!("  {line}\n");
+            }
+            let _ = e;
+        }
+        for other in &outcome.violations[1..] {
+            out += &format!("also: {other}\n");
+        }
+    }
+    out += &format!("replay: {replay}\n");
+    out
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// A saved scenario file (as `dsim fuzz` writes them), with its seed pinned.
+    pub file: String,
+    /// Record every event as JSON lines.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub trace: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dsim replay`.
+pub fn replay(args: &ReplayArgs) -> u8 {
+    let result = (|| {
+        let scenario = library::resolve(&args.file).map_err(|e| e.to_string())?;
+        let seed = scenario
+            .seed
+            .ok_or_else(|| format!("{}: the scenario pins no seed; use `dsim run --seed N`", args.file))?;
+        if !args.json {
+            println!("seed={seed}");
+        }
+        report_run(
+            &scenario,
+            seed,
+            &args.file,
+            true,
+            args.trace.as_deref(),
+            None,
+            args.json,
+        )
+    })();
+    result.unwrap_or_else(|message| {
+        eprintln!("dsim replay: {message}");
+        exit::BAD_INPUT
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct ListEntry {
+    name: String,
+    protocol: String,
+    variant: Option<String>,
+    description: String,
+}
+
+/// `dsim list`.
+pub fn list(args: &ListArgs) -> u8 {
+    let entries: Vec<ListEntry> = library::all()
+        .into_iter()
+        .map(|s| ListEntry {
+            name: s.name,
+            protocol: s.protocol,
+            variant: s.variant,
+            description: s.description,
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string(&entries).expect("serialisable"));
+    } else {
+        let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
+        for entry in &entries {
+            let summary = entry.description.split(". ").next().unwrap_or("").trim_end_matches('.');
+            println!("{:width$}  {:6}  {summary}", entry.name, entry.protocol);
+        }
+    }
+    exit::PASS
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// A built-in scenario's name.
+    pub name: String,
+}
+
+/// `dsim show`.
+pub fn show(args: &ShowArgs) -> u8 {
+    match library::built_in(&args.name) {
+        Some(text) => {
+            print!("{text}");
+            exit::PASS
+        }
+        None => {
+            let names: Vec<&str> = library::BUILT_IN.iter().map(|(n, _)| *n).collect();
+            eprintln!(
+                "dsim show: no built-in scenario {:?} (built-in: {})",
+                args.name,
+                names.join(", ")
+            );
+            exit::BAD_INPUT
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! One run: build the simulation a scenario describes, drive it, judge it.
+//!
+//! The run has two phases. Faults happen in `[0, faults_ms)`; at `faults_ms` everything
+//! is healed, and the run goes on for `healed_ms`. Safety properties are judged after
+//! every event, and the run stops at the first violation. At the end the client history
+//! is checked for linearizability, and liveness is judged: a recovered system (a leader)
+//! by `leader_within_ms` after the heal, and every later operation completed within
+//! `op_within_ms`.
+
+use checker::history::{Event, HistoryBuilder, Outcome};
+use checker::{Budget, CheckOptions, ModelKind, Verdict, Violation};
+use serde::Serialize;
+use sim_core::{Limits, MS, NodeId, Observation, Process, Sim, SimConfig, StopReason, TraceSink};
+
+use crate::nemesis::{heal_all, materialize};
+use crate::scenario::Scenario;
+
+/// What a protocol contributes to a run.
+pub trait Harness {
+    type Node: Process + 'static;
+
+    /// Builds node `id` (at start and at every restart).
+    fn factory(&self) -> Box<dyn FnMut(NodeId) -> Self::Node>;
+
+    /// Judges one observation against the safety properties.
+    fn observe(
+        &mut self,
+        observation: &Observation<<Self::Node as Process>::Obs>,
+        sim: &Sim<Self::Node>,
+    ) -> Option<Violation>;
+
+    /// The client history event an observation stands for, if any.
+    fn client_event(&self, observation: &Observation<<Self::Node as Process>::Obs>) -> Option<Event>;
+
+    /// Whether the system has recovered (for Raft: a leader of the newest term is up).
+    fn recovered(&self, sim: &Sim<Self::Node>) -> Result<(), String>;
+
+    /// Safety checks over the final state.
+    fn final_safety(&mut self, sim: &Sim<Self::Node>) -> Option<Violation>;
+
+    /// The model the client history is checked against.
+    fn model(&self) -> ModelKind;
+}
+
+/// A boxed trace sink for the messages and observations of node type `P`.
+pub type NodeSink<P> = Box<dyn TraceSink<<P as Process>::Msg, <P as Process>::Obs>>;
+
+/// Counters and latencies of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunMetrics {
+    pub events: u64,
+    pub virtual_ms: f64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_dropped: u64,
+    pub messages_duplicated: u64,
+    pub faults: usize,
+    pub ops_ok: usize,
+    pub ops_fail: usize,
+    pub ops_info: usize,
+    pub latency_p50_ms: f64,
+    pub latency_p90_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOutcome {
+    pub scenario: String,
+    pub protocol: String,
+    pub variant: String,
+    pub seed: u64,
+    pub verdict: Verdict,
+    pub fingerprint: String,
+    pub violations: Vec<Violation>,
+    pub metrics: RunMetrics,
+    pub stop: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linearizability: Option<checker::Report>,
+    #[serde(skip)]
+    pub history: Vec<Event>,
+}
+
+/// Runs `scenario` with `seed` through `harness`.
+pub fn run_with<H: Harness>(
+    mut harness: H,
+    scenario: &Scenario,
+    seed: u64,
+    sink: Option<NodeSink<H::Node>>,
+) -> Result<RunOutcome, String> {
+    let faults_ns = (scenario.duration.faults_ms * MS as f64) as u64;
+    let end_ns = faults_ns + (scenario.duration.healed_ms * MS as f64) as u64;
+    let nodes = scenario.cluster.servers + scenario.cluster.clients;
+    let limits = Limits {
+        max_events: 200_000_000,
+        max_time_ns: end_ns,
+        max_pending: 2_000_000,
+    };
+    let config = SimConfig {
+        seed,
+        nodes,
+        network: scenario.network.clone(),
+        limits,
+    };
+    let mut sim = Sim::new(config, harness.factory()).map_err(|e| e.to_string())?;
+    if let Some(sink) = sink {
+        sim.set_trace_sink(sink);
+    }
+    let schedule = materialize(scenario, seed);
+    for scheduled in &schedule {
+        sim.schedule_fault_ms(scheduled.at_ms, scheduled.fault.clone())
+            .map_err(|e| e.to_string())?;
+    }
+    for fault in heal_all(scenario.cluster.servers, scenario.cluster.clients) {
+        sim.schedule_fault(faults_ns, fault).map_err(|e| e.to_string())?;
+    }
+    let liveness = scenario.checks.liveness;
+    let probe_ns = liveness.map(|l| (faults_ns + (l.leader_within_ms * MS as f64) as u64).min(end_ns));
+    let mut drive = Drive {
+        cursor: 0,
+        history: Vec::new(),
+        violations: Vec::new(),
+    };
+    let mut stop = drive.until(&mut harness, &mut sim, probe_ns.unwrap_or(end_ns));
+    if stop.is_none()
+        && let Some(probe) = probe_ns
+    {
+        if let Err(message) = harness.recovered(&sim) {
+            drive.violations.push(Violation::new("liveness", message, probe, None));
+        }
+        stop = drive.until(&mut harness, &mut sim, end_ns);
+    }
+    let stop = stop.unwrap_or(StopReason::TimeLimit { limit_ns: end_ns });
+    if drive.violations.is_empty()
+        && let Some(v) = harness.final_safety(&sim)
+    {
+        drive.violations.push(v);
+    }
+    let history = drive.history;
+    let mut violations = drive.violations;
+    if let (Some(probe), Some(l)) = (probe_ns, liveness)
+        && violations.iter().all(|v| v.kind == "liveness")
+    {
+        violations.extend(operation_liveness(
+            &history,
+            probe,
+            end_ns,
+            (l.op_within_ms * MS as f64) as u64,
+        ));
+    }
+    let safety_failed = violations.iter().any(|v| v.kind != "liveness");
+    let linearizability = if scenario.checks.linearizability && !safety_failed {
+        Some(check_history(
+            &harness,
+            &history,
+            scenario.checks.budget_steps,
+            sim.now_ns(),
+        )?)
+    } else {
+        None
+    };
+    if let Some(report) = &linearizability
+        && report.verdict == Verdict::Violation
+    {
+        violations.push(linearizability_violation(report));
+    }
+    let verdict = if !violations.is_empty() {
+        Verdict::Violation
+    } else if linearizability.as_ref().is_some_and(|r| r.verdict == Verdict::Unknown) {
+        Verdict::Unknown
+    } else {
+        Verdict::Pass
+    };
+    let metrics = metrics(&sim, &history, schedule.len());
+    Ok(RunOutcome {
+        scenario: scenario.name.clone(),
+        protocol: scenario.protocol.clone(),
+        variant: scenario.variant.clone().unwrap_or_else(|| "correct".into()),
+        seed,
+        verdict,
+        fingerprint: sim.fingerprint().hex(),
+        violations,
+        metrics,
+        stop: stop.to_string(),
+        linearizability,
+        history,
+    })
+}
+
+struct Drive {
+    cursor: usize,
+    history: Vec<Event>,
+    violations: Vec<Violation>,
+}
+
+impl Drive {
+    /// Steps until global time `until_ns`; `Some` if the run ended (a violation, or a
+    /// limit).
+    fn until<H: Harness>(&mut self, harness: &mut H, sim: &mut Sim<H::Node>, until_ns: u64) -> Option<StopReason> {
+        loop {
+            if !self.violations.is_empty() {
+                return Some(StopReason::Quiescent);
+            }
+            match sim.next_event_ns() {
+                Some(next) if next <= until_ns => {}
+                _ => {
+                    sim.run_until(until_ns);
+                    return None;
+                }
+            }
+            if let Some(stop) = sim.step() {
+                return Some(stop);
+            }
+            let observations = sim.observations();
+            while self.cursor < observations.len() {
+                let observation = &observations[self.cursor];
+                self.cursor += 1;
+                if let Some(event) = harness.client_event(observation) {
+                    self.history.push(event);
+                }
+                if let Some(mut violation) = harness.observe(observation, sim) {
+                    violation.event = Some(sim.metrics().events);
+                    self.violations.push(violation);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn build_history(events: &[Event]) -> Result<checker::History, String> {
+    let mut builder = HistoryBuilder::default();
+    for event in events {
+        builder
+            .push(event.clone())
+            .map_err(|e| format!("the simulated clients broke the history conventions: {e}"))?;
+    }
+    Ok(builder.finish())
+}
+
+fn check_history<H: Harness>(
+    harness: &H,
+    events: &[Event],
+    budget_steps: u64,
+    _now: u64,
+) -> Result<checker::Report, String> {
+    let history = build_history(events)?;
+    let options = CheckOptions {
+        budget: Budget {
+            steps_max: budget_steps,
+            ..Budget::default()
+        },
+        split: true,
+    };
+    checker::check(harness.model(), None, &history, &options).map_err(|e| e.to_string())
+}
+
+fn linearizability_violation(report: &checker::Report) -> Violation {
+    let (message, t_ns) = match &report.explanation {
+        Some(e) => {
+            let key = e.partition.as_ref().map(|k| format!(" on key {k}")).unwrap_or_default();
+            (
+                format!(
+                    "the client history is not linearizable{key}: no order explains {}",
+                    e.op
+                ),
+                0,
+            )
+        }
+        None => ("the client history is not linearizable".to_owned(), 0),
+    };
+    Violation::new("linearizability", message, t_ns, None)
+}
+
+/// Every operation invoked at or after `from_ns` must complete (ok or fail) within
+/// `bound_ns`; one still pending at the end only counts if it had the time.
+fn operation_liveness(events: &[Event], from_ns: u64, end_ns: u64, bound_ns: u64) -> Option<Violation> {
+    let history = build_history(events).ok()?;
+    for op in &history.ops {
+        let invoked = op.invoke_time_ns.unwrap_or(0);
+        if invoked < from_ns {
+            continue;
+        }
+        let late = match (op.outcome, op.complete_time_ns) {
+            (Outcome::Ok | Outcome::Fail, Some(done)) => done - invoked > bound_ns,
+            (_, Some(_)) => true,
+            (_, None) => invoked + bound_ns <= end_ns,
+        };
+        if late {
+            let message = format!(
+                "operation {} invoked {:.1} ms after the heal did not complete within {} ms",
+                op,
+                (invoked - from_ns) as f64 / 1e6,
+                bound_ns / MS
+            );
+            return Some(Violation::new("liveness", message, invoked, None));
+        }
+    }
+    None
+}
+
+fn metrics<P: Process>(sim: &Sim<P>, events: &[Event], faults: usize) -> RunMetrics {
+    let engine = sim.metrics();
+    let mut latencies: Vec<u64> = Vec::new();
+    let (mut ok, mut fail, mut info) = (0, 0, 0);
+    if let Ok(history) = build_history(events) {
+        for op in &history.ops {
+            match op.outcome {
+                Outcome::Ok => ok += 1,
+                Outcome::Fail => fail += 1,
+                Outcome::Info => info += 1,
+            }
+            if let (Outcome::Ok | Outcome::Fail, Some(done), Some(start)) =
+                (op.outcome, op.complete_time_ns, op.invoke_time_ns)
+            {
+                latencies.push(done - start);
+            }
+        }
+    }
+    latencies.sort_unstable();
+    let percentile = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
+        latencies[rank - 1] as f64 / 1e6
+    };
+    RunMetrics {
+        events: engine.events,
+        virtual_ms: sim.now_ns() as f64 / 1e6,
+        messages_sent: engine.messages_sent,
+        messages_delivered: engine.messages_delivered,
+        messages_dropped: engine.messages_dropped(),
+        messages_duplicated: engine.messages_duplicated,
+        faults,
+        ops_ok: ok,
+        ops_fail: fail,
+        ops_info: info,
+        latency_p50_ms: percentile(0.5),
+        latency_p90_ms: percentile(0.9),
+        latency_p99_ms: percentile(0.99),
+        latency_max_ms: percentile(1.0),
+    }
+}
