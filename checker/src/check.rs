@@ -21,13 +21,8 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 5] = [
-        ModelKind::Register,
-        ModelKind::CasRegister,
-        ModelKind::Kv,
-        ModelKind::MultiRegister,
-        ModelKind::Mutex,
-    ];
+    pub const ALL: [ModelKind; 5] =
+        [ModelKind::Register, ModelKind::CasRegister, ModelKind::Kv, ModelKind::MultiRegister, ModelKind::Mutex];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -71,10 +66,7 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions {
-            budget: Budget::default(),
-            split: true,
-        }
+        CheckOptions { budget: Budget::default(), split: true }
     }
 }
 
@@ -123,17 +115,11 @@ impl OpSummary {
 
 impl std::fmt::Display for OpSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "#{} (line {}) process {} :{}",
-            self.index, self.line, self.process, self.f
-        )?;
+        write!(f, "#{} (line {}) process {} :{}", self.index, self.line, self.process, self.f)?;
         if let Some(key) = &self.key {
             write!(f, " key {key}")?;
         }
-        let outcome = serde_json::to_value(self.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned));
+        let outcome = serde_json::to_value(self.outcome).ok().and_then(|v| v.as_str().map(str::to_owned));
         write!(f, " {} -> :{} {}", self.value, outcome.unwrap_or_default(), self.result)
     }
 }
@@ -210,13 +196,8 @@ pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions
         let mut model = model.clone();
         let (ops, origin) = compile(&mut model, history, members)?;
         report.ops_checked += ops.len();
-        let (outcome, stats) = search::search(
-            &mut model,
-            &ops,
-            &mut steps_left,
-            options.budget.cache_bytes_max,
-            options.budget.steps_max,
-        );
+        let (outcome, stats) =
+            search::search(&mut model, &ops, &mut steps_left, options.budget.cache_bytes_max, options.budget.steps_max);
         note_stats(&mut report, &stats);
         match outcome {
             search::Outcome::Linearizable => {}
@@ -230,17 +211,10 @@ pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions
                 let explanation = Explanation {
                     partition: key.as_ref().map(Value::to_string),
                     op: OpSummary::of(&history.ops[origin[stuck.op]]),
-                    prefix: stuck
-                        .prefix
-                        .iter()
-                        .map(|i| OpSummary::of(&history.ops[origin[*i]]))
-                        .collect(),
+                    prefix: stuck.prefix.iter().map(|i| OpSummary::of(&history.ops[origin[*i]])).collect(),
                     states: stuck.states.iter().map(|s| model.describe(s)).collect(),
                 };
-                let earlier = report
-                    .explanation
-                    .as_ref()
-                    .is_none_or(|e| explanation.op.index < e.op.index);
+                let earlier = report.explanation.as_ref().is_none_or(|e| explanation.op.index < e.op.index);
                 if earlier {
                     report.explanation = Some(explanation);
                 }
@@ -267,9 +241,7 @@ type Partitions = Vec<(Option<Value>, Vec<usize>)>;
 
 /// Groups the operations that did not fail by key, when the model and options allow.
 fn partition<M: Model>(model: &M, history: &History, split: bool) -> Partitions {
-    let live: Vec<usize> = (0..history.ops.len())
-        .filter(|i| history.ops[*i].outcome != Outcome::Fail)
-        .collect();
+    let live: Vec<usize> = (0..history.ops.len()).filter(|i| history.ops[*i].outcome != Outcome::Fail).collect();
     if split {
         let keys: Option<Vec<Value>> = live.iter().map(|i| model.partition_key(&history.ops[*i])).collect();
         if let Some(keys) = keys {
@@ -293,16 +265,8 @@ fn compile<M: Model>(model: &mut M, history: &History, members: &[usize]) -> Res
     for index in members {
         let op = &history.ops[*index];
         if let Some(compiled) = model.compile(op)? {
-            let ret = if op.outcome == Outcome::Ok {
-                op.complete_index
-            } else {
-                None
-            };
-            ops.push(SearchOp {
-                op: compiled,
-                call: op.invoke_index,
-                ret,
-            });
+            let ret = if op.outcome == Outcome::Ok { op.complete_index } else { None };
+            ops.push(SearchOp { op: compiled, call: op.invoke_index, ret });
             origin.push(*index);
         }
     }

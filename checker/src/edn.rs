@@ -31,31 +31,19 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(text: &'a str) -> Self {
-        Reader {
-            text: text.as_bytes(),
-            pos: 0,
-            line: 1,
-            line_start: 0,
-        }
+        Reader { text: text.as_bytes(), pos: 0, line: 1, line_start: 0 }
     }
 
     /// The current position as (line, column), column counted in characters.
     pub fn position(&self) -> (usize, usize) {
         let upto = &self.text[self.line_start..self.pos];
-        let column = std::str::from_utf8(upto)
-            .map(|s| s.chars().count())
-            .unwrap_or(upto.len())
-            + 1;
+        let column = std::str::from_utf8(upto).map(|s| s.chars().count()).unwrap_or(upto.len()) + 1;
         (self.line, column)
     }
 
     fn error(&self, message: impl Into<String>) -> EdnError {
         let (line, column) = self.position();
-        EdnError {
-            line,
-            column,
-            message: message.into(),
-        }
+        EdnError { line, column, message: message.into() }
     }
 
     fn bump(&mut self) {
@@ -210,13 +198,9 @@ impl<'a> Reader<'a> {
                         b'"' => '"',
                         b'\\' => '\\',
                         b'u' => {
-                            let hex = self
-                                .text
-                                .get(self.pos + 1..self.pos + 5)
-                                .and_then(|h| std::str::from_utf8(h).ok());
-                            let code = hex
-                                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                .and_then(char::from_u32);
+                            let hex =
+                                self.text.get(self.pos + 1..self.pos + 5).and_then(|h| std::str::from_utf8(h).ok());
+                            let code = hex.and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32);
                             let Some(c) = code else {
                                 return Err(self.error("bad \\u escape in a string"));
                             };
@@ -274,11 +258,7 @@ impl<'a> Reader<'a> {
         let (line, column) = self.position();
         let token = self.token();
         if token.is_empty() {
-            return Err(EdnError {
-                line,
-                column,
-                message: "unexpected character".into(),
-            });
+            return Err(EdnError { line, column, message: "unexpected character".into() });
         }
         let value = match token {
             "nil" => Value::Nil,
@@ -289,11 +269,7 @@ impl<'a> Reader<'a> {
         if let Value::Symbol(s) = &value
             && s.starts_with(|c: char| c.is_ascii_digit())
         {
-            return Err(EdnError {
-                line,
-                column,
-                message: format!("malformed number '{s}'"),
-            });
+            return Err(EdnError { line, column, message: format!("malformed number '{s}'") });
         }
         Ok(value)
     }
@@ -336,10 +312,7 @@ mod tests {
         let value = parse("{:process 4, :type :invoke, :f :cas, :value [2 3] :key \"a\\nb\"} ; c").unwrap();
         assert_eq!(value.get("process"), Some(&Value::Int(4)));
         assert_eq!(value.get("type"), Some(&Value::Keyword("invoke".into())));
-        assert_eq!(
-            value.get("value"),
-            Some(&Value::Vec(vec![Value::Int(2), Value::Int(3)]))
-        );
+        assert_eq!(value.get("value"), Some(&Value::Vec(vec![Value::Int(2), Value::Int(3)])));
         assert_eq!(value.get("key"), Some(&Value::Str("a\nb".into())));
         assert_eq!(
             parse("#{:a :b}").unwrap(),

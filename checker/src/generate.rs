@@ -38,18 +38,8 @@ pub struct Config {
 #[derive(Clone)]
 enum Pending {
     Idle,
-    Invoked {
-        f: &'static str,
-        key: Option<Value>,
-        value: Value,
-    },
-    Applied {
-        f: &'static str,
-        key: Option<Value>,
-        value: Value,
-        result: Value,
-        ok: bool,
-    },
+    Invoked { f: &'static str, key: Option<Value>, value: Value },
+    Applied { f: &'static str, key: Option<Value>, value: Value, result: Value, ok: bool },
 }
 
 struct Client {
@@ -65,12 +55,8 @@ pub fn generate(config: &Config) -> Vec<Event> {
         _ => 1,
     };
     let mut state: Vec<Value> = vec![initial(config.shape); keys];
-    let mut clients: Vec<Client> = (0..config.clients.max(1))
-        .map(|c| Client {
-            process: c as u64,
-            pending: Pending::Idle,
-        })
-        .collect();
+    let mut clients: Vec<Client> =
+        (0..config.clients.max(1)).map(|c| Client { process: c as u64, pending: Pending::Idle }).collect();
     let mut next_process = clients.len() as u64;
     let mut invoked = 0;
     let mut events = Vec::with_capacity(config.ops * 2);
@@ -104,21 +90,9 @@ pub fn generate(config: &Config) -> Vec<Event> {
                 }
                 let slot = key.as_ref().map_or(0, key_index);
                 let (result, ok) = apply(&mut state[slot], f, &value);
-                c.pending = Pending::Applied {
-                    f,
-                    key,
-                    value,
-                    result,
-                    ok,
-                };
+                c.pending = Pending::Applied { f, key, value, result, ok };
             }
-            Pending::Applied {
-                f,
-                key,
-                value,
-                result,
-                ok,
-            } => {
+            Pending::Applied { f, key, value, result, ok } => {
                 if rng.random_bool(config.info_rate / 2.0) {
                     // Took effect, but the client never heard.
                     events.push(event(c.process, EventType::Info, f, key, value));
@@ -158,14 +132,9 @@ fn choose(shape: Shape, keys: usize, counter: u64, rng: &mut ChaCha8Rng) -> (&'s
         Shape::CasRegister => match rng.random_range(0..3) {
             0 => ("read", None, Value::Nil),
             1 => ("write", None, Value::Int(rng.random_range(0..5))),
-            _ => (
-                "cas",
-                None,
-                Value::Vec(vec![
-                    Value::Int(rng.random_range(0..5)),
-                    Value::Int(rng.random_range(0..5)),
-                ]),
-            ),
+            _ => {
+                ("cas", None, Value::Vec(vec![Value::Int(rng.random_range(0..5)), Value::Int(rng.random_range(0..5))]))
+            }
         },
         Shape::Kv { .. } => {
             let key = Some(Value::Str(rng.random_range(0..keys).to_string()));
@@ -206,16 +175,7 @@ fn apply(state: &mut Value, f: &str, value: &Value) -> (Value, bool) {
 }
 
 fn event(process: u64, kind: EventType, f: &str, key: Option<Value>, value: Value) -> Event {
-    Event {
-        process: Some(process),
-        kind,
-        f: f.to_owned(),
-        key,
-        value,
-        time_ns: None,
-        line: 0,
-        column: 0,
-    }
+    Event { process: Some(process), kind, f: f.to_owned(), key, value, time_ns: None, line: 0, column: 0 }
 }
 
 /// Changes the result of one ok read (chosen by `seed`) to a value never written, so that

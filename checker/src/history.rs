@@ -122,11 +122,7 @@ impl HistoryBuilder {
         let Some(process) = event.process else {
             return Ok(());
         };
-        let error = |message: String| HistoryError {
-            line: event.line,
-            column: event.column,
-            message,
-        };
+        let error = |message: String| HistoryError { line: event.line, column: event.column, message };
         match event.kind {
             EventType::Invoke => {
                 if let Some(open) = self.outstanding.get(&process) {

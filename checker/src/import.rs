@@ -42,21 +42,13 @@ pub struct ImportError {
 
 impl From<EdnError> for ImportError {
     fn from(e: EdnError) -> Self {
-        ImportError {
-            line: e.line,
-            column: e.column,
-            message: e.message,
-        }
+        ImportError { line: e.line, column: e.column, message: e.message }
     }
 }
 
 impl From<HistoryError> for ImportError {
     fn from(e: HistoryError) -> Self {
-        ImportError {
-            line: e.line,
-            column: e.column,
-            message: e.message,
-        }
+        ImportError { line: e.line, column: e.column, message: e.message }
     }
 }
 
@@ -113,11 +105,7 @@ fn parse_edn(text: &str) -> Result<History, ImportError> {
                 reader.eat(c);
                 if !reader.at_end() {
                     let (line, column) = reader.position();
-                    return Err(ImportError {
-                        line,
-                        column,
-                        message: "unexpected text after the history".into(),
-                    });
+                    return Err(ImportError { line, column, message: "unexpected text after the history".into() });
                 }
                 break;
             }
@@ -138,11 +126,10 @@ pub fn event_from_map(value: &Value, line: usize, column: usize) -> Result<Event
         return Err(error(format!("expected an op map, found {}", short(value))));
     }
     let type_value = value.get("type").ok_or_else(|| error("op map has no :type".into()))?;
-    let kind = type_value.as_name().and_then(EventType::parse).ok_or_else(|| {
-        error(format!(
-            "unknown :type {type_value}, expected :invoke, :ok, :fail or :info"
-        ))
-    })?;
+    let kind = type_value
+        .as_name()
+        .and_then(EventType::parse)
+        .ok_or_else(|| error(format!("unknown :type {type_value}, expected :invoke, :ok, :fail or :info")))?;
     let process = match value.get("process") {
         Some(Value::Int(p)) if *p >= 0 => Some(*p as u64),
         Some(Value::Int(p)) => return Err(error(format!("negative :process {p}"))),
@@ -151,10 +138,7 @@ pub fn event_from_map(value: &Value, line: usize, column: usize) -> Result<Event
         None => return Err(error("op map has no :process".into())),
     };
     let f = match value.get("f") {
-        Some(f) => f
-            .as_name()
-            .map(str::to_owned)
-            .ok_or_else(|| error(format!("unexpected :f {}", short(f))))?,
+        Some(f) => f.as_name().map(str::to_owned).ok_or_else(|| error(format!("unexpected :f {}", short(f))))?,
         None if process.is_none() => String::new(),
         None => return Err(error("op map has no :f".into())),
     };
@@ -176,11 +160,7 @@ pub fn event_from_map(value: &Value, line: usize, column: usize) -> Result<Event
 
 fn short(value: &Value) -> String {
     let text = value.to_string();
-    if text.chars().count() > 60 {
-        format!("{}…", text.chars().take(60).collect::<String>())
-    } else {
-        text
-    }
+    if text.chars().count() > 60 { format!("{}…", text.chars().take(60).collect::<String>()) } else { text }
 }
 
 fn parse_jepsen_log(text: &str) -> Result<History, ImportError> {
@@ -193,16 +173,10 @@ fn parse_jepsen_log(text: &str) -> Result<History, ImportError> {
         let line_number = number + 1;
         let body = &line[start + MARKER.len()..];
         let column = line[..start + MARKER.len()].chars().count() + 1;
-        let error = |message: String| ImportError {
-            line: line_number,
-            column,
-            message,
-        };
+        let error = |message: String| ImportError { line: line_number, column, message };
         let mut fields = body.split_whitespace();
         let (Some(process), Some(kind), Some(f)) = (fields.next(), fields.next(), fields.next()) else {
-            return Err(error(
-                "expected '<process> <type> <f> <value>' after 'jepsen.util - '".into(),
-            ));
+            return Err(error("expected '<process> <type> <f> <value>' after 'jepsen.util - '".into()));
         };
         let rest = fields.collect::<Vec<_>>().join(" ");
         let process = match crate::edn::parse(process) {
@@ -220,16 +194,7 @@ fn parse_jepsen_log(text: &str) -> Result<History, ImportError> {
         } else {
             crate::edn::parse(&rest).map_err(|e| error(format!("bad value '{rest}': {}", e.message)))?
         };
-        builder.push(Event {
-            process,
-            kind,
-            f,
-            key: None,
-            value,
-            time_ns: None,
-            line: line_number,
-            column,
-        })?;
+        builder.push(Event { process, kind, f, key: None, value, time_ns: None, line: line_number, column })?;
     }
     Ok(builder.finish())
 }
@@ -245,10 +210,8 @@ fn parse_json(text: &str) -> Result<History, ImportError> {
         let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| json_error(e, 0))?;
         for (index, json) in values.iter().enumerate() {
             // An array has no per-event position: name the event by its index instead.
-            let event = event_from_map(&Value::from_json(json), 1, 1).map_err(|e| ImportError {
-                message: format!("event {index}: {}", e.message),
-                ..e
-            })?;
+            let event = event_from_map(&Value::from_json(json), 1, 1)
+                .map_err(|e| ImportError { message: format!("event {index}: {}", e.message), ..e })?;
             builder.push(event)?;
         }
         return Ok(builder.finish());

@@ -63,10 +63,7 @@ pub struct Interner<T: Hash + Eq + Clone> {
 
 impl<T: Hash + Eq + Clone> Default for Interner<T> {
     fn default() -> Self {
-        Interner {
-            ids: Default::default(),
-            values: Vec::new(),
-        }
+        Interner { ids: Default::default(), values: Vec::new() }
     }
 }
 
@@ -105,10 +102,7 @@ impl<T: Hash + Eq + Clone> Interner<T> {
 }
 
 fn bad(op: &Op, message: String) -> ModelError {
-    ModelError {
-        line: op.invoke_line,
-        message,
-    }
+    ModelError { line: op.invoke_line, message }
 }
 
 // ---------------------------------------------------------------- register, cas-register
@@ -136,20 +130,12 @@ pub enum RegisterOp {
 impl RegisterModel {
     /// A read/write register.
     pub fn register(initial: Value) -> Self {
-        RegisterModel {
-            cas: false,
-            initial,
-            values: Interner::default(),
-        }
+        RegisterModel { cas: false, initial, values: Interner::default() }
     }
 
     /// A read/write/compare-and-set register.
     pub fn cas_register(initial: Value) -> Self {
-        RegisterModel {
-            cas: true,
-            initial,
-            values: Interner::default(),
-        }
+        RegisterModel { cas: true, initial, values: Interner::default() }
     }
 }
 
@@ -179,10 +165,7 @@ impl Model for RegisterModel {
                     .as_vec()
                     .filter(|items| items.len() == 2)
                     .ok_or_else(|| bad(op, format!("a :cas needs a [from to] value, found {}", op.value)))?;
-                Ok(Some(RegisterOp::Cas(
-                    self.values.intern(&pair[0]),
-                    self.values.intern(&pair[1]),
-                )))
+                Ok(Some(RegisterOp::Cas(self.values.intern(&pair[0]), self.values.intern(&pair[1]))))
             }
             other => Err(bad(op, format!("the {} model has no operation :{other}", self.name()))),
         }
@@ -257,19 +240,20 @@ impl Model for KvModel {
                 if op.outcome != Outcome::Ok {
                     return Ok(None);
                 }
-                KvOp::Get {
-                    key,
-                    value: self.strings.intern_owned(text_of(&op.result).into()),
-                }
+                KvOp::Get { key, value: self.strings.intern_owned(text_of(&op.result).into()) }
             }
-            "put" | "write" => KvOp::Put {
-                key,
-                value: self.strings.intern_owned(text_of(&op.value).into()),
-            },
-            "append" => KvOp::Append {
-                key,
-                suffix: self.strings.intern_owned(text_of(&op.value).into()),
-            },
+            "put" | "write" => KvOp::Put { key, value: self.strings.intern_owned(text_of(&op.value).into()) },
+            "append" => KvOp::Append { key, suffix: self.strings.intern_owned(text_of(&op.value).into()) },
+            "cas" => {
+                let pair = op
+                    .value
+                    .as_vec()
+                    .filter(|items| items.len() == 2)
+                    .ok_or_else(|| bad(op, format!("a kv :cas needs a [from to] value, found {}", op.value)))?;
+                let from = self.strings.intern_owned(text_of(&pair[0]).into());
+                let to = self.strings.intern_owned(text_of(&pair[1]).into());
+                KvOp::Cas { key, from, to }
+            }
             other => return Err(bad(op, format!("the kv model has no operation :{other}"))),
         }))
     }
@@ -355,11 +339,7 @@ impl MultiRegisterModel {
             Value::Map(entries) => entries.clone(),
             _ => Vec::new(),
         };
-        MultiRegisterModel {
-            initial,
-            keys: Interner::default(),
-            values: Interner::default(),
-        }
+        MultiRegisterModel { initial, keys: Interner::default(), values: Interner::default() }
     }
 
     fn initial_of(&self, key: &Value) -> Value {
@@ -384,20 +364,13 @@ impl Model for MultiRegisterModel {
         if op.f != "txn" {
             return Err(bad(op, format!("the multi-register model has no operation :{}", op.f)));
         }
-        let source = if op.outcome == Outcome::Ok {
-            &op.result
-        } else {
-            &op.value
-        };
-        let items = source
-            .as_vec()
-            .ok_or_else(|| bad(op, format!("a :txn needs a vector of micro-ops, found {source}")))?;
+        let source = if op.outcome == Outcome::Ok { &op.result } else { &op.value };
+        let items =
+            source.as_vec().ok_or_else(|| bad(op, format!("a :txn needs a vector of micro-ops, found {source}")))?;
         let mut micros = Vec::with_capacity(items.len());
         for item in items {
-            let parts = item
-                .as_vec()
-                .filter(|p| p.len() == 3)
-                .ok_or_else(|| bad(op, format!("bad micro-op {item}")))?;
+            let parts =
+                item.as_vec().filter(|p| p.len() == 3).ok_or_else(|| bad(op, format!("bad micro-op {item}")))?;
             let key = self.keys.intern(&parts[1]);
             match parts[0].as_name() {
                 Some("read" | "r") => {
@@ -407,10 +380,7 @@ impl Model for MultiRegisterModel {
                     let value = known.then(|| self.values.intern(&parts[2]));
                     micros.push(Micro::Read { key, value });
                 }
-                Some("write" | "w") => micros.push(Micro::Write {
-                    key,
-                    value: self.values.intern(&parts[2]),
-                }),
+                Some("write" | "w") => micros.push(Micro::Write { key, value: self.values.intern(&parts[2]) }),
                 _ => return Err(bad(op, format!("bad micro-op {item}, expected :read or :write"))),
             }
         }
@@ -430,10 +400,7 @@ impl Model for MultiRegisterModel {
         let mut next = state.clone();
         for micro in op.iter() {
             match *micro {
-                Micro::Read {
-                    key,
-                    value: Some(value),
-                } if next[key as usize] != value => return None,
+                Micro::Read { key, value: Some(value) } if next[key as usize] != value => return None,
                 Micro::Read { .. } => {}
                 Micro::Write { key, value } => next[key as usize] = value,
             }

@@ -26,13 +26,7 @@ pub struct Violation {
 
 impl Violation {
     pub fn new(kind: &str, message: impl Into<String>, t_ns: u64, node: Option<usize>) -> Self {
-        Violation {
-            kind: kind.to_owned(),
-            message: message.into(),
-            t_ns,
-            node,
-            event: None,
-        }
+        Violation { kind: kind.to_owned(), message: message.into(), t_ns, node, event: None }
     }
 }
 

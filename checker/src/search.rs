@@ -38,10 +38,7 @@ pub struct Budget {
 
 impl Default for Budget {
     fn default() -> Self {
-        Budget {
-            steps_max: 200_000_000,
-            cache_bytes_max: 40 << 20,
-        }
+        Budget { steps_max: 200_000_000, cache_bytes_max: 40 << 20 }
     }
 }
 
@@ -258,21 +255,16 @@ fn dominates(explored: &[u32], current: &[u32]) -> bool {
 impl<S: Eq + Hash + Clone> Memo<S> {
     fn new(classes: usize) -> Self {
         let counts_bytes = if classes > 0 { classes * 4 + 16 + 24 } else { 0 };
-        Memo {
-            table: HashTable::new(),
-            hasher: FxBuildHasher,
-            bytes: 0,
-            counts_bytes,
-        }
+        Memo { table: HashTable::new(), hasher: FxBuildHasher, bytes: 0, counts_bytes }
     }
 
     /// Records the configuration; false if it, or one dominating it, was seen before.
     fn insert(&mut self, determinate: &[u64], state: &S, counts: &[u32], state_heap_bytes: usize) -> bool {
         let (first_word, window) = window(determinate);
         let hash = self.hasher.hash_one((first_word, window, state));
-        let found = self.table.find_mut(hash, |slot| {
-            slot.first_word == first_word && &*slot.window == window && slot.state == *state
-        });
+        let found = self
+            .table
+            .find_mut(hash, |slot| slot.first_word == first_word && &*slot.window == window && slot.state == *state);
         if let Some(slot) = found {
             if slot.counts.iter().any(|explored| dominates(explored, counts)) {
                 return false;
@@ -284,16 +276,10 @@ impl<S: Eq + Hash + Clone> Memo<S> {
             return true;
         }
         let hasher = self.hasher;
-        let slot = Slot {
-            first_word,
-            window: Box::from(window),
-            state: state.clone(),
-            counts: vec![Box::from(counts)],
-        };
+        let slot =
+            Slot { first_word, window: Box::from(window), state: state.clone(), counts: vec![Box::from(counts)] };
         self.bytes += std::mem::size_of::<Slot<S>>() + 2 + window.len() * 8 + 16 + self.counts_bytes + state_heap_bytes;
-        self.table.insert_unique(hash, slot, |slot| {
-            hasher.hash_one((slot.first_word, &*slot.window, &slot.state))
-        });
+        self.table.insert_unique(hash, slot, |slot| hasher.hash_one((slot.first_word, &*slot.window, &slot.state)));
         true
     }
 }
@@ -369,15 +355,7 @@ pub fn search<M: Model>(
             }
             Cursor::Entry(stop_entry) => {
                 // Every alternative here is exhausted: the return at `stop_entry` blocks.
-                note_stuck(
-                    &mut stuck,
-                    ops,
-                    list.op[stop_entry] as usize,
-                    &stack,
-                    &list,
-                    &classes,
-                    &state,
-                );
+                note_stuck(&mut stuck, ops, list.op[stop_entry] as usize, &stack, &list, &classes, &state);
                 let Some((choice, previous_state)) = stack.pop() else {
                     let (_, found) = stuck.expect("noted just above");
                     break Outcome::NotLinearizable(found);
@@ -385,14 +363,7 @@ pub fn search<M: Model>(
                 state = previous_state;
                 cursor = match choice {
                     Choice::Determinate(call) => {
-                        mark(
-                            choice,
-                            list.op[call] as usize,
-                            false,
-                            &mut linearized,
-                            &bit,
-                            &mut classes,
-                        );
+                        mark(choice, list.op[call] as usize, false, &mut linearized, &bit, &mut classes);
                         list.unlift(call);
                         returns_left += 1;
                         Cursor::Entry(list.next[call] as usize)
@@ -415,9 +386,7 @@ pub fn search<M: Model>(
             continue;
         }
         if memo.bytes > cache_bytes_max {
-            break Outcome::Unknown(Exhausted::Memory {
-                limit_bytes: cache_bytes_max,
-            });
+            break Outcome::Unknown(Exhausted::Memory { limit_bytes: cache_bytes_max });
         }
         stack.push((choice, std::mem::replace(&mut state, next_state)));
         if let Choice::Determinate(call) = choice {
@@ -482,14 +451,7 @@ fn note_stuck<O, S: Clone + Eq>(
                     }
                 })
                 .collect();
-            *stuck = Some((
-                position,
-                Stuck {
-                    op,
-                    prefix,
-                    states: vec![state.clone()],
-                },
-            ));
+            *stuck = Some((position, Stuck { op, prefix, states: vec![state.clone()] }));
         }
     }
 }

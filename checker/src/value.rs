@@ -66,11 +66,9 @@ impl Value {
             },
             serde_json::Value::String(s) => Value::Str(s.clone()),
             serde_json::Value::Array(items) => Value::Vec(items.iter().map(Value::from_json).collect()),
-            serde_json::Value::Object(map) => Value::Map(
-                map.iter()
-                    .map(|(k, v)| (Value::Str(k.clone()), Value::from_json(v)))
-                    .collect(),
-            ),
+            serde_json::Value::Object(map) => {
+                Value::Map(map.iter().map(|(k, v)| (Value::Str(k.clone()), Value::from_json(v))).collect())
+            }
         }
     }
 
@@ -89,10 +87,7 @@ impl Value {
             Value::Str(s) | Value::Keyword(s) | Value::Symbol(s) => serde_json::Value::String(s.clone()),
             Value::Vec(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
             Value::Map(entries) => serde_json::Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.to_string().trim_start_matches(':').to_owned(), v.to_json()))
-                    .collect(),
+                entries.iter().map(|(k, v)| (k.to_string().trim_start_matches(':').to_owned(), v.to_json())).collect(),
             ),
         }
     }

@@ -17,28 +17,13 @@ fn build(events: Vec<Event>) -> History {
 /// each indeterminate operation multiplies those (the problem is NP-complete).
 fn verdicts(shape: Shape, kind: ModelKind, ops: usize, clients: usize, split: bool) {
     for seed in 0..3 {
-        let config = Config {
-            shape,
-            ops,
-            clients,
-            info_rate: 0.1,
-            seed,
-        };
-        let options = CheckOptions {
-            split,
-            ..CheckOptions::default()
-        };
+        let config = Config { shape, ops, clients, info_rate: 0.1, seed };
+        let options = CheckOptions { split, ..CheckOptions::default() };
         let report = check(kind, None, &build(generate(&config)), &options).unwrap();
         assert_eq!(report.verdict, Verdict::Pass, "seed {seed}: {report:?}");
         assert_eq!(report.ops, ops);
-        let events = generate(&Config {
-            info_rate: 0.0,
-            ..config
-        });
-        assert_eq!(
-            check(kind, None, &build(events.clone()), &options).unwrap().verdict,
-            Verdict::Pass
-        );
+        let events = generate(&Config { info_rate: 0.0, ..config });
+        assert_eq!(check(kind, None, &build(events.clone()), &options).unwrap().verdict, Verdict::Pass);
         let mut corrupted = events;
         assert!(corrupt_one_read(&mut corrupted, seed));
         let report = check(kind, None, &build(corrupted), &options).unwrap();
@@ -73,31 +58,13 @@ fn kv_histories_unsplit() {
 fn etcd_shaped_histories_with_indeterminate_ops() {
     let mut violations = 0;
     for seed in 0..200 {
-        let config = Config {
-            shape: Shape::CasRegister,
-            ops: 90,
-            clients: 5,
-            info_rate: 0.15,
-            seed,
-        };
+        let config = Config { shape: Shape::CasRegister, ops: 90, clients: 5, info_rate: 0.15, seed };
         let events = generate(&config);
-        let report = check(
-            ModelKind::CasRegister,
-            None,
-            &build(events.clone()),
-            &CheckOptions::default(),
-        )
-        .unwrap();
+        let report = check(ModelKind::CasRegister, None, &build(events.clone()), &CheckOptions::default()).unwrap();
         assert_eq!(report.verdict, Verdict::Pass, "seed {seed}");
         let mut corrupted = events;
         if corrupt_one_read(&mut corrupted, seed) {
-            let report = check(
-                ModelKind::CasRegister,
-                None,
-                &build(corrupted),
-                &CheckOptions::default(),
-            )
-            .unwrap();
+            let report = check(ModelKind::CasRegister, None, &build(corrupted), &CheckOptions::default()).unwrap();
             assert_eq!(report.verdict, Verdict::Violation, "seed {seed} corrupted");
             violations += 1;
         }

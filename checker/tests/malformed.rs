@@ -8,10 +8,7 @@ fn error_of(text: &str, format: Format) -> String {
 
 #[test]
 fn truncated_edn() {
-    let message = error_of(
-        "[{:process 0, :type :invoke, :f :read, :value nil}\n {:process 0, :type :ok",
-        Format::Edn,
-    );
+    let message = error_of("[{:process 0, :type :invoke, :f :read, :value nil}\n {:process 0, :type :ok", Format::Edn);
     assert!(message.starts_with("line 2, column "), "{message}");
     assert!(message.contains("end of input"), "{message}");
 }
@@ -19,20 +16,14 @@ fn truncated_edn() {
 #[test]
 fn unknown_type() {
     let message = error_of("{:process 0, :type :invoked, :f :read, :value nil}", Format::Edn);
-    assert_eq!(
-        message,
-        "line 1, column 1: unknown :type :invoked, expected :invoke, :ok, :fail or :info"
-    );
+    assert_eq!(message, "line 1, column 1: unknown :type :invoked, expected :invoke, :ok, :fail or :info");
 }
 
 #[test]
 fn completion_with_nothing_outstanding() {
     let text = "{:process 0, :type :invoke, :f :read}\n{:process 0, :type :ok, :f :read, :value 1}\n{:process 0, :type :ok, :f :read, :value 1}";
     let message = error_of(text, Format::Edn);
-    assert_eq!(
-        message,
-        "line 3, column 1: a :ok completion of :read by process 0, which has no operation outstanding"
-    );
+    assert_eq!(message, "line 3, column 1: a :ok completion of :read by process 0, which has no operation outstanding");
 }
 
 #[test]
@@ -49,11 +40,7 @@ fn a_fifty_megabyte_line() {
     let mut text = String::from("[{:process 0, :type :invoke, :f :write, :value \"");
     text.push_str(&"x".repeat(50 << 20));
     let message = error_of(&text, Format::Edn);
-    assert!(
-        message.starts_with("line 1, column "),
-        "{}",
-        &message[..80.min(message.len())]
-    );
+    assert!(message.starts_with("line 1, column "), "{}", &message[..80.min(message.len())]);
     let deep = format!("[{}", "[".repeat(50 << 20));
     let message = error_of(&deep, Format::Edn);
     assert!(message.contains("nesting"), "{message}");
@@ -65,29 +52,21 @@ fn a_fifty_megabyte_line() {
 #[test]
 fn jepsen_log_errors() {
     let message = error_of("INFO  jepsen.util - 0\t:invokd\t:read\tnil", Format::JepsenLog);
-    assert!(
-        message.starts_with("line 1, column 21: unknown type ':invokd'"),
-        "{message}"
-    );
+    assert!(message.starts_with("line 1, column 21: unknown type ':invokd'"), "{message}");
     let message = error_of("INFO  jepsen.util - 0\t:invoke\t:cas\t[1 2", Format::JepsenLog);
     assert!(message.contains("bad value"), "{message}");
 }
 
 #[test]
 fn json_lines_errors() {
-    let message = error_of(
-        "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"type\":",
-        Format::Json,
-    );
+    let message =
+        error_of("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"type\":", Format::Json);
     assert!(message.starts_with("line 2, column "), "{message}");
     let message = error_of(
         "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"type\":\"nope\",\"f\":\"read\"}",
         Format::Json,
     );
-    assert_eq!(
-        message,
-        "line 2, column 1: unknown :type \"nope\", expected :invoke, :ok, :fail or :info"
-    );
+    assert_eq!(message, "line 2, column 1: unknown :type \"nope\", expected :invoke, :ok, :fail or :info");
 }
 
 #[test]

@@ -123,10 +123,8 @@ fn ref_step(kind: ModelKind, initial: &Value, state: &RefState, op: &checker::Op
             for micro in micros.as_vec().unwrap() {
                 let parts = micro.as_vec().unwrap();
                 let key = parts[1].as_name().unwrap().to_owned();
-                let current = next
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or_else(|| initial.get(&key).cloned().unwrap_or(Value::Nil));
+                let current =
+                    next.get(&key).cloned().unwrap_or_else(|| initial.get(&key).cloned().unwrap_or(Value::Nil));
                 match parts[0].as_name().unwrap() {
                     "read" => {
                         let initial_of_key = initial.get(&key).cloned().unwrap_or(Value::Nil);
@@ -195,11 +193,7 @@ fn small_int() -> impl Strategy<Value = Value> {
 }
 
 fn timing() -> impl Strategy<Value = (u8, u8, u8)> {
-    (
-        0u8..10,
-        0u8..6,
-        prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)],
-    )
+    (0u8..10, 0u8..6, prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)])
 }
 
 fn register_op(cas: bool) -> impl Strategy<Value = GenOp> {
@@ -217,22 +211,14 @@ fn register_op(cas: bool) -> impl Strategy<Value = GenOp> {
                 (pair.clone(), pair)
             }
         };
-        GenOp {
-            f,
-            key: None,
-            value,
-            result,
-            start,
-            length,
-            ending,
-        }
+        GenOp { f, key: None, value, result, start, length, ending }
     })
 }
 
 fn kv_op() -> impl Strategy<Value = GenOp> {
     let words = prop_oneof![Just(""), Just("x"), Just("y"), Just("xy"), Just("yx"), Just("xx")];
     (
-        prop_oneof![Just("get"), Just("put"), Just("append")],
+        prop_oneof![Just("get"), Just("put"), Just("append"), Just("cas")],
         prop_oneof![Just("a"), Just("b")],
         prop_oneof![Just("x"), Just("y")],
         words,
@@ -241,27 +227,18 @@ fn kv_op() -> impl Strategy<Value = GenOp> {
         .prop_map(|(f, key, arg, read, (start, length, ending))| {
             let (value, result) = match f {
                 "get" => (Value::Nil, Value::Str(read.into())),
+                "cas" => {
+                    let pair = Value::Vec(vec![Value::Str(read.into()), Value::Str(arg.into())]);
+                    (pair.clone(), pair)
+                }
                 _ => (Value::Str(arg.into()), Value::Str(arg.into())),
             };
-            GenOp {
-                f,
-                key: Some(Value::Str(key.into())),
-                value,
-                result,
-                start,
-                length,
-                ending,
-            }
+            GenOp { f, key: Some(Value::Str(key.into())), value, result, start, length, ending }
         })
 }
 
 fn multi_op() -> impl Strategy<Value = GenOp> {
-    let micro = (
-        prop_oneof![Just("read"), Just("write")],
-        prop_oneof![Just("x"), Just("y")],
-        (0i64..3),
-        small_int(),
-    );
+    let micro = (prop_oneof![Just("read"), Just("write")], prop_oneof![Just("x"), Just("y")], (0i64..3), small_int());
     (proptest::collection::vec(micro, 1..3), timing()).prop_map(|(micros, (start, length, ending))| {
         let mut invoke = Vec::new();
         let mut complete = Vec::new();
@@ -277,15 +254,7 @@ fn multi_op() -> impl Strategy<Value = GenOp> {
                 complete.push(w);
             }
         }
-        GenOp {
-            f: "txn",
-            key: None,
-            value: Value::Vec(invoke),
-            result: Value::Vec(complete),
-            start,
-            length,
-            ending,
-        }
+        GenOp { f: "txn", key: None, value: Value::Vec(invoke), result: Value::Vec(complete), start, length, ending }
     })
 }
 
@@ -305,16 +274,7 @@ fn agree(kind: ModelKind, initial: Value, ops: &[GenOp]) -> Result<(), TestCaseE
     let history = history_of(ops);
     let expected = reference(kind, &initial, &history);
     for split in [true, false] {
-        let report = check(
-            kind,
-            Some(&initial),
-            &history,
-            &CheckOptions {
-                split,
-                ..CheckOptions::default()
-            },
-        )
-        .unwrap();
+        let report = check(kind, Some(&initial), &history, &CheckOptions { split, ..CheckOptions::default() }).unwrap();
         let verdict = if expected { Verdict::Pass } else { Verdict::Violation };
         prop_assert_eq!(report.verdict, verdict, "split {}: {:#?}", split, history.ops);
     }
@@ -355,10 +315,7 @@ proptest! {
 /// The generators produce both verdicts often, so the agreement above means something.
 #[test]
 fn reference_sees_both_verdicts() {
-    let runner_config = ProptestConfig {
-        cases: 200,
-        ..ProptestConfig::default()
-    };
+    let runner_config = ProptestConfig { cases: 200, ..ProptestConfig::default() };
     let mut runner = proptest::test_runner::TestRunner::new(runner_config);
     let mut verdicts = [0usize; 2];
     let strategy = proptest::collection::vec(register_op(true), 1..=8);

@@ -73,10 +73,7 @@ fn kv_samples_get_their_verdicts() {
 fn kv_samples_unsplit_agree() {
     for (name, expected) in [("kv-c01-ok.txt", Verdict::Pass), ("kv-c01-bad.txt", Verdict::Violation)] {
         let history = parse_history(&sample(name), Format::Edn).unwrap();
-        let options = CheckOptions {
-            split: false,
-            ..CheckOptions::default()
-        };
+        let options = CheckOptions { split: false, ..CheckOptions::default() };
         let report = check(ModelKind::Kv, None, &history, &options).unwrap();
         assert_eq!(report.verdict, expected, "{name}");
         assert_eq!(report.partitions, 1);

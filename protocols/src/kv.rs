@@ -130,12 +130,7 @@ pub struct OpMix {
 
 impl Default for OpMix {
     fn default() -> Self {
-        OpMix {
-            get: 0.4,
-            put: 0.2,
-            append: 0.3,
-            cas: 0.1,
-        }
+        OpMix { get: 0.4, put: 0.2, append: 0.3, cas: 0.1 }
     }
 }
 
@@ -210,27 +205,16 @@ impl KvWorkload {
         match choice {
             0 => KvOp::Get { key },
             1 => KvOp::Put { key, value },
-            2 => KvOp::Append {
-                key,
-                value: format!("{value};"),
-            },
+            2 => KvOp::Append { key, value: format!("{value};") },
             // A cas from "" succeeds on a fresh key; otherwise it mostly fails, which
             // exercises the fail outcome. Values read back stay unique.
-            _ => KvOp::Cas {
-                key,
-                from: String::new(),
-                to: value,
-            },
+            _ => KvOp::Cas { key, from: String::new(), to: value },
         }
     }
 }
 
 fn pad(tag: &str, size: usize) -> String {
-    if tag.len() >= size {
-        tag.to_owned()
-    } else {
-        format!("{tag}{}", ".".repeat(size - tag.len()))
-    }
+    if tag.len() >= size { tag.to_owned() } else { format!("{tag}{}", ".".repeat(size - tag.len())) }
 }
 
 /// A client's invocation or completion, as an observation.
@@ -274,36 +258,14 @@ mod tests {
     #[test]
     fn retried_commands_apply_once() {
         let mut store = KvStore::default();
-        let append = command(
-            1,
-            1,
-            KvOp::Append {
-                key: "a".into(),
-                value: "x".into(),
-            },
-        );
+        let append = command(1, 1, KvOp::Append { key: "a".into(), value: "x".into() });
         assert_eq!(store.apply(&append), Some(KvResult::Done));
         assert_eq!(store.apply(&append), Some(KvResult::Done));
         assert_eq!(store.get("a"), Some("x"));
-        let stale = command(
-            1,
-            0,
-            KvOp::Append {
-                key: "a".into(),
-                value: "y".into(),
-            },
-        );
+        let stale = command(1, 0, KvOp::Append { key: "a".into(), value: "y".into() });
         assert_eq!(store.apply(&stale), None);
         assert_eq!(store.get("a"), Some("x"));
-        let cas = command(
-            2,
-            1,
-            KvOp::Cas {
-                key: "a".into(),
-                from: "z".into(),
-                to: "w".into(),
-            },
-        );
+        let cas = command(2, 1, KvOp::Cas { key: "a".into(), from: "z".into(), to: "w".into() });
         assert_eq!(store.apply(&cas), Some(KvResult::CasMismatch));
         let get = command(2, 2, KvOp::Get { key: "a".into() });
         assert_eq!(store.apply(&get), Some(KvResult::Value("x".into())));

@@ -46,11 +46,7 @@ pub fn engine(events: u64, seed: u64) -> EngineBench {
 
 impl std::fmt::Display for EngineBench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "engine: {} nodes, {} messages in flight, trace off",
-            self.nodes, self.in_flight
-        )?;
+        writeln!(f, "engine: {} nodes, {} messages in flight, trace off", self.nodes, self.in_flight)?;
         writeln!(f, "  events          {}", self.events)?;
         writeln!(f, "  wall time       {:.3} s", self.wall_s)?;
         writeln!(f, "  events/s        {:.0}", self.events_per_sec)?;

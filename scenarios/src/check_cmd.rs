@@ -123,30 +123,17 @@ fn check_file(args: &CheckArgs) -> Result<Checked, String> {
         None => (ModelKind::infer(&history), true),
     };
     let options = CheckOptions {
-        budget: Budget {
-            steps_max: args.budget_steps,
-            cache_bytes_max: (args.budget_memory_mb as usize) << 20,
-        },
+        budget: Budget { steps_max: args.budget_steps, cache_bytes_max: (args.budget_memory_mb as usize) << 20 },
         split: !args.no_split,
     };
     let report = checker::check(kind, initial.as_ref(), &history, &options)
         .map_err(|e| format!("{name}:{}: {}", e.line, e.message))?;
     let mut text = String::new();
     let said = |inferred: bool| if inferred { " (inferred)" } else { "" };
-    text.push_str(&format!(
-        "file: {name}\nformat: {}{}\n",
-        format.name(),
-        said(format_inferred)
-    ));
+    text.push_str(&format!("file: {name}\nformat: {}{}\n", format.name(), said(format_inferred)));
     text.push_str(&format!("model: {}{}\n", kind.name(), said(model_inferred)));
     text.push_str(&checker::render_text(&report));
-    let output = CheckOutput {
-        file: name,
-        format: format.name(),
-        format_inferred,
-        model_inferred,
-        report: &report,
-    };
+    let output = CheckOutput { file: name, format: format.name(), format_inferred, model_inferred, report: &report };
     let json = serde_json::to_value(&output).expect("serialisable");
     Ok(((json, report.verdict), text))
 }
@@ -203,10 +190,7 @@ fn run_case(
     split: bool,
     porcupine_s: Option<f64>,
 ) -> CaseResult {
-    let options = CheckOptions {
-        split,
-        ..CheckOptions::default()
-    };
+    let options = CheckOptions { split, ..CheckOptions::default() };
     reset_peak_rss();
     let started = Instant::now();
     let reports: Vec<Report> = histories
@@ -243,13 +227,7 @@ pub fn bench_checker(quick: bool) -> CheckerBench {
     let etcd: Vec<History> = (0..102u64)
         .map(|seed| {
             let ops = 73 + (seed as usize % 18);
-            let mut events = generate(&Config {
-                shape: Shape::CasRegister,
-                ops,
-                clients: 5,
-                info_rate: 0.15,
-                seed,
-            });
+            let mut events = generate(&Config { shape: Shape::CasRegister, ops, clients: 5, info_rate: 0.15, seed });
             if seed % 2 == 1 {
                 corrupt_one_read(&mut events, seed);
             }
@@ -278,20 +256,8 @@ pub fn bench_checker(quick: bool) -> CheckerBench {
             true,
             Some(0.47),
         ),
-        run_case(
-            "kv 1712 ops, 50 clients, 10 keys, split",
-            &kv_split,
-            ModelKind::Kv,
-            true,
-            Some(0.1),
-        ),
-        run_case(
-            "kv 337 ops, 10 clients, not split",
-            &kv_whole,
-            ModelKind::Kv,
-            false,
-            Some(2.0),
-        ),
+        run_case("kv 1712 ops, 50 clients, 10 keys, split", &kv_split, ModelKind::Kv, true, Some(0.1)),
+        run_case("kv 337 ops, 10 clients, not split", &kv_whole, ModelKind::Kv, false, Some(2.0)),
     ];
     if !quick {
         let big = vec![build(generate(&Config {
@@ -301,18 +267,9 @@ pub fn bench_checker(quick: bool) -> CheckerBench {
             info_rate: 0.02,
             seed: 3,
         }))];
-        cases.push(run_case(
-            "kv 100,000 ops, 50 clients, 1000 keys, split",
-            &big,
-            ModelKind::Kv,
-            true,
-            None,
-        ));
+        cases.push(run_case("kv 100,000 ops, 50 clients, 1000 keys, split", &big, ModelKind::Kv, true, None));
     }
-    CheckerBench {
-        cases,
-        peak_rss_bytes: peak_rss_bytes(),
-    }
+    CheckerBench { cases, peak_rss_bytes: peak_rss_bytes() }
 }
 
 impl std::fmt::Display for CheckerBench {

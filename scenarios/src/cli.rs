@@ -30,6 +30,11 @@ pub enum Command {
     /// Rerun a saved failure (a scenario file with its seed pinned).
     #[command(after_help = "Example:\n  dsim replay out/raft-seed42.json --trace replay.jsonl")]
     Replay(crate::run_cmd::ReplayArgs),
+    /// Fuzz a scenario over many seeds; shrink and save failures.
+    #[command(
+        after_help = "Examples:\n  dsim fuzz raft --seeds 2000 --variant commit-old-term\n  dsim fuzz raft --time-s 60 --jobs 2 --keep-going --out failures/\n  dsim fuzz raft --seeds 10000 --shard 3/8 --json > shard-3.json\n\nExit codes: 0 no violation, 1 a seed failed, 2 bad input, 3 a check was inconclusive."
+    )]
+    Fuzz(crate::fuzz::FuzzArgs),
     /// List the built-in scenarios.
     #[command(after_help = "Example:\n  dsim list --json")]
     List(crate::run_cmd::ListArgs),
@@ -92,6 +97,7 @@ fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => crate::run_cmd::run(&args),
         Command::Replay(args) => crate::run_cmd::replay(&args),
+        Command::Fuzz(args) => crate::fuzz::fuzz(&args),
         Command::List(args) => crate::run_cmd::list(&args),
         Command::Show(args) => crate::run_cmd::show(&args),
         Command::Check(args) => crate::check_cmd::run(&args),

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod check_cmd;
 pub mod cli;
+pub mod fuzz;
 pub mod library;
 pub mod nemesis;
 pub mod output;
@@ -13,4 +14,5 @@ pub mod raft_harness;
 pub mod run_cmd;
 pub mod runner;
 pub mod scenario;
+pub mod shrink;
 pub mod sysinfo;

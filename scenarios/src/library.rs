@@ -3,17 +3,12 @@
 use crate::scenario::{Scenario, ScenarioError, parse};
 
 /// Name and JSON text of every built-in scenario.
-pub const BUILT_IN: [(&str, &str); 4] = [
+pub const BUILT_IN: [(&str, &str); 5] = [
     ("raft", include_str!("../library/raft.json")),
-    (
-        "raft-leader-isolation",
-        include_str!("../library/raft-leader-isolation.json"),
-    ),
-    (
-        "raft-minority-partition",
-        include_str!("../library/raft-minority-partition.json"),
-    ),
+    ("raft-leader-isolation", include_str!("../library/raft-leader-isolation.json")),
+    ("raft-minority-partition", include_str!("../library/raft-minority-partition.json")),
     ("raft-crash-restart", include_str!("../library/raft-crash-restart.json")),
+    ("raft-figure8", include_str!("../library/raft-figure8.json")),
 ];
 
 /// The built-in scenario `name`, if there is one.
@@ -23,10 +18,7 @@ pub fn built_in(name: &str) -> Option<&'static str> {
 
 /// Every built-in scenario, parsed.
 pub fn all() -> Vec<Scenario> {
-    BUILT_IN
-        .iter()
-        .map(|(name, text)| parse(text, name).expect("built-in scenarios are valid"))
-        .collect()
+    BUILT_IN.iter().map(|(name, text)| parse(text, name).expect("built-in scenarios are valid")).collect()
 }
 
 /// A scenario named by the user: a built-in name or a file path.

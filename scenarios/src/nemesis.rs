@@ -57,17 +57,18 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
                 hit
             })
             .map_or(kinds[0].0, |(k, _)| *k);
-        let until_ms = (at_ms + draw(rng, generator.fault_ms)).min(end_ms);
-        let (start, undo) = fault_pair(kind, servers, rng);
-        out.push(ScheduledFault {
-            at_ms: round(at_ms),
-            fault: start,
-        });
+        // Half the crashes are quick restarts (well within an election timeout), which
+        // is when a server that forgot its vote can still be asked again.
+        let lasting_ms = if kind == "crash" && rng.random_bool(0.5) {
+            rng.random_range(5.0..150.0)
+        } else {
+            draw(rng, generator.fault_ms)
+        };
+        let until_ms = (at_ms + lasting_ms).min(end_ms);
+        let (start, undo) = fault_pair(kind, servers, scenario.cluster.clients, rng);
+        out.push(ScheduledFault { at_ms: round(at_ms), fault: start });
         if let Some(undo) = undo {
-            out.push(ScheduledFault {
-                at_ms: round(until_ms),
-                fault: undo,
-            });
+            out.push(ScheduledFault { at_ms: round(until_ms), fault: undo });
         }
     }
     out
@@ -93,99 +94,63 @@ fn some_servers(servers: usize, count: usize, rng: &mut SimRng) -> Vec<usize> {
 }
 
 /// A fault and what undoes it.
-fn fault_pair(kind: &str, servers: usize, rng: &mut SimRng) -> (Fault, Option<Fault>) {
+fn fault_pair(kind: &str, servers: usize, clients: usize, rng: &mut SimRng) -> (Fault, Option<Fault>) {
     let node = rng.random_range(0..servers);
     match kind {
-        "partition" => (partition(servers, rng), Some(Fault::Heal)),
-        "crash" => (
-            Fault::Crash {
-                node,
-                torn_write: rng.random_bool(0.2),
-            },
-            Some(Fault::Restart { node }),
-        ),
-        "pause" => (
-            Fault::Pause {
-                node,
-                duration_ms: round(rng.random_range(50.0..1_500.0)),
-            },
-            None,
-        ),
+        "partition" => (partition(servers, clients, rng), Some(Fault::Heal)),
+        "crash" => (Fault::Crash { node, torn_write: rng.random_bool(0.2) }, Some(Fault::Restart { node })),
+        "pause" => (Fault::Pause { node, duration_ms: round(rng.random_range(50.0..1_500.0)) }, None),
         "drop" => (
-            links(LinkConfig {
-                drop: round(rng.random_range(0.05..0.4)),
-                ..LinkConfig::default()
-            }),
+            links(LinkConfig { drop: round(rng.random_range(0.05..0.4)), ..LinkConfig::default() }),
             Some(Fault::ResetLinks),
         ),
         "duplicate" => (
-            links(LinkConfig {
-                duplicate: round(rng.random_range(0.05..0.4)),
-                ..LinkConfig::default()
-            }),
+            links(LinkConfig { duplicate: round(rng.random_range(0.05..0.4)), ..LinkConfig::default() }),
             Some(Fault::ResetLinks),
         ),
         "delay" => {
             let max_ms = round(rng.random_range(20.0..300.0));
             (
-                links(LinkConfig {
-                    latency: Latency::Uniform { min_ms: 1.0, max_ms },
-                    ..LinkConfig::default()
-                }),
+                links(LinkConfig { latency: Latency::Uniform { min_ms: 1.0, max_ms }, ..LinkConfig::default() }),
                 Some(Fault::ResetLinks),
             )
         }
         "clock_drift" => {
             let drift_ppm = round(rng.random_range(-200_000.0..200_000.0));
-            (
-                Fault::ClockDrift { node, drift_ppm },
-                Some(Fault::ClockDrift { node, drift_ppm: 0.0 }),
-            )
+            (Fault::ClockDrift { node, drift_ppm }, Some(Fault::ClockDrift { node, drift_ppm: 0.0 }))
         }
-        "clock_jump" => (
-            Fault::ClockJump {
-                node,
-                delta_ms: round(rng.random_range(-500.0..500.0)),
-            },
-            None,
-        ),
+        "clock_jump" => (Fault::ClockJump { node, delta_ms: round(rng.random_range(-500.0..500.0)) }, None),
         other => unreachable!("validated fault kind {other}"),
     }
 }
 
 fn links(link: LinkConfig) -> Fault {
-    Fault::SetLinks {
-        from: Vec::new(),
-        to: Vec::new(),
-        link,
-    }
+    Fault::SetLinks { from: Vec::new(), to: Vec::new(), link }
 }
 
-/// Partitions of several shapes: one node isolated, a minority cut off, a bridge, a
-/// one-way cut.
-fn partition(servers: usize, rng: &mut SimRng) -> Fault {
+/// Partitions of several shapes: one server isolated, a minority cut off (each with a
+/// random share of the clients on its side), a bridge, a one-way cut.
+fn partition(servers: usize, clients: usize, rng: &mut SimRng) -> Fault {
     if servers < 2 {
         return Fault::Heal;
     }
+    let with_clients = |mut group: Vec<usize>, rng: &mut SimRng| {
+        group.extend((servers..servers + clients).filter(|_| rng.random_bool(0.5)));
+        group
+    };
     match rng.random_range(0..4) {
-        0 => Fault::Partition {
-            groups: vec![some_servers(servers, 1, rng)],
-        },
-        1 => Fault::Partition {
-            groups: vec![some_servers(
-                servers,
-                servers.div_ceil(2) - 1 + usize::from(servers == 2),
-                rng,
-            )],
-        },
+        0 => {
+            let isolated = some_servers(servers, 1, rng);
+            Fault::Partition { groups: vec![with_clients(isolated, rng)] }
+        }
+        1 => {
+            let minority = some_servers(servers, servers.div_ceil(2) - 1 + usize::from(servers == 2), rng);
+            Fault::Partition { groups: vec![with_clients(minority, rng)] }
+        }
         2 if servers >= 3 => {
             let order = some_servers(servers, servers, rng);
             let half = (servers - 1) / 2;
-            Fault::Bridge {
-                left: order[1..=half].to_vec(),
-                bridge: order[0],
-                right: order[half + 1..].to_vec(),
-            }
+            Fault::Bridge { left: order[1..=half].to_vec(), bridge: order[0], right: order[half + 1..].to_vec() }
         }
         _ => {
             let from = some_servers(servers, 1, rng);

@@ -9,10 +9,7 @@ use serde::Serialize;
 use sim_core::{TraceEvent, TraceSink};
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
@@ -50,16 +47,9 @@ impl JsonLinesTrace {
     pub fn create(path: &Path) -> Result<Self, String> {
         let temp = temp_path(path);
         let file = std::fs::File::create(&temp).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        let inner = TraceFile {
-            writer: Some(BufWriter::new(file)),
-            temp,
-            path: path.to_owned(),
-            error: None,
-            lines: 0,
-        };
-        Ok(JsonLinesTrace {
-            inner: Rc::new(RefCell::new(inner)),
-        })
+        let inner =
+            TraceFile { writer: Some(BufWriter::new(file)), temp, path: path.to_owned(), error: None, lines: 0 };
+        Ok(JsonLinesTrace { inner: Rc::new(RefCell::new(inner)) })
     }
 
     /// Flushes and moves the file into place; returns the number of events written.

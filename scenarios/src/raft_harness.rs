@@ -34,19 +34,12 @@ impl RaftHarness {
             workload: scenario.workload.clone(),
             clients_stop_ns: (stop_ms * MS as f64) as u64,
         };
-        Ok(RaftHarness {
-            settings: Rc::new(settings),
-            invariants: RaftInvariants::default(),
-        })
+        Ok(RaftHarness { settings: Rc::new(settings), invariants: RaftInvariants::default() })
     }
 }
 
 fn server_of(sim: &Sim<RaftNode>, servers: usize, node: NodeId) -> Option<&Server> {
-    if node < servers {
-        sim.process(node).and_then(RaftNode::as_server)
-    } else {
-        None
-    }
+    if node < servers { sim.process(node).and_then(RaftNode::as_server) } else { None }
 }
 
 impl Harness for RaftHarness {
@@ -59,8 +52,7 @@ impl Harness for RaftHarness {
 
     fn observe(&mut self, observation: &Observation<RaftObs>, sim: &Sim<RaftNode>) -> Option<Violation> {
         let servers = self.settings.servers;
-        self.invariants
-            .observe(observation, &|n| server_of(sim, servers, n), servers)
+        self.invariants.observe(observation, &|n| server_of(sim, servers, n), servers)
     }
 
     fn client_event(&self, observation: &Observation<RaftObs>) -> Option<Event> {
@@ -74,16 +66,10 @@ impl Harness for RaftHarness {
         let servers = self.settings.servers;
         let up: Vec<&Server> = (0..servers).filter_map(|n| server_of(sim, servers, n)).collect();
         let newest = up.iter().map(|s| s.current_term()).max().unwrap_or(0);
-        if up
-            .iter()
-            .any(|s| s.role() == Role::Leader && s.current_term() == newest)
-        {
+        if up.iter().any(|s| s.role() == Role::Leader && s.current_term() == newest) {
             Ok(())
         } else {
-            Err(format!(
-                "no leader of the newest term ({newest}) among the {} servers up",
-                up.len()
-            ))
+            Err(format!("no leader of the newest term ({newest}) among the {} servers up", up.len()))
         }
     }
 

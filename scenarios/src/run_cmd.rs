@@ -29,11 +29,7 @@ pub fn replay_command(source: &str, outcome: &RunOutcome, is_file: bool) -> Stri
     if is_file {
         return format!("dsim run {source} --seed {}", outcome.seed);
     }
-    let variant = if outcome.variant == "correct" {
-        String::new()
-    } else {
-        format!(" --variant {}", outcome.variant)
-    };
+    let variant = if outcome.variant == "correct" { String::new() } else { format!(" --variant {}", outcome.variant) };
     format!("dsim run {source} --seed {}{variant}", outcome.seed)
 }
 
@@ -89,15 +85,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, String> {
         println!("seed={seed}");
     }
     let is_file = library::built_in(&args.scenario).is_none();
-    report_run(
-        &scenario,
-        seed,
-        &args.scenario,
-        is_file,
-        args.trace.as_deref(),
-        args.history.as_deref(),
-        args.json,
-    )
+    report_run(&scenario, seed, &args.scenario, is_file, args.trace.as_deref(), args.history.as_deref(), args.json)
 }
 
 /// Runs, prints and writes files; returns the exit code.
@@ -118,11 +106,7 @@ pub fn report_run(
     }
     let replay = replay_command(source, &outcome, is_file);
     if json {
-        let output = RunJson {
-            outcome: &outcome,
-            replay,
-            trace_events,
-        };
+        let output = RunJson { outcome: &outcome, replay, trace_events };
         println!("{}", serde_json::to_string(&output).expect("serialisable"));
     } else {
         print!("{}", render_text(&outcome, &replay));
@@ -142,24 +126,15 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
         Verdict::Violation => "VIOLATION",
         Verdict::Unknown => "UNKNOWN",
     };
-    let mut out = format!(
-        "scenario: {} ({}, variant {})\n",
-        outcome.scenario, outcome.protocol, outcome.variant
-    );
+    let mut out = format!("scenario: {} ({}, variant {})\n", outcome.scenario, outcome.protocol, outcome.variant);
     out += &format!("verdict: {verdict}\nfingerprint: {}\n", outcome.fingerprint);
     out += &format!("stopped: {}\n", outcome.stop);
-    out += &format!(
-        "events: {}, virtual time: {:.1} ms, faults: {}\n",
-        m.events, m.virtual_ms, m.faults
-    );
+    out += &format!("events: {}, virtual time: {:.1} ms, faults: {}\n", m.events, m.virtual_ms, m.faults);
     out += &format!(
         "messages: {} sent, {} delivered, {} dropped, {} duplicated\n",
         m.messages_sent, m.messages_delivered, m.messages_dropped, m.messages_duplicated
     );
-    out += &format!(
-        "operations: {} ok, {} fail, {} info\n",
-        m.ops_ok, m.ops_fail, m.ops_info
-    );
+    out += &format!("operations: {} ok, {} fail, {} info\n", m.ops_ok, m.ops_fail, m.ops_info);
     out += &format!(
         "latency ms: p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}\n",
         m.latency_p50_ms, m.latency_p90_ms, m.latency_p99_ms, m.latency_max_ms
@@ -183,10 +158,7 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
         if let Some(e) = outcome.linearizability.as_ref().and_then(|r| r.explanation.as_ref())
             && first.kind == "linearizability"
         {
-            for line in checker::render_text(outcome.linearizability.as_ref().expect("checked"))
-                .lines()
-                .skip(1)
-            {
+            for line in checker::render_text(outcome.linearizability.as_ref().expect("checked")).lines().skip(1) {
                 out += &format!("  {line}\n");
             }
             let _ = e;
@@ -221,15 +193,7 @@ pub fn replay(args: &ReplayArgs) -> u8 {
         if !args.json {
             println!("seed={seed}");
         }
-        report_run(
-            &scenario,
-            seed,
-            &args.file,
-            true,
-            args.trace.as_deref(),
-            None,
-            args.json,
-        )
+        report_run(&scenario, seed, &args.file, true, args.trace.as_deref(), None, args.json)
     })();
     result.unwrap_or_else(|message| {
         eprintln!("dsim replay: {message}");
@@ -256,12 +220,7 @@ struct ListEntry {
 pub fn list(args: &ListArgs) -> u8 {
     let entries: Vec<ListEntry> = library::all()
         .into_iter()
-        .map(|s| ListEntry {
-            name: s.name,
-            protocol: s.protocol,
-            variant: s.variant,
-            description: s.description,
-        })
+        .map(|s| ListEntry { name: s.name, protocol: s.protocol, variant: s.variant, description: s.description })
         .collect();
     if args.json {
         println!("{}", serde_json::to_string(&entries).expect("serialisable"));
@@ -290,11 +249,7 @@ pub fn show(args: &ShowArgs) -> u8 {
         }
         None => {
             let names: Vec<&str> = library::BUILT_IN.iter().map(|(n, _)| *n).collect();
-            eprintln!(
-                "dsim show: no built-in scenario {:?} (built-in: {})",
-                args.name,
-                names.join(", ")
-            );
+            eprintln!("dsim show: no built-in scenario {:?} (built-in: {})", args.name, names.join(", "));
             exit::BAD_INPUT
         }
     }

@@ -92,36 +92,22 @@ pub fn run_with<H: Harness>(
     let faults_ns = (scenario.duration.faults_ms * MS as f64) as u64;
     let end_ns = faults_ns + (scenario.duration.healed_ms * MS as f64) as u64;
     let nodes = scenario.cluster.servers + scenario.cluster.clients;
-    let limits = Limits {
-        max_events: 200_000_000,
-        max_time_ns: end_ns,
-        max_pending: 2_000_000,
-    };
-    let config = SimConfig {
-        seed,
-        nodes,
-        network: scenario.network.clone(),
-        limits,
-    };
+    let limits = Limits { max_events: 200_000_000, max_time_ns: end_ns, max_pending: 2_000_000 };
+    let config = SimConfig { seed, nodes, network: scenario.network.clone(), limits };
     let mut sim = Sim::new(config, harness.factory()).map_err(|e| e.to_string())?;
     if let Some(sink) = sink {
         sim.set_trace_sink(sink);
     }
     let schedule = materialize(scenario, seed);
     for scheduled in &schedule {
-        sim.schedule_fault_ms(scheduled.at_ms, scheduled.fault.clone())
-            .map_err(|e| e.to_string())?;
+        sim.schedule_fault_ms(scheduled.at_ms, scheduled.fault.clone()).map_err(|e| e.to_string())?;
     }
     for fault in heal_all(scenario.cluster.servers, scenario.cluster.clients) {
         sim.schedule_fault(faults_ns, fault).map_err(|e| e.to_string())?;
     }
     let liveness = scenario.checks.liveness;
     let probe_ns = liveness.map(|l| (faults_ns + (l.leader_within_ms * MS as f64) as u64).min(end_ns));
-    let mut drive = Drive {
-        cursor: 0,
-        history: Vec::new(),
-        violations: Vec::new(),
-    };
+    let mut drive = Drive { cursor: 0, history: Vec::new(), violations: Vec::new() };
     let mut stop = drive.until(&mut harness, &mut sim, probe_ns.unwrap_or(end_ns));
     if stop.is_none()
         && let Some(probe) = probe_ns
@@ -142,21 +128,11 @@ pub fn run_with<H: Harness>(
     if let (Some(probe), Some(l)) = (probe_ns, liveness)
         && violations.iter().all(|v| v.kind == "liveness")
     {
-        violations.extend(operation_liveness(
-            &history,
-            probe,
-            end_ns,
-            (l.op_within_ms * MS as f64) as u64,
-        ));
+        violations.extend(operation_liveness(&history, probe, end_ns, (l.op_within_ms * MS as f64) as u64));
     }
     let safety_failed = violations.iter().any(|v| v.kind != "liveness");
     let linearizability = if scenario.checks.linearizability && !safety_failed {
-        Some(check_history(
-            &harness,
-            &history,
-            scenario.checks.budget_steps,
-            sim.now_ns(),
-        )?)
+        Some(check_history(&harness, &history, scenario.checks.budget_steps, sim.now_ns())?)
     } else {
         None
     };
@@ -232,9 +208,7 @@ impl Drive {
 fn build_history(events: &[Event]) -> Result<checker::History, String> {
     let mut builder = HistoryBuilder::default();
     for event in events {
-        builder
-            .push(event.clone())
-            .map_err(|e| format!("the simulated clients broke the history conventions: {e}"))?;
+        builder.push(event.clone()).map_err(|e| format!("the simulated clients broke the history conventions: {e}"))?;
     }
     Ok(builder.finish())
 }
@@ -246,13 +220,7 @@ fn check_history<H: Harness>(
     _now: u64,
 ) -> Result<checker::Report, String> {
     let history = build_history(events)?;
-    let options = CheckOptions {
-        budget: Budget {
-            steps_max: budget_steps,
-            ..Budget::default()
-        },
-        split: true,
-    };
+    let options = CheckOptions { budget: Budget { steps_max: budget_steps, ..Budget::default() }, split: true };
     checker::check(harness.model(), None, &history, &options).map_err(|e| e.to_string())
 }
 
@@ -260,13 +228,7 @@ fn linearizability_violation(report: &checker::Report) -> Violation {
     let (message, t_ns) = match &report.explanation {
         Some(e) => {
             let key = e.partition.as_ref().map(|k| format!(" on key {k}")).unwrap_or_default();
-            (
-                format!(
-                    "the client history is not linearizable{key}: no order explains {}",
-                    e.op
-                ),
-                0,
-            )
+            (format!("the client history is not linearizable{key}: no order explains {}", e.op), 0)
         }
         None => ("the client history is not linearizable".to_owned(), 0),
     };

@@ -98,16 +98,8 @@ fn yes() -> bool {
 }
 
 /// The fault kinds a generator knows.
-pub const GENERATOR_KINDS: [&str; 8] = [
-    "partition",
-    "crash",
-    "pause",
-    "drop",
-    "duplicate",
-    "delay",
-    "clock_drift",
-    "clock_jump",
-];
+pub const GENERATOR_KINDS: [&str; 8] =
+    ["partition", "crash", "pause", "drop", "duplicate", "delay", "clock_drift", "clock_jump"];
 
 /// What judges the run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,11 +115,7 @@ pub struct Checks {
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks {
-            linearizability: true,
-            budget_steps: 20_000_000,
-            liveness: Some(Liveness::default()),
-        }
+        Checks { linearizability: true, budget_steps: 20_000_000, liveness: Some(Liveness::default()) }
     }
 }
 
@@ -142,10 +130,7 @@ pub struct Liveness {
 
 impl Default for Liveness {
     fn default() -> Self {
-        Liveness {
-            leader_within_ms: 3_000.0,
-            op_within_ms: 2_000.0,
-        }
+        Liveness { leader_within_ms: 3_000.0, op_within_ms: 2_000.0 }
     }
 }
 
@@ -160,11 +145,7 @@ pub struct ScenarioError {
 
 impl ScenarioError {
     pub fn new(origin: &str, message: impl Into<String>) -> Self {
-        ScenarioError {
-            origin: origin.to_owned(),
-            position: String::new(),
-            message: message.into(),
-        }
+        ScenarioError { origin: origin.to_owned(), position: String::new(), message: message.into() }
     }
 }
 
@@ -190,9 +171,7 @@ fn positive_or_zero(name: &str, value: f64) -> Result<(), String> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(format!(
-            "{name} must be a non-negative number of milliseconds, got {value}"
-        ))
+        Err(format!("{name} must be a non-negative number of milliseconds, got {value}"))
     }
 }
 
@@ -214,37 +193,25 @@ pub fn validate(scenario: &Scenario) -> Result<(), String> {
         && protocols::raft::Variant::parse(variant).is_none()
     {
         let known: Vec<&str> = protocols::raft::Variant::ALL.iter().map(|v| v.name()).collect();
-        return Err(format!(
-            "unknown variant {variant:?} of raft; known: {}",
-            known.join(", ")
-        ));
+        return Err(format!("unknown variant {variant:?} of raft; known: {}", known.join(", ")));
     }
     if scenario.cluster.servers == 0 || scenario.cluster.servers > 64 {
-        return Err(format!(
-            "cluster.servers must be 1 to 64, got {}",
-            scenario.cluster.servers
-        ));
+        return Err(format!("cluster.servers must be 1 to 64, got {}", scenario.cluster.servers));
     }
     if scenario.cluster.clients > 256 {
-        return Err(format!(
-            "cluster.clients must be at most 256, got {}",
-            scenario.cluster.clients
-        ));
+        return Err(format!("cluster.clients must be at most 256, got {}", scenario.cluster.clients));
     }
     positive_or_zero("duration.faults_ms", scenario.duration.faults_ms)?;
     positive_or_zero("duration.healed_ms", scenario.duration.healed_ms)?;
     if scenario.duration.faults_ms + scenario.duration.healed_ms > 3_600_000.0 {
         return Err("a run may last at most one hour of virtual time".into());
     }
-    scenario.raft.validate()?;
+    scenario.raft.validate(scenario.cluster.servers)?;
     scenario.workload.validate()?;
     let nodes = scenario.cluster.servers + scenario.cluster.clients;
     for (index, scheduled) in scenario.nemesis.schedule.iter().enumerate() {
         positive_or_zero(&format!("nemesis.schedule[{index}].at_ms"), scheduled.at_ms)?;
-        scheduled
-            .fault
-            .validate(nodes)
-            .map_err(|e| format!("nemesis.schedule[{index}]: {e}"))?;
+        scheduled.fault.validate(nodes).map_err(|e| format!("nemesis.schedule[{index}]: {e}"))?;
     }
     if let Some(generator) = &scenario.nemesis.generator {
         for (kind, weight) in &generator.kinds {
@@ -255,9 +222,7 @@ pub fn validate(scenario: &Scenario) -> Result<(), String> {
                 ));
             }
             if !weight.is_finite() || *weight < 0.0 {
-                return Err(format!(
-                    "nemesis.generator.kinds.{kind} must be a non-negative weight, got {weight}"
-                ));
+                return Err(format!("nemesis.generator.kinds.{kind} must be a non-negative weight, got {weight}"));
             }
         }
         range("nemesis.generator.interval_ms", generator.interval_ms)?;

@@ -4,10 +4,7 @@ use std::io::Write;
 use std::process::Command;
 
 fn dsim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dsim"))
-        .args(args)
-        .output()
-        .expect("dsim runs")
+    Command::new(env!("CARGO_BIN_EXE_dsim")).args(args).output().expect("dsim runs")
 }
 
 fn sample(name: &str) -> String {
@@ -20,13 +17,7 @@ fn json_of(output: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn linearizable_history_exits_zero() {
-    let output = dsim(&[
-        "check",
-        &sample("cas-register-memstress3-0.edn"),
-        "--initial",
-        "0",
-        "--json",
-    ]);
+    let output = dsim(&["check", &sample("cas-register-memstress3-0.edn"), "--initial", "0", "--json"]);
     assert_eq!(output.status.code(), Some(0));
     let json = json_of(&output);
     assert_eq!(json["verdict"], "pass");
@@ -69,10 +60,7 @@ fn jepsen_logs_and_kv() {
     assert_eq!(dsim(&["check", &sample("etcd_000.log")]).status.code(), Some(1));
     assert_eq!(dsim(&["check", &sample("etcd_005.log")]).status.code(), Some(0));
     assert_eq!(dsim(&["check", &sample("kv-c01-ok.txt")]).status.code(), Some(0));
-    assert_eq!(
-        dsim(&["check", &sample("kv-c01-bad.txt"), "--no-split"]).status.code(),
-        Some(1)
-    );
+    assert_eq!(dsim(&["check", &sample("kv-c01-bad.txt"), "--no-split"]).status.code(), Some(1));
 }
 
 #[test]
@@ -87,11 +75,7 @@ fn spent_budget_exits_three() {
 #[test]
 fn bad_input_exits_two_with_position() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    write!(
-        file,
-        "[{{:process 0, :type :invoke, :f :read}}\n {{:process 0 :type :okay :f :read}}]"
-    )
-    .unwrap();
+    write!(file, "[{{:process 0, :type :invoke, :f :read}}\n {{:process 0 :type :okay :f :read}}]").unwrap();
     let path = file.path().to_str().unwrap().to_owned();
     let output = dsim(&["check", &path, "--format", "edn"]);
     assert_eq!(output.status.code(), Some(2));
@@ -99,11 +83,7 @@ fn bad_input_exits_two_with_position() {
     assert!(stderr.contains(&format!("{path}:2:2: unknown :type :okay")), "{stderr}");
     let output = dsim(&["check", "/nonexistent/history.edn"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        String::from_utf8(output.stderr)
-            .unwrap()
-            .contains("cannot read /nonexistent/history.edn")
-    );
+    assert!(String::from_utf8(output.stderr).unwrap().contains("cannot read /nonexistent/history.edn"));
     let output = dsim(&["check", &sample("etcd_000.log"), "--initial", "[1 2"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8(output.stderr).unwrap().contains("--initial"));
@@ -114,17 +94,9 @@ fn bad_input_exits_two_with_position() {
 #[test]
 fn json_history_format() {
     let mut file = tempfile::Builder::new().suffix(".jsonl").tempfile().unwrap();
-    writeln!(
-        file,
-        r#"{{"process":0,"type":"invoke","f":"put","key":"a","value":"x"}}"#
-    )
-    .unwrap();
+    writeln!(file, r#"{{"process":0,"type":"invoke","f":"put","key":"a","value":"x"}}"#).unwrap();
     writeln!(file, r#"{{"process":0,"type":"ok","f":"put","key":"a","value":"x"}}"#).unwrap();
-    writeln!(
-        file,
-        r#"{{"process":1,"type":"invoke","f":"get","key":"a","value":null}}"#
-    )
-    .unwrap();
+    writeln!(file, r#"{{"process":1,"type":"invoke","f":"get","key":"a","value":null}}"#).unwrap();
     writeln!(file, r#"{{"process":1,"type":"ok","f":"get","key":"a","value":"y"}}"#).unwrap();
     let output = dsim(&["check", file.path().to_str().unwrap(), "--json"]);
     assert_eq!(output.status.code(), Some(1));

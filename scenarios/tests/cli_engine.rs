@@ -3,10 +3,7 @@
 use std::process::Command;
 
 fn dsim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dsim"))
-        .args(args)
-        .output()
-        .expect("dsim runs")
+    Command::new(env!("CARGO_BIN_EXE_dsim")).args(args).output().expect("dsim runs")
 }
 
 fn fingerprint_of(seed: &str) -> String {

@@ -54,29 +54,13 @@ pub fn run_relay(seed: u64, nodes: usize, in_flight_per_node: u64, events: u64) 
         seed,
         nodes,
         network: NetworkConfig {
-            default: LinkConfig {
-                latency: Latency::Uniform {
-                    min_ms: 1.0,
-                    max_ms: 10.0,
-                },
-                ..LinkConfig::default()
-            },
+            default: LinkConfig { latency: Latency::Uniform { min_ms: 1.0, max_ms: 10.0 }, ..LinkConfig::default() },
             links: Vec::new(),
         },
-        limits: Limits {
-            max_events: events,
-            max_time_ns: u64::MAX,
-            max_pending: 10_000_000,
-        },
+        limits: Limits { max_events: events, max_time_ns: u64::MAX, max_pending: 10_000_000 },
     };
-    let mut sim = Sim::new(config, move |_| Relay {
-        initial_messages: in_flight_per_node,
-    })
-    .expect("the benchmark's configuration is valid");
+    let mut sim = Sim::new(config, move |_| Relay { initial_messages: in_flight_per_node })
+        .expect("the benchmark's configuration is valid");
     sim.run();
-    RelayOutcome {
-        metrics: sim.metrics(),
-        fingerprint: sim.fingerprint().value(),
-        virtual_ns: sim.now_ns(),
-    }
+    RelayOutcome { metrics: sim.metrics(), fingerprint: sim.fingerprint().value(), virtual_ns: sim.now_ns() }
 }

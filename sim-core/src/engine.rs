@@ -76,11 +76,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_events: 100_000_000,
-            max_time_ns: 3_600 * 1_000_000_000,
-            max_pending: 1_000_000,
-        }
+        Limits { max_events: 100_000_000, max_time_ns: 3_600 * 1_000_000_000, max_pending: 1_000_000 }
     }
 }
 
@@ -129,28 +125,11 @@ const FP_OBSERVE: u64 = 9;
 const FP_STOP: u64 = 10;
 
 enum Payload<M> {
-    Start {
-        node: u32,
-    },
-    Deliver {
-        from: u32,
-        to: u32,
-        msg_id: u64,
-        msg: M,
-    },
-    Timer {
-        node: u32,
-        index: u32,
-        generation: u64,
-        version: u32,
-    },
-    Fault {
-        index: u32,
-    },
-    Resume {
-        node: u32,
-        pause_id: u64,
-    },
+    Start { node: u32 },
+    Deliver { from: u32, to: u32, msg_id: u64, msg: M },
+    Timer { node: u32, index: u32, generation: u64, version: u32 },
+    Fault { index: u32 },
+    Resume { node: u32, pause_id: u64 },
 }
 
 #[derive(PartialEq, Eq)]
@@ -240,11 +219,7 @@ impl<M: Data, O: Data> Core<M, O> {
     fn reschedule_slot(&mut self, time_ns: u64, slot: u32) {
         let seq = self.seq;
         self.seq += 1;
-        self.queue.push(Entry {
-            time: time_ns,
-            seq,
-            slot,
-        });
+        self.queue.push(Entry { time: time_ns, seq, slot });
     }
 
     fn take_slot(&mut self, slot: u32) -> Payload<M> {
@@ -269,63 +244,31 @@ impl<M: Data, O: Data> Core<M, O> {
         let now = self.now_ns;
         let msg_hash = hash_value(&msg);
         if self.cut[link] {
-            self.fingerprint
-                .fold_event(&[FP_SEND, now, link as u64, msg_id, msg_hash]);
+            self.fingerprint.fold_event(&[FP_SEND, now, link as u64, msg_id, msg_hash]);
             self.drop_message(from, to, msg_id, DropReason::Partitioned, Some(&msg));
             return;
         }
         let model = &self.link_models[self.link_of[link] as usize];
         if model.draw_drop(&mut self.network_rng) {
-            self.fingerprint
-                .fold_event(&[FP_SEND, now, link as u64, msg_id, msg_hash]);
+            self.fingerprint.fold_event(&[FP_SEND, now, link as u64, msg_id, msg_hash]);
             self.drop_message(from, to, msg_id, DropReason::Loss, Some(&msg));
             return;
         }
         let deliver_ns = self.delivery_time(link);
         let duplicate = self.link_models[self.link_of[link] as usize].draw_duplicate(&mut self.network_rng);
-        self.fingerprint
-            .fold_event(&[FP_SEND, now, link as u64, msg_id, msg_hash, deliver_ns]);
+        self.fingerprint.fold_event(&[FP_SEND, now, link as u64, msg_id, msg_hash, deliver_ns]);
         if let Some(sink) = self.sink.as_mut() {
-            sink.record(&TraceEvent::Send {
-                t_ns: now,
-                from,
-                to,
-                msg_id,
-                deliver_ns,
-                msg: &msg,
-            });
+            sink.record(&TraceEvent::Send { t_ns: now, from, to, msg_id, deliver_ns, msg: &msg });
         }
         if duplicate {
             let copy_ns = self.delivery_time(link);
             self.metrics.messages_duplicated += 1;
             self.fingerprint.fold_event(&[FP_DUPLICATE, msg_id, copy_ns]);
-            self.record(|| TraceEvent::Duplicate {
-                t_ns: now,
-                from,
-                to,
-                msg_id,
-                deliver_ns: copy_ns,
-            });
+            self.record(|| TraceEvent::Duplicate { t_ns: now, from, to, msg_id, deliver_ns: copy_ns });
             let copy = msg.clone();
-            self.schedule(
-                copy_ns,
-                Payload::Deliver {
-                    from: from as u32,
-                    to: to as u32,
-                    msg_id,
-                    msg: copy,
-                },
-            );
+            self.schedule(copy_ns, Payload::Deliver { from: from as u32, to: to as u32, msg_id, msg: copy });
         }
-        self.schedule(
-            deliver_ns,
-            Payload::Deliver {
-                from: from as u32,
-                to: to as u32,
-                msg_id,
-                msg,
-            },
-        );
+        self.schedule(deliver_ns, Payload::Deliver { from: from as u32, to: to as u32, msg_id, msg });
     }
 
     fn delivery_time(&mut self, link: usize) -> u64 {
@@ -348,35 +291,16 @@ impl<M: Data, O: Data> Core<M, O> {
         self.fingerprint.fold_event(&[FP_DROP, now, msg_id, reason.code()]);
         if let Some(sink) = self.sink.as_mut() {
             if let Some(msg) = msg {
-                sink.record(&TraceEvent::Send {
-                    t_ns: now,
-                    from,
-                    to,
-                    msg_id,
-                    deliver_ns: now,
-                    msg,
-                });
+                sink.record(&TraceEvent::Send { t_ns: now, from, to, msg_id, deliver_ns: now, msg });
             }
-            sink.record(&TraceEvent::Drop {
-                t_ns: now,
-                from,
-                to,
-                msg_id,
-                reason,
-            });
+            sink.record(&TraceEvent::Drop { t_ns: now, from, to, msg_id, reason });
         }
     }
 
     fn set_timer(&mut self, node: NodeId, deadline_local_ns: u64, tag: u64) -> TimerId {
         let state = &mut self.nodes[node];
         state.timer_generation += 1;
-        let slot = TimerSlot {
-            deadline_local_ns,
-            tag,
-            generation: state.timer_generation,
-            version: 0,
-            active: true,
-        };
+        let slot = TimerSlot { deadline_local_ns, tag, generation: state.timer_generation, version: 0, active: true };
         let index = match state.free_timers.pop() {
             Some(index) => {
                 state.timers[index as usize] = slot;
@@ -389,15 +313,7 @@ impl<M: Data, O: Data> Core<M, O> {
         };
         let at = state.clock.global_at_local(deadline_local_ns, self.now_ns);
         let generation = slot.generation;
-        self.schedule(
-            at,
-            Payload::Timer {
-                node: node as u32,
-                index,
-                generation,
-                version: 0,
-            },
-        );
+        self.schedule(at, Payload::Timer { node: node as u32, index, generation, version: 0 });
         TimerId { index, generation }
     }
 
@@ -426,29 +342,16 @@ impl<M: Data, O: Data> Core<M, O> {
             slot.version += 1;
             let (generation, version) = (slot.generation, slot.version);
             let at = state.clock.global_at_local(slot.deadline_local_ns, now);
-            self.schedule(
-                at,
-                Payload::Timer {
-                    node: node as u32,
-                    index: index as u32,
-                    generation,
-                    version,
-                },
-            );
+            self.schedule(at, Payload::Timer { node: node as u32, index: index as u32, generation, version });
         }
     }
 
     fn observe(&mut self, node: NodeId, obs: O) {
         let now = self.now_ns;
         self.metrics.observations += 1;
-        self.fingerprint
-            .fold_event(&[FP_OBSERVE, now, node as u64, hash_value(&obs)]);
+        self.fingerprint.fold_event(&[FP_OBSERVE, now, node as u64, hash_value(&obs)]);
         if let Some(sink) = self.sink.as_mut() {
-            sink.record(&TraceEvent::Observe {
-                t_ns: now,
-                node,
-                obs: &obs,
-            });
+            sink.record(&TraceEvent::Observe { t_ns: now, node, obs: &obs });
         }
         self.observations.push(Observation { t_ns: now, node, obs });
     }
@@ -491,10 +394,7 @@ impl<M: Data, O: Data> Ctx<'_, M, O> {
     /// A timer that fires when the local clock reads `deadline_local_ns`.
     pub fn set_timer_at(&mut self, deadline_local_ns: u64, tag: u64) -> Result<TimerId, SimError> {
         if deadline_local_ns < self.local_now_ns {
-            return Err(SimError::TimerInPast {
-                deadline_ns: deadline_local_ns,
-                now_ns: self.local_now_ns,
-            });
+            return Err(SimError::TimerInPast { deadline_ns: deadline_local_ns, now_ns: self.local_now_ns });
         }
         Ok(self.core.set_timer(self.node, deadline_local_ns, tag))
     }
@@ -533,10 +433,7 @@ impl<P: Process> Sim<P> {
     pub fn new(config: SimConfig, factory: impl FnMut(NodeId) -> P + 'static) -> Result<Self, SimError> {
         let nodes_count = config.nodes;
         if nodes_count == 0 || nodes_count > NODES_MAX {
-            return Err(SimError::InvalidClusterSize {
-                nodes: nodes_count,
-                max: NODES_MAX,
-            });
+            return Err(SimError::InvalidClusterSize { nodes: nodes_count, max: NODES_MAX });
         }
         let (link_models, link_of) = compile_network(&config.network, nodes_count)?;
         let nodes = (0..nodes_count)
@@ -583,12 +480,7 @@ impl<P: Process> Sim<P> {
         }
         let mut factory = Box::new(factory);
         let procs = (0..nodes_count).map(|node| Some(factory(node))).collect();
-        Ok(Sim {
-            procs,
-            factory,
-            core,
-            stopped: None,
-        })
+        Ok(Sim { procs, factory, core, stopped: None })
     }
 
     /// Records every event from now on into `sink`.
@@ -626,14 +518,10 @@ impl<P: Process> Sim<P> {
                 return self.stop(StopReason::Quiescent);
             };
             if next.time > self.core.limits.max_time_ns {
-                return self.stop(StopReason::TimeLimit {
-                    limit_ns: self.core.limits.max_time_ns,
-                });
+                return self.stop(StopReason::TimeLimit { limit_ns: self.core.limits.max_time_ns });
             }
             if self.core.metrics.events >= self.core.limits.max_events {
-                return self.stop(StopReason::EventLimit {
-                    limit: self.core.limits.max_events,
-                });
+                return self.stop(StopReason::EventLimit { limit: self.core.limits.max_events });
             }
             let entry = self.core.queue.pop().expect("peeked");
             let previous_ns = self.core.now_ns;
@@ -644,9 +532,7 @@ impl<P: Process> Sim<P> {
                 self.core.now_ns = previous_ns;
             }
             if self.core.queue.len() > self.core.limits.max_pending {
-                return self.stop(StopReason::QueueLimit {
-                    limit: self.core.limits.max_pending,
-                });
+                return self.stop(StopReason::QueueLimit { limit: self.core.limits.max_pending });
             }
             if handled {
                 self.core.metrics.events += 1;
@@ -683,9 +569,7 @@ impl<P: Process> Sim<P> {
             }
         }
         if until_ns > self.core.limits.max_time_ns {
-            return self.stop(StopReason::TimeLimit {
-                limit_ns: self.core.limits.max_time_ns,
-            });
+            return self.stop(StopReason::TimeLimit { limit_ns: self.core.limits.max_time_ns });
         }
         self.core.now_ns = self.core.now_ns.max(until_ns);
         None
@@ -694,10 +578,7 @@ impl<P: Process> Sim<P> {
     fn stop(&mut self, reason: StopReason) -> Option<StopReason> {
         let now = self.core.now_ns;
         self.core.fingerprint.fold_event(&[FP_STOP, now, hash_value(&reason)]);
-        self.core.record(|| TraceEvent::Stop {
-            t_ns: now,
-            stop: reason,
-        });
+        self.core.record(|| TraceEvent::Stop { t_ns: now, stop: reason });
         self.stopped = Some(reason);
         Some(reason)
     }
@@ -722,12 +603,9 @@ impl<P: Process> Sim<P> {
         match self.core.take_slot(slot) {
             Payload::Start { node } => self.start_node(node as usize),
             Payload::Deliver { from, to, msg_id, msg } => self.deliver(from as usize, to as usize, msg_id, msg),
-            Payload::Timer {
-                node,
-                index,
-                generation,
-                version,
-            } => self.fire_timer(node as usize, index, generation, version),
+            Payload::Timer { node, index, generation, version } => {
+                self.fire_timer(node as usize, index, generation, version)
+            }
             Payload::Fault { index } => self.apply_fault(index as usize),
             Payload::Resume { node, pause_id } => self.resume(node as usize, pause_id),
         }
@@ -736,14 +614,7 @@ impl<P: Process> Sim<P> {
     fn ctx_parts(&mut self, node: NodeId) -> (&mut P, Ctx<'_, P::Msg, P::Obs>) {
         let local_now_ns = self.core.nodes[node].clock.local(self.core.now_ns);
         let process = self.procs[node].as_mut().expect("an up node has a process");
-        (
-            process,
-            Ctx {
-                core: &mut self.core,
-                node,
-                local_now_ns,
-            },
-        )
+        (process, Ctx { core: &mut self.core, node, local_now_ns })
     }
 
     fn start_node(&mut self, node: NodeId) -> bool {
@@ -752,14 +623,8 @@ impl<P: Process> Sim<P> {
         }
         let now = self.core.now_ns;
         let incarnation = self.core.nodes[node].incarnation;
-        self.core
-            .fingerprint
-            .fold_event(&[FP_START, now, node as u64, u64::from(incarnation)]);
-        self.core.record(|| TraceEvent::Start {
-            t_ns: now,
-            node,
-            incarnation,
-        });
+        self.core.fingerprint.fold_event(&[FP_START, now, node as u64, u64::from(incarnation)]);
+        self.core.record(|| TraceEvent::Start { t_ns: now, node, incarnation });
         let (process, mut ctx) = self.ctx_parts(node);
         process.on_start(&mut ctx);
         true
@@ -778,13 +643,7 @@ impl<P: Process> Sim<P> {
         self.core.metrics.messages_delivered += 1;
         self.core.fingerprint.fold_event(&[FP_DELIVER, now, msg_id]);
         if let Some(sink) = self.core.sink.as_mut() {
-            sink.record(&TraceEvent::Deliver {
-                t_ns: now,
-                from,
-                to,
-                msg_id,
-                msg: &msg,
-            });
+            sink.record(&TraceEvent::Deliver { t_ns: now, from, to, msg_id, msg: &msg });
         }
         let (process, mut ctx) = self.ctx_parts(to);
         process.on_message(&mut ctx, from, msg);
@@ -806,15 +665,7 @@ impl<P: Process> Sim<P> {
             let at = state.clock.global_at_local(slot.deadline_local_ns, now);
             state.timers[index as usize].version += 1;
             let version = version + 1;
-            self.core.schedule(
-                at,
-                Payload::Timer {
-                    node: node as u32,
-                    index,
-                    generation,
-                    version,
-                },
-            );
+            self.core.schedule(at, Payload::Timer { node: node as u32, index, generation, version });
             return false;
         }
         state.timers[index as usize].active = false;
@@ -822,13 +673,7 @@ impl<P: Process> Sim<P> {
         self.core.metrics.timers_fired += 1;
         let tag = slot.tag;
         self.core.fingerprint.fold_event(&[FP_TIMER, now, node as u64, tag]);
-        self.core.record(|| TraceEvent::Timer {
-            t_ns: now,
-            node,
-            timer: index,
-            tag,
-            local_ns: local_now,
-        });
+        self.core.record(|| TraceEvent::Timer { t_ns: now, node, timer: index, tag, local_ns: local_now });
         let (process, mut ctx) = self.ctx_parts(node);
         process.on_timer(&mut ctx, TimerId { index, generation }, tag);
         true
@@ -856,10 +701,7 @@ impl<P: Process> Sim<P> {
         self.core.metrics.faults_applied += 1;
         self.core.fingerprint.fold_event(&[FP_FAULT, now, index as u64]);
         if let Some(sink) = self.core.sink.as_mut() {
-            sink.record(&TraceEvent::Fault {
-                t_ns: now,
-                fault: &fault,
-            });
+            sink.record(&TraceEvent::Fault { t_ns: now, fault: &fault });
         }
         match fault {
             Fault::Partition { groups } => self.partition(&groups),
@@ -962,8 +804,7 @@ impl<P: Process> Sim<P> {
         self.procs[node] = None;
         for slot in deferred {
             if let Payload::Deliver { from, to, msg_id, .. } = self.core.take_slot(slot) {
-                self.core
-                    .drop_message(from as usize, to as usize, msg_id, DropReason::NodeDown, None);
+                self.core.drop_message(from as usize, to as usize, msg_id, DropReason::NodeDown, None);
             }
         }
     }
@@ -987,13 +828,7 @@ impl<P: Process> Sim<P> {
         state.paused_until_ns = Some(until);
         state.pause_id += 1;
         let pause_id = state.pause_id;
-        self.core.schedule(
-            until,
-            Payload::Resume {
-                node: node as u32,
-                pause_id,
-            },
-        );
+        self.core.schedule(until, Payload::Resume { node: node as u32, pause_id });
     }
 
     /// True global time now, in nanoseconds.
@@ -1073,11 +908,7 @@ fn compile_network(network: &NetworkConfig, nodes_count: usize) -> Result<(Vec<L
     for link in &network.links {
         for node in link.from.iter().chain(&link.to) {
             if *node >= nodes_count {
-                return Err(SimError::UnknownNode {
-                    node: *node,
-                    nodes: nodes_count,
-                    context: "network links",
-                });
+                return Err(SimError::UnknownNode { node: *node, nodes: nodes_count, context: "network links" });
             }
         }
         models.push(LinkModel::new(&link.link)?);

@@ -4,11 +4,7 @@
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum SimError {
     #[error("unknown node {node} in {context} (the cluster has nodes 0..{nodes})")]
-    UnknownNode {
-        node: usize,
-        nodes: usize,
-        context: &'static str,
-    },
+    UnknownNode { node: usize, nodes: usize, context: &'static str },
     #[error("{what} must be a probability between 0 and 1, got {value}")]
     InvalidProbability { what: &'static str, value: f64 },
     #[error("{what} must be a finite, non-negative number of milliseconds, got {value}")]

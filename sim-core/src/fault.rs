@@ -20,11 +20,7 @@ pub enum Fault {
     /// still works (an asymmetric, one-way cut).
     Cut { from: Vec<usize>, to: Vec<usize> },
     /// `left` and `right` cannot talk to each other; `bridge` talks to both.
-    Bridge {
-        left: Vec<usize>,
-        bridge: usize,
-        right: Vec<usize>,
-    },
+    Bridge { left: Vec<usize>, bridge: usize, right: Vec<usize> },
     /// Every cut is removed.
     Heal,
     /// Links from `from` to `to` (empty: every node) behave as `link` from now on.
@@ -99,15 +95,7 @@ impl Fault {
     /// Checks node ids and numbers against a cluster of `nodes` nodes.
     pub fn validate(&self, nodes: usize) -> Result<(), SimError> {
         let check = |node: usize| {
-            if node < nodes {
-                Ok(())
-            } else {
-                Err(SimError::UnknownNode {
-                    node,
-                    nodes,
-                    context: self.kind(),
-                })
-            }
+            if node < nodes { Ok(()) } else { Err(SimError::UnknownNode { node, nodes, context: self.kind() }) }
         };
         let check_all = |list: &[usize]| list.iter().try_for_each(|n| check(*n));
         match self {
@@ -158,10 +146,7 @@ impl Fault {
 /// Validates a drift figure and rounds it to whole parts per million.
 pub fn drift_to_ppm(drift_ppm: f64) -> Result<i64, SimError> {
     if !drift_ppm.is_finite() || drift_ppm.abs() > DRIFT_PPM_MAX as f64 {
-        return Err(SimError::InvalidDrift {
-            value_ppm: drift_ppm,
-            max_ppm: DRIFT_PPM_MAX,
-        });
+        return Err(SimError::InvalidDrift { value_ppm: drift_ppm, max_ppm: DRIFT_PPM_MAX });
     }
     Ok(drift_ppm.round() as i64)
 }
@@ -172,18 +157,9 @@ mod tests {
 
     #[test]
     fn faults_round_trip_through_json() {
-        let fault = ScheduledFault {
-            at_ms: 100.0,
-            fault: Fault::Crash {
-                node: 2,
-                torn_write: true,
-            },
-        };
+        let fault = ScheduledFault { at_ms: 100.0, fault: Fault::Crash { node: 2, torn_write: true } };
         let text = serde_json::to_string(&fault).unwrap();
-        assert_eq!(
-            text,
-            r#"{"at_ms":100.0,"fault":{"kind":"crash","node":2,"torn_write":true}}"#
-        );
+        assert_eq!(text, r#"{"at_ms":100.0,"fault":{"kind":"crash","node":2,"torn_write":true}}"#);
         let back: ScheduledFault = serde_json::from_str(&text).unwrap();
         assert_eq!(back, fault);
         let heal: Fault = serde_json::from_str(r#"{"kind":"heal"}"#).unwrap();
@@ -193,59 +169,12 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        let err = Fault::Crash {
-            node: 9,
-            torn_write: false,
-        }
-        .validate(3)
-        .unwrap_err();
-        assert_eq!(
-            err,
-            SimError::UnknownNode {
-                node: 9,
-                nodes: 3,
-                context: "crash"
-            }
-        );
-        assert!(
-            Fault::Pause {
-                node: 0,
-                duration_ms: f64::NAN
-            }
-            .validate(3)
-            .is_err()
-        );
-        assert!(
-            Fault::Pause {
-                node: 0,
-                duration_ms: -5.0
-            }
-            .validate(3)
-            .is_err()
-        );
-        assert!(
-            Fault::ClockDrift {
-                node: 0,
-                drift_ppm: 2e6
-            }
-            .validate(3)
-            .is_err()
-        );
-        assert!(
-            Fault::Bridge {
-                left: vec![0],
-                bridge: 0,
-                right: vec![1]
-            }
-            .validate(3)
-            .is_err()
-        );
-        assert!(
-            Fault::Partition {
-                groups: vec![vec![0], vec![1, 2]]
-            }
-            .validate(3)
-            .is_ok()
-        );
+        let err = Fault::Crash { node: 9, torn_write: false }.validate(3).unwrap_err();
+        assert_eq!(err, SimError::UnknownNode { node: 9, nodes: 3, context: "crash" });
+        assert!(Fault::Pause { node: 0, duration_ms: f64::NAN }.validate(3).is_err());
+        assert!(Fault::Pause { node: 0, duration_ms: -5.0 }.validate(3).is_err());
+        assert!(Fault::ClockDrift { node: 0, drift_ppm: 2e6 }.validate(3).is_err());
+        assert!(Fault::Bridge { left: vec![0], bridge: 0, right: vec![1] }.validate(3).is_err());
+        assert!(Fault::Partition { groups: vec![vec![0], vec![1, 2]] }.validate(3).is_ok());
     }
 }

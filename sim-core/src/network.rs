@@ -37,10 +37,7 @@ pub enum Latency {
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency::Uniform {
-            min_ms: 1.0,
-            max_ms: 10.0,
-        }
+        Latency::Uniform { min_ms: 1.0, max_ms: 10.0 }
     }
 }
 
@@ -63,12 +60,7 @@ pub struct LinkConfig {
 
 impl Default for LinkConfig {
     fn default() -> Self {
-        LinkConfig {
-            latency: Latency::default(),
-            drop: 0.0,
-            duplicate: 0.0,
-            fifo: false,
-        }
+        LinkConfig { latency: Latency::default(), drop: 0.0, duplicate: 0.0, fifo: false }
     }
 }
 
@@ -102,11 +94,7 @@ impl NetworkConfig {
         for link in &self.links {
             for node in link.from.iter().chain(&link.to) {
                 if *node >= nodes {
-                    return Err(SimError::UnknownNode {
-                        node: *node,
-                        nodes,
-                        context: "network links",
-                    });
+                    return Err(SimError::UnknownNode { node: *node, nodes, context: "network links" });
                 }
             }
             LinkModel::new(&link.link)?;
@@ -136,11 +124,7 @@ fn probability(what: &'static str, p: f64) -> Result<u64, SimError> {
         return Err(SimError::InvalidProbability { what, value: p });
     }
     // A draw `next_u64() < threshold` happens with probability p; p = 1 must always hit.
-    if p >= 1.0 {
-        Ok(u64::MAX)
-    } else {
-        Ok((p * 18_446_744_073_709_551_616.0) as u64)
-    }
+    if p >= 1.0 { Ok(u64::MAX) } else { Ok((p * 18_446_744_073_709_551_616.0) as u64) }
 }
 
 #[derive(Clone, Debug)]
@@ -198,11 +182,7 @@ impl LinkModel {
 }
 
 fn f64_ns(value: f64) -> u64 {
-    if value.is_finite() && value > 0.0 {
-        value.min(1e18) as u64
-    } else {
-        0
-    }
+    if value.is_finite() && value > 0.0 { value.min(1e18) as u64 } else { 0 }
 }
 
 fn compile_latency(latency: &Latency) -> Result<Sampler, SimError> {
@@ -217,11 +197,7 @@ fn compile_latency(latency: &Latency) -> Result<Sampler, SimError> {
             }
             Sampler::Uniform { min_ns, max_ns }
         }
-        Latency::Normal {
-            mean_ms,
-            stddev_ms,
-            min_ms,
-        } => {
+        Latency::Normal { mean_ms, stddev_ms, min_ms } => {
             ms_to_ns("latency mean_ms", mean_ms)?;
             ms_to_ns("latency stddev_ms", stddev_ms)?;
             let min_ns = ms_to_ns("latency min_ms", min_ms)?;
@@ -257,11 +233,7 @@ mod tests {
     use crate::rng::derive_rng;
 
     fn mean_ms(latency: Latency) -> f64 {
-        let model = LinkModel::new(&LinkConfig {
-            latency,
-            ..LinkConfig::default()
-        })
-        .unwrap();
+        let model = LinkModel::new(&LinkConfig { latency, ..LinkConfig::default() }).unwrap();
         let mut rng = derive_rng(1, "t");
         let n = 20_000;
         let sum: u64 = (0..n).map(|_| model.sample_delay_ns(&mut rng)).sum();
@@ -271,52 +243,23 @@ mod tests {
     #[test]
     fn distributions_have_their_means() {
         assert_eq!(mean_ms(Latency::Constant { ms: 3.0 }), 3.0);
-        assert!(
-            (mean_ms(Latency::Uniform {
-                min_ms: 0.0,
-                max_ms: 10.0
-            }) - 5.0)
-                .abs()
-                < 0.2
-        );
-        let normal = Latency::Normal {
-            mean_ms: 20.0,
-            stddev_ms: 2.0,
-            min_ms: 0.0,
-        };
+        assert!((mean_ms(Latency::Uniform { min_ms: 0.0, max_ms: 10.0 }) - 5.0).abs() < 0.2);
+        let normal = Latency::Normal { mean_ms: 20.0, stddev_ms: 2.0, min_ms: 0.0 };
         assert!((mean_ms(normal) - 20.0).abs() < 0.2);
-        let tail = Latency::ExponentialTail {
-            base_ms: 1.0,
-            tail_mean_ms: 4.0,
-        };
+        let tail = Latency::ExponentialTail { base_ms: 1.0, tail_mean_ms: 4.0 };
         assert!((mean_ms(tail) - 5.0).abs() < 0.3);
         // Log-normal mean = median * exp(sigma^2 / 2).
-        let lognormal = Latency::LogNormal {
-            median_ms: 10.0,
-            sigma: 0.5,
-        };
+        let lognormal = Latency::LogNormal { median_ms: 10.0, sigma: 0.5 };
         assert!((mean_ms(lognormal) - 10.0 * (0.125f64).exp()).abs() < 0.3);
     }
 
     #[test]
     fn bad_numbers_are_errors() {
         for p in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
-            let config = LinkConfig {
-                drop: p,
-                ..LinkConfig::default()
-            };
-            assert!(matches!(
-                LinkModel::new(&config),
-                Err(SimError::InvalidProbability { .. })
-            ));
+            let config = LinkConfig { drop: p, ..LinkConfig::default() };
+            assert!(matches!(LinkModel::new(&config), Err(SimError::InvalidProbability { .. })));
         }
-        let config = LinkConfig {
-            latency: Latency::Uniform {
-                min_ms: 5.0,
-                max_ms: 1.0,
-            },
-            ..LinkConfig::default()
-        };
+        let config = LinkConfig { latency: Latency::Uniform { min_ms: 5.0, max_ms: 1.0 }, ..LinkConfig::default() };
         assert!(matches!(LinkModel::new(&config), Err(SimError::InvalidDuration { .. })));
         assert!(ms_to_ns("x", -1.0).is_err());
         assert!(ms_to_ns("x", f64::NAN).is_err());

@@ -85,18 +85,11 @@ impl Storage {
     /// lands cut short at a random length first.
     pub fn crash(&mut self, torn: bool, rng: &mut SimRng) {
         let mut unsynced = std::mem::take(&mut self.unsynced);
-        let torn_position = unsynced
-            .iter()
-            .position(|w| matches!(w, Write::Put(..)))
-            .filter(|_| torn);
+        let torn_position = unsynced.iter().position(|w| matches!(w, Write::Put(..))).filter(|_| torn);
         if let Some(position) = torn_position
             && let Write::Put(key, mut value) = unsynced.remove(position)
         {
-            let keep = if value.is_empty() {
-                0
-            } else {
-                rng.random_range(0..value.len())
-            };
+            let keep = if value.is_empty() { 0 } else { rng.random_range(0..value.len()) };
             value.truncate(keep);
             self.durable.insert(key, value);
         }

@@ -57,64 +57,16 @@ impl std::fmt::Display for StopReason {
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TraceEvent<'a, M, O> {
-    Start {
-        t_ns: u64,
-        node: usize,
-        incarnation: u32,
-    },
-    Send {
-        t_ns: u64,
-        from: usize,
-        to: usize,
-        msg_id: u64,
-        deliver_ns: u64,
-        msg: &'a M,
-    },
-    Duplicate {
-        t_ns: u64,
-        from: usize,
-        to: usize,
-        msg_id: u64,
-        deliver_ns: u64,
-    },
-    Deliver {
-        t_ns: u64,
-        from: usize,
-        to: usize,
-        msg_id: u64,
-        msg: &'a M,
-    },
-    Drop {
-        t_ns: u64,
-        from: usize,
-        to: usize,
-        msg_id: u64,
-        reason: DropReason,
-    },
-    Timer {
-        t_ns: u64,
-        node: usize,
-        timer: u32,
-        tag: u64,
-        local_ns: u64,
-    },
-    Fault {
-        t_ns: u64,
-        fault: &'a Fault,
-    },
-    Resume {
-        t_ns: u64,
-        node: usize,
-    },
-    Observe {
-        t_ns: u64,
-        node: usize,
-        obs: &'a O,
-    },
-    Stop {
-        t_ns: u64,
-        stop: StopReason,
-    },
+    Start { t_ns: u64, node: usize, incarnation: u32 },
+    Send { t_ns: u64, from: usize, to: usize, msg_id: u64, deliver_ns: u64, msg: &'a M },
+    Duplicate { t_ns: u64, from: usize, to: usize, msg_id: u64, deliver_ns: u64 },
+    Deliver { t_ns: u64, from: usize, to: usize, msg_id: u64, msg: &'a M },
+    Drop { t_ns: u64, from: usize, to: usize, msg_id: u64, reason: DropReason },
+    Timer { t_ns: u64, node: usize, timer: u32, tag: u64, local_ns: u64 },
+    Fault { t_ns: u64, fault: &'a Fault },
+    Resume { t_ns: u64, node: usize },
+    Observe { t_ns: u64, node: usize, obs: &'a O },
+    Stop { t_ns: u64, stop: StopReason },
 }
 
 /// Where recorded events go. The engine builds an event only when a sink is set.

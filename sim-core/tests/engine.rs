@@ -69,21 +69,13 @@ impl Process for Probe {
 
 fn constant_network(ms: f64) -> NetworkConfig {
     NetworkConfig {
-        default: LinkConfig {
-            latency: Latency::Constant { ms },
-            ..LinkConfig::default()
-        },
+        default: LinkConfig { latency: Latency::Constant { ms }, ..LinkConfig::default() },
         links: Vec::new(),
     }
 }
 
 fn sim_of(probes: Vec<Probe>, network: NetworkConfig) -> Sim<Probe> {
-    let config = SimConfig {
-        seed: 1,
-        nodes: probes.len(),
-        network,
-        limits: Limits::default(),
-    };
+    let config = SimConfig { seed: 1, nodes: probes.len(), network, limits: Limits::default() };
     Sim::new(config, move |node| probes[node].clone()).unwrap()
 }
 
@@ -109,26 +101,14 @@ fn timer_fires(sim: &Sim<Probe>) -> Vec<(u64, u64, u64)> {
 }
 
 fn sender(sends: &[(u64, NodeId, u64)]) -> Probe {
-    Probe {
-        sends: sends.iter().map(|(ms, to, v)| (ms * MS, *to, *v)).collect(),
-        ..Probe::default()
-    }
+    Probe { sends: sends.iter().map(|(ms, to, v)| (ms * MS, *to, *v)).collect(), ..Probe::default() }
 }
 
 #[test]
 fn partition_blocks_and_heal_restores() {
     // Node 0 sends to 1 at 10 ms (before), 30 ms (during) and 60 ms (after the partition).
-    let mut sim = sim_of(
-        vec![sender(&[(10, 1, 1), (30, 1, 2), (60, 1, 3)]), Probe::default()],
-        constant_network(5.0),
-    );
-    sim.schedule_fault(
-        20 * MS,
-        Fault::Partition {
-            groups: vec![vec![0], vec![1]],
-        },
-    )
-    .unwrap();
+    let mut sim = sim_of(vec![sender(&[(10, 1, 1), (30, 1, 2), (60, 1, 3)]), Probe::default()], constant_network(5.0));
+    sim.schedule_fault(20 * MS, Fault::Partition { groups: vec![vec![0], vec![1]] }).unwrap();
     sim.schedule_fault(50 * MS, Fault::Heal).unwrap();
     assert_eq!(sim.run(), StopReason::Quiescent);
     assert_eq!(deliveries(&sim), vec![(15, 1, 1), (65, 1, 3)]);
@@ -139,13 +119,7 @@ fn partition_blocks_and_heal_restores() {
 fn message_in_flight_when_partition_starts_is_lost() {
     // Sent at 10 ms, due at 20 ms; the partition starts at 15 ms.
     let mut sim = sim_of(vec![sender(&[(10, 1, 1)]), Probe::default()], constant_network(10.0));
-    sim.schedule_fault(
-        15 * MS,
-        Fault::Partition {
-            groups: vec![vec![0], vec![1]],
-        },
-    )
-    .unwrap();
+    sim.schedule_fault(15 * MS, Fault::Partition { groups: vec![vec![0], vec![1]] }).unwrap();
     sim.run();
     assert_eq!(deliveries(&sim), vec![]);
     assert_eq!(sim.metrics().dropped_partition, 1);
@@ -153,39 +127,17 @@ fn message_in_flight_when_partition_starts_is_lost() {
 
 #[test]
 fn one_way_cut_blocks_one_direction_only() {
-    let mut sim = sim_of(
-        vec![sender(&[(10, 1, 1)]), sender(&[(10, 0, 2)])],
-        constant_network(5.0),
-    );
-    sim.schedule_fault(
-        0,
-        Fault::Cut {
-            from: vec![0],
-            to: vec![1],
-        },
-    )
-    .unwrap();
+    let mut sim = sim_of(vec![sender(&[(10, 1, 1)]), sender(&[(10, 0, 2)])], constant_network(5.0));
+    sim.schedule_fault(0, Fault::Cut { from: vec![0], to: vec![1] }).unwrap();
     sim.run();
     assert_eq!(deliveries(&sim), vec![(15, 0, 2)]);
 }
 
 #[test]
 fn bridge_node_talks_to_both_sides() {
-    let probes = vec![
-        sender(&[(10, 2, 1), (10, 1, 2)]),
-        sender(&[(10, 2, 3)]),
-        Probe::default(),
-    ];
+    let probes = vec![sender(&[(10, 2, 1), (10, 1, 2)]), sender(&[(10, 2, 3)]), Probe::default()];
     let mut sim = sim_of(probes, constant_network(5.0));
-    sim.schedule_fault(
-        0,
-        Fault::Bridge {
-            left: vec![0],
-            bridge: 1,
-            right: vec![2],
-        },
-    )
-    .unwrap();
+    sim.schedule_fault(0, Fault::Bridge { left: vec![0], bridge: 1, right: vec![2] }).unwrap();
     sim.run();
     let mut got = deliveries(&sim);
     got.sort();
@@ -197,87 +149,37 @@ fn drop_and_duplicate_rates_are_within_bounds() {
     let count = 100_000u64;
     let sends: Vec<(u64, NodeId, u64)> = (0..count).map(|i| (i * 1_000, 1, i)).collect();
     let network = NetworkConfig {
-        default: LinkConfig {
-            latency: Latency::Constant { ms: 1.0 },
-            drop: 0.2,
-            duplicate: 0.1,
-            fifo: false,
-        },
+        default: LinkConfig { latency: Latency::Constant { ms: 1.0 }, drop: 0.2, duplicate: 0.1, fifo: false },
         links: Vec::new(),
     };
-    let probes = vec![
-        Probe {
-            sends,
-            ..Probe::default()
-        },
-        Probe::default(),
-    ];
+    let probes = vec![Probe { sends, ..Probe::default() }, Probe::default()];
     let mut sim = sim_of(probes, network);
     sim.run();
     let metrics = sim.metrics();
     // Binomial standard deviations: drop sqrt(1e5*.2*.8) ~ 126; duplicate of the 80,000
     // survivors sqrt(8e4*.1*.9) ~ 85. Five sigma either way.
-    assert!(
-        metrics.dropped_loss.abs_diff(20_000) < 650,
-        "dropped {}",
-        metrics.dropped_loss
-    );
+    assert!(metrics.dropped_loss.abs_diff(20_000) < 650, "dropped {}", metrics.dropped_loss);
     let survivors = count - metrics.dropped_loss;
     let expected_duplicates = survivors / 10;
-    assert!(
-        metrics.messages_duplicated.abs_diff(expected_duplicates) < 450,
-        "{}",
-        metrics.messages_duplicated
-    );
+    assert!(metrics.messages_duplicated.abs_diff(expected_duplicates) < 450, "{}", metrics.messages_duplicated);
     assert_eq!(metrics.messages_delivered, survivors + metrics.messages_duplicated);
 }
 
 #[test]
 fn fifo_links_keep_send_order() {
     let sends: Vec<(u64, NodeId, u64)> = (0..200).map(|i| (i * 100, 1, i)).collect();
-    let latency = Latency::Uniform {
-        min_ms: 1.0,
-        max_ms: 50.0,
-    };
+    let latency = Latency::Uniform { min_ms: 1.0, max_ms: 50.0 };
     let fifo = NetworkConfig {
-        default: LinkConfig {
-            latency: latency.clone(),
-            fifo: true,
-            ..LinkConfig::default()
-        },
+        default: LinkConfig { latency: latency.clone(), fifo: true, ..LinkConfig::default() },
         links: vec![],
     };
-    let mut sim = sim_of(
-        vec![
-            Probe {
-                sends: sends.clone(),
-                ..Probe::default()
-            },
-            Probe::default(),
-        ],
-        fifo,
-    );
+    let mut sim = sim_of(vec![Probe { sends: sends.clone(), ..Probe::default() }, Probe::default()], fifo);
     sim.run();
     let order: Vec<u64> = deliveries(&sim).iter().map(|d| d.2).collect();
     assert_eq!(order, (0..200).collect::<Vec<_>>());
     // Without FIFO, independent delays reorder.
-    let loose = NetworkConfig {
-        default: LinkConfig {
-            latency,
-            ..LinkConfig::default()
-        },
-        links: vec![],
-    };
-    let mut sim = sim_of(
-        vec![
-            Probe {
-                sends,
-                ..Probe::default()
-            },
-            Probe::default(),
-        ],
-        loose,
-    );
+    let loose = NetworkConfig { default: LinkConfig { latency, ..LinkConfig::default() }, links: vec![] };
+    let mut sim = sim_of(vec![Probe { sends, ..Probe::default() }, Probe::default()], loose);
     sim.run();
     let order: Vec<u64> = deliveries(&sim).iter().map(|d| d.2).collect();
     assert_ne!(order, (0..200).collect::<Vec<_>>());
@@ -285,55 +187,23 @@ fn fifo_links_keep_send_order() {
 
 #[test]
 fn crash_loses_unsynced_writes_and_keeps_synced() {
-    let probes = vec![Probe {
-        write_storage: true,
-        ..Probe::default()
-    }];
+    let probes = vec![Probe { write_storage: true, ..Probe::default() }];
     let mut sim = sim_of(probes, constant_network(1.0));
-    sim.schedule_fault(
-        10 * MS,
-        Fault::Crash {
-            node: 0,
-            torn_write: false,
-        },
-    )
-    .unwrap();
+    sim.schedule_fault(10 * MS, Fault::Crash { node: 0, torn_write: false }).unwrap();
     sim.schedule_fault(20 * MS, Fault::Restart { node: 0 }).unwrap();
     sim.run();
     let recovered: Vec<Obs> = sim.observations().iter().map(|o| o.obs.clone()).collect();
     assert_eq!(
         recovered,
-        vec![
-            Obs::Recovered {
-                durable: false,
-                volatile: false
-            },
-            Obs::Recovered {
-                durable: true,
-                volatile: false
-            },
-        ]
+        vec![Obs::Recovered { durable: false, volatile: false }, Obs::Recovered { durable: true, volatile: false },]
     );
 }
 
 #[test]
 fn crash_drops_messages_to_the_node_and_cancels_its_timers() {
-    let probes = vec![
-        sender(&[(10, 1, 1), (40, 1, 2)]),
-        Probe {
-            timers: vec![30 * MS],
-            ..Probe::default()
-        },
-    ];
+    let probes = vec![sender(&[(10, 1, 1), (40, 1, 2)]), Probe { timers: vec![30 * MS], ..Probe::default() }];
     let mut sim = sim_of(probes, constant_network(5.0));
-    sim.schedule_fault(
-        12 * MS,
-        Fault::Crash {
-            node: 1,
-            torn_write: false,
-        },
-    )
-    .unwrap();
+    sim.schedule_fault(12 * MS, Fault::Crash { node: 1, torn_write: false }).unwrap();
     sim.schedule_fault(35 * MS, Fault::Restart { node: 1 }).unwrap();
     sim.run();
     // The message in flight at the crash is lost; the one sent after the restart arrives.
@@ -345,51 +215,23 @@ fn crash_drops_messages_to_the_node_and_cancels_its_timers() {
 
 #[test]
 fn pause_delays_messages_and_timers_by_its_length() {
-    let probes = vec![
-        sender(&[(10, 1, 7)]),
-        Probe {
-            timers: vec![20 * MS],
-            ..Probe::default()
-        },
-    ];
+    let probes = vec![sender(&[(10, 1, 7)]), Probe { timers: vec![20 * MS], ..Probe::default() }];
     let mut sim = sim_of(probes, constant_network(5.0));
-    sim.schedule_fault(
-        12 * MS,
-        Fault::Pause {
-            node: 1,
-            duration_ms: 100.0,
-        },
-    )
-    .unwrap();
+    sim.schedule_fault(12 * MS, Fault::Pause { node: 1, duration_ms: 100.0 }).unwrap();
     sim.run();
     // Both were due inside the pause (15 ms and 20 ms) and run when it ends, in due order.
     assert_eq!(deliveries(&sim), vec![(112, 1, 7)]);
     assert_eq!(timer_fires(&sim), vec![(112 * MS, 0, 112 * MS)]);
-    let order: Vec<bool> = sim
-        .observations()
-        .iter()
-        .skip(2)
-        .map(|o| matches!(o.obs, Obs::Got { .. }))
-        .collect();
+    let order: Vec<bool> = sim.observations().iter().skip(2).map(|o| matches!(o.obs, Obs::Got { .. })).collect();
     assert_eq!(order, vec![true, false]);
 }
 
 #[test]
 fn a_local_second_with_ten_percent_drift() {
-    let probes = vec![Probe {
-        timers: vec![SEC],
-        ..Probe::default()
-    }];
+    let probes = vec![Probe { timers: vec![SEC], ..Probe::default() }];
     let mut sim = sim_of(probes, constant_network(1.0));
     // The node sets its timer at start; the drift applied at the same instant reschedules it.
-    sim.schedule_fault(
-        0,
-        Fault::ClockDrift {
-            node: 0,
-            drift_ppm: 100_000.0,
-        },
-    )
-    .unwrap();
+    sim.schedule_fault(0, Fault::ClockDrift { node: 0, drift_ppm: 100_000.0 }).unwrap();
     sim.run();
     // Local 1 s is global 1/1.1 s = 909,090,909.09 ns: the timer fires at the first
     // whole nanosecond past it, when the local clock reads 1 s and 1 ns.
@@ -399,45 +241,22 @@ fn a_local_second_with_ten_percent_drift() {
 
 #[test]
 fn a_clock_jump_moves_now_at_once_and_fires_due_timers() {
-    let probes = vec![Probe {
-        timers: vec![500 * MS, 2 * SEC],
-        ..Probe::default()
-    }];
+    let probes = vec![Probe { timers: vec![500 * MS, 2 * SEC], ..Probe::default() }];
     let mut sim = sim_of(probes, constant_network(1.0));
-    sim.schedule_fault(
-        100 * MS,
-        Fault::ClockJump {
-            node: 0,
-            delta_ms: 1_000.0,
-        },
-    )
-    .unwrap();
+    sim.schedule_fault(100 * MS, Fault::ClockJump { node: 0, delta_ms: 1_000.0 }).unwrap();
     assert_eq!(sim.run_until(100 * MS), None);
     assert_eq!(sim.local_time_ns(0), 1_100 * MS);
     sim.run();
     // The 500 ms timer was overtaken by the jump and fires at the jump; the 2 s timer
     // fires when local time reads 2 s, 900 ms of true time later.
-    assert_eq!(
-        timer_fires(&sim),
-        vec![(100 * MS, 0, 1_100 * MS), (1_000 * MS, 1, 2 * SEC)]
-    );
+    assert_eq!(timer_fires(&sim), vec![(100 * MS, 0, 1_100 * MS), (1_000 * MS, 1, 2 * SEC)]);
 }
 
 #[test]
 fn a_backward_jump_delays_timers() {
-    let probes = vec![Probe {
-        timers: vec![500 * MS],
-        ..Probe::default()
-    }];
+    let probes = vec![Probe { timers: vec![500 * MS], ..Probe::default() }];
     let mut sim = sim_of(probes, constant_network(1.0));
-    sim.schedule_fault(
-        100 * MS,
-        Fault::ClockJump {
-            node: 0,
-            delta_ms: -100.0,
-        },
-    )
-    .unwrap();
+    sim.schedule_fault(100 * MS, Fault::ClockJump { node: 0, delta_ms: -100.0 }).unwrap();
     sim.run();
     assert_eq!(timer_fires(&sim), vec![(600 * MS, 0, 500 * MS)]);
 }
@@ -446,37 +265,17 @@ fn a_backward_jump_delays_timers() {
 fn limits_stop_a_run_with_their_reason() {
     let sends: Vec<(u64, NodeId, u64)> = (0..100).map(|i| (i * MS, 1, i)).collect();
     let make = |limits: Limits| {
-        let probes = [
-            Probe {
-                sends: sends.clone(),
-                ..Probe::default()
-            },
-            Probe::default(),
-        ];
-        let config = SimConfig {
-            seed: 1,
-            nodes: 2,
-            network: constant_network(1.0),
-            limits,
-        };
+        let probes = [Probe { sends: sends.clone(), ..Probe::default() }, Probe::default()];
+        let config = SimConfig { seed: 1, nodes: 2, network: constant_network(1.0), limits };
         Sim::new(config, move |node| probes[node].clone()).unwrap()
     };
-    let mut by_events = make(Limits {
-        max_events: 10,
-        ..Limits::default()
-    });
+    let mut by_events = make(Limits { max_events: 10, ..Limits::default() });
     assert_eq!(by_events.run(), StopReason::EventLimit { limit: 10 });
     assert_eq!(by_events.metrics().events, 10);
-    let mut by_time = make(Limits {
-        max_time_ns: 50 * MS,
-        ..Limits::default()
-    });
+    let mut by_time = make(Limits { max_time_ns: 50 * MS, ..Limits::default() });
     assert_eq!(by_time.run(), StopReason::TimeLimit { limit_ns: 50 * MS });
     assert!(by_time.now_ns() <= 50 * MS);
-    let mut by_queue = make(Limits {
-        max_pending: 50,
-        ..Limits::default()
-    });
+    let mut by_queue = make(Limits { max_pending: 50, ..Limits::default() });
     assert_eq!(by_queue.run(), StopReason::QueueLimit { limit: 50 });
 }
 
@@ -484,60 +283,20 @@ fn limits_stop_a_run_with_their_reason() {
 fn bad_input_is_a_typed_error() {
     let mut sim = sim_of(vec![Probe::default(), Probe::default()], constant_network(1.0));
     assert_eq!(
-        sim.schedule_fault(
-            0,
-            Fault::Crash {
-                node: 5,
-                torn_write: false
-            }
-        ),
-        Err(SimError::UnknownNode {
-            node: 5,
-            nodes: 2,
-            context: "crash"
-        })
+        sim.schedule_fault(0, Fault::Crash { node: 5, torn_write: false }),
+        Err(SimError::UnknownNode { node: 5, nodes: 2, context: "crash" })
     );
-    let bad_link = LinkConfig {
-        drop: -0.5,
-        ..LinkConfig::default()
-    };
+    let bad_link = LinkConfig { drop: -0.5, ..LinkConfig::default() };
     assert!(matches!(
-        sim.schedule_fault(
-            0,
-            Fault::SetLinks {
-                from: vec![],
-                to: vec![],
-                link: bad_link
-            }
-        ),
+        sim.schedule_fault(0, Fault::SetLinks { from: vec![], to: vec![], link: bad_link }),
         Err(SimError::InvalidProbability { what: "drop", .. })
     ));
-    let nan_network = NetworkConfig {
-        default: LinkConfig {
-            duplicate: f64::NAN,
-            ..LinkConfig::default()
-        },
-        links: vec![],
-    };
-    let config = SimConfig {
-        seed: 1,
-        nodes: 1,
-        network: nan_network,
-        limits: Limits::default(),
-    };
-    assert!(matches!(
-        Sim::new(config, |_| Probe::default()),
-        Err(SimError::InvalidProbability { .. })
-    ));
-    let config = SimConfig {
-        seed: 1,
-        nodes: 0,
-        ..SimConfig::default()
-    };
-    assert!(matches!(
-        Sim::new(config, |_| Probe::default()),
-        Err(SimError::InvalidClusterSize { .. })
-    ));
+    let nan_network =
+        NetworkConfig { default: LinkConfig { duplicate: f64::NAN, ..LinkConfig::default() }, links: vec![] };
+    let config = SimConfig { seed: 1, nodes: 1, network: nan_network, limits: Limits::default() };
+    assert!(matches!(Sim::new(config, |_| Probe::default()), Err(SimError::InvalidProbability { .. })));
+    let config = SimConfig { seed: 1, nodes: 0, ..SimConfig::default() };
+    assert!(matches!(Sim::new(config, |_| Probe::default()), Err(SimError::InvalidClusterSize { .. })));
 }
 
 #[test]
@@ -555,20 +314,10 @@ fn a_timer_in_the_past_is_a_typed_error() {
             ctx.observe(format!("{result:?}"));
         }
     }
-    let config = SimConfig {
-        seed: 1,
-        nodes: 1,
-        ..SimConfig::default()
-    };
+    let config = SimConfig { seed: 1, nodes: 1, ..SimConfig::default() };
     let mut sim = Sim::new(config, |_| PastTimer).unwrap();
     sim.run();
-    let expected = format!(
-        "{:?}",
-        Err::<(), _>(SimError::TimerInPast {
-            deadline_ns: 5 * MS,
-            now_ns: 10 * MS
-        })
-    );
+    let expected = format!("{:?}", Err::<(), _>(SimError::TimerInPast { deadline_ns: 5 * MS, now_ns: 10 * MS }));
     assert_eq!(sim.observations()[0].obs, expected);
 }
 
@@ -589,11 +338,7 @@ fn cancelled_timers_do_not_fire() {
             ctx.observe(tag);
         }
     }
-    let config = SimConfig {
-        seed: 1,
-        nodes: 1,
-        ..SimConfig::default()
-    };
+    let config = SimConfig { seed: 1, nodes: 1, ..SimConfig::default() };
     let mut sim = Sim::new(config, |_| Canceller).unwrap();
     sim.run();
     let fired: Vec<u64> = sim.observations().iter().map(|o| o.obs).collect();
@@ -623,50 +368,22 @@ const PINNED_RELAY_FINGERPRINT: &str = "a70966fcb66d7453";
 #[test]
 fn trace_records_every_kind_of_event() {
     let network = NetworkConfig {
-        default: LinkConfig {
-            latency: Latency::Constant { ms: 5.0 },
-            duplicate: 1.0,
-            ..LinkConfig::default()
-        },
+        default: LinkConfig { latency: Latency::Constant { ms: 5.0 }, duplicate: 1.0, ..LinkConfig::default() },
         links: vec![],
     };
-    let mut sim = sim_of(
-        vec![
-            sender(&[(10, 1, 1), (30, 1, 2)]),
-            Probe {
-                timers: vec![50 * MS],
-                ..Probe::default()
-            },
-        ],
-        network,
-    );
+    let mut sim =
+        sim_of(vec![sender(&[(10, 1, 1), (30, 1, 2)]), Probe { timers: vec![50 * MS], ..Probe::default() }], network);
     let sink = MemorySink::default();
     let boxed: Box<dyn TraceSink<u64, Obs>> = Box::new(sink.clone());
     sim.set_trace_sink(boxed);
-    sim.schedule_fault(20 * MS, Fault::Partition { groups: vec![vec![0]] })
-        .unwrap();
+    sim.schedule_fault(20 * MS, Fault::Partition { groups: vec![vec![0]] }).unwrap();
     sim.run();
     let kinds: Vec<String> = sink
         .lines()
         .iter()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["event"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["event"].as_str().unwrap().to_owned())
         .collect();
-    for kind in [
-        "start",
-        "send",
-        "duplicate",
-        "deliver",
-        "drop",
-        "timer",
-        "fault",
-        "observe",
-        "stop",
-    ] {
+    for kind in ["start", "send", "duplicate", "deliver", "drop", "timer", "fault", "observe", "stop"] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
     }
 }

@@ -38,15 +38,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(id: NodeId, settings: Rc<Settings>) -> Client {
-        Client {
-            id,
-            settings,
-            session: 0,
-            process: 0,
-            seq: 0,
-            leader_guess: 0,
-            in_flight: None,
-        }
+        Client { id, settings, session: 0, process: 0, seq: 0, leader_guess: 0, in_flight: None }
     }
 
     fn index(&self) -> u64 {
@@ -56,12 +48,9 @@ impl Client {
     pub fn on_start(&mut self, ctx: &mut RaftCtx<'_>) {
         // A restarted client is a new session and a new process: its operation in flight
         // at the crash stays indeterminate.
-        let incarnation = ctx
-            .storage()
-            .get(KEY_INCARNATION)
-            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
-        ctx.storage()
-            .put(KEY_INCARNATION, (incarnation + 1).to_le_bytes().to_vec());
+        let incarnation =
+            ctx.storage().get(KEY_INCARNATION).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+        ctx.storage().put(KEY_INCARNATION, (incarnation + 1).to_le_bytes().to_vec());
         ctx.storage().sync();
         let clients = self.settings.clients as u64;
         self.session = self.index() + clients * incarnation;
@@ -102,12 +91,7 @@ impl Client {
         }));
         let give_up_ns = (self.settings.workload.op_timeout_ms * MS as f64) as u64;
         let give_up_timer = ctx.set_timer(give_up_ns, TIMER_GIVE_UP);
-        self.in_flight = Some(InFlight {
-            seq: self.seq,
-            op,
-            request_timer: None,
-            give_up_timer,
-        });
+        self.in_flight = Some(InFlight { seq: self.seq, op, request_timer: None, give_up_timer });
         self.send_request(ctx);
     }
 
@@ -120,11 +104,7 @@ impl Client {
         if let Some(previous) = flight.request_timer.replace(timer) {
             ctx.cancel_timer(previous);
         }
-        let request = Msg::Request {
-            client: self.session,
-            seq: flight.seq,
-            op: flight.op.clone(),
-        };
+        let request = Msg::Request { client: self.session, seq: flight.seq, op: flight.op.clone() };
         ctx.send(self.leader_guess, request);
     }
 
@@ -166,12 +146,7 @@ impl Client {
             // A cas that did not match certainly did not take effect.
             KvResult::CasMismatch => (EventType::Fail, None),
         };
-        ctx.observe(RaftObs::Client(ClientObs {
-            process: self.process,
-            kind,
-            op: flight.op,
-            value,
-        }));
+        ctx.observe(RaftObs::Client(ClientObs { process: self.process, kind, op: flight.op, value }));
         self.schedule_next(ctx);
     }
 

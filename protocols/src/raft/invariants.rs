@@ -10,7 +10,7 @@
 //!   are identical up to that index. Checked over every pair of servers at every
 //!   election and at the end of the run.
 //! - **Leader completeness**: an entry applied (so committed) anywhere is in the log of
-//!   every later leader.
+//!   every leader of a later term than the one it was committed in.
 //! - **State machine safety**: no two servers apply different entries at one index.
 
 use std::collections::BTreeMap;
@@ -25,12 +25,25 @@ fn digest(entry: &Entry) -> u64 {
     sim_core::fingerprint::hash_value(entry)
 }
 
+/// An entry applied somewhere.
+#[derive(Clone, Copy)]
+struct Applied {
+    term: u64,
+    digest: u64,
+    /// The first server that applied it.
+    node: NodeId,
+    /// The lowest term any server applying it was in: the term in which it was
+    /// committed, since the committing leader applies it at once in its own term and
+    /// every other server's term is at least that.
+    commit_term: u64,
+}
+
 /// The checker's memory of a run.
 #[derive(Default)]
 pub struct RaftInvariants {
     leaders: BTreeMap<u64, NodeId>,
-    /// What was applied at each index (1-based index - 1): term, digest, first server.
-    applied: Vec<Option<(u64, u64, NodeId)>>,
+    /// What was applied at each index (1-based index - 1).
+    applied: Vec<Option<Applied>>,
     /// For each server that is leader: its term, log length and last entry's digest when
     /// last looked at.
     leader_logs: BTreeMap<NodeId, (u64, usize, u64)>,
@@ -64,14 +77,19 @@ impl RaftInvariants {
                 self.remember_leader_log(leader, node);
                 check_log_matching(server, servers, t_ns)
             }
-            RaftObs::Applied { index, term, digest } => {
+            RaftObs::Applied { index, term, digest, current_term } => {
                 let slot = *index as usize - 1;
                 if self.applied.len() <= slot {
                     self.applied.resize(slot + 1, None);
                 }
-                match self.applied[slot] {
-                    None => self.applied[slot] = Some((*term, *digest, node)),
-                    Some((first_term, first_digest, first_node)) if first_digest != *digest => {
+                match &mut self.applied[slot] {
+                    None => {
+                        self.applied[slot] =
+                            Some(Applied { term: *term, digest: *digest, node, commit_term: *current_term })
+                    }
+                    Some(first) if first.digest == *digest => first.commit_term = first.commit_term.min(*current_term),
+                    Some(first) => {
+                        let (first_term, first_node) = (first.term, first.node);
                         return violation(
                             "state-machine-safety",
                             format!(
@@ -79,31 +97,30 @@ impl RaftInvariants {
                             ),
                         );
                     }
-                    Some(_) => {}
                 }
                 self.check_append_only(server(node)?, node, t_ns)
             }
-            RaftObs::Truncated {
-                from_index,
-                as_leader: true,
-            } => violation(
-                "leader-append-only",
-                format!("leader {node} deleted its log from index {from_index}"),
-            ),
+            RaftObs::Truncated { from_index, as_leader: true } => {
+                violation("leader-append-only", format!("leader {node} deleted its log from index {from_index}"))
+            }
             _ => None,
         }
     }
 
     fn check_completeness(&self, leader: &Server, term: u64, t_ns: u64, node: NodeId) -> Option<Violation> {
         for (slot, applied) in self.applied.iter().enumerate() {
-            let Some((entry_term, entry_digest, first_node)) = applied else {
+            // Only entries committed in an earlier term bind this leader.
+            let Some(applied) = applied.as_ref().filter(|a| a.commit_term < term) else {
                 continue;
             };
             let held = leader.log().get(slot).map(digest);
-            if held != Some(*entry_digest) {
+            if held != Some(applied.digest) {
                 let message = format!(
-                    "server {node} became leader of term {term} without the entry of term {entry_term} at index {} that server {first_node} applied",
-                    slot + 1
+                    "server {node} became leader of term {term} without the entry of term {} at index {} that server {} applied (committed by term {})",
+                    applied.term,
+                    slot + 1,
+                    applied.node,
+                    applied.commit_term
                 );
                 return Some(Violation::new("leader-completeness", message, t_ns, Some(node)));
             }

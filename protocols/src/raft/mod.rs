@@ -15,7 +15,8 @@
 //! deletes any conflicting suffix and appends what it lacks. On a refusal the follower
 //! names the conflicting term and the first index it holds of it, so the leader backs off
 //! a whole term per round trip instead of one entry. Heartbeats are empty `AppendEntries`.
-//! A new leader appends a no-op of its term so that earlier entries commit promptly.
+//! A new leader appends a no-op of its term so that earlier entries commit promptly
+//! (configurable: without it, the bare algorithm of the paper's Figure 2).
 //!
 //! **Commitment.** The leader commits index N when a majority's `matchIndex` reaches N and
 //! the entry at N is of the leader's current term; earlier entries commit with it. (An
@@ -110,6 +111,22 @@ pub struct RaftConfig {
     pub heartbeat_ms: f64,
     /// The most entries one `AppendEntries` carries.
     pub max_entries_per_append: usize,
+    /// A new leader appends a no-op entry of its term, so that entries of earlier terms
+    /// commit without waiting for a client's command (the paper's section 8). Turning it
+    /// off leaves the bare algorithm of Figure 2, where Figure 8's scenario is reachable.
+    pub noop_on_election: bool,
+    /// Per-server election timeout ranges, for scripted scenarios that need to decide
+    /// who stands for election first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub election_timeout_overrides: Vec<TimeoutOverride>,
+}
+
+/// One server's own election timeout range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutOverride {
+    pub node: NodeId,
+    pub election_timeout_ms: [f64; 2],
 }
 
 impl Default for RaftConfig {
@@ -118,17 +135,26 @@ impl Default for RaftConfig {
             election_timeout_ms: [150.0, 300.0],
             heartbeat_ms: 50.0,
             max_entries_per_append: 64,
+            noop_on_election: true,
+            election_timeout_overrides: Vec::new(),
         }
     }
 }
 
 impl RaftConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let [min, max] = self.election_timeout_ms;
-        if !(min.is_finite() && max.is_finite() && min > 0.0 && max >= min) {
-            return Err(format!(
-                "raft.election_timeout_ms must be [min, max] with 0 < min <= max, got [{min}, {max}]"
-            ));
+    pub fn validate(&self, servers: usize) -> Result<(), String> {
+        let ranges = std::iter::once(("raft.election_timeout_ms".to_owned(), self.election_timeout_ms)).chain(
+            self.election_timeout_overrides
+                .iter()
+                .map(|o| (format!("raft.election_timeout_overrides (node {})", o.node), o.election_timeout_ms)),
+        );
+        for (name, [min, max]) in ranges {
+            if !(min.is_finite() && max.is_finite() && min > 0.0 && max >= min) {
+                return Err(format!("{name} must be [min, max] with 0 < min <= max, got [{min}, {max}]"));
+            }
+        }
+        if let Some(o) = self.election_timeout_overrides.iter().find(|o| o.node >= servers) {
+            return Err(format!("raft.election_timeout_overrides names node {}, which is not a server", o.node));
         }
         if !(self.heartbeat_ms.is_finite() && self.heartbeat_ms > 0.0) {
             return Err(format!("raft.heartbeat_ms must be positive, got {}", self.heartbeat_ms));
@@ -177,38 +203,28 @@ pub enum Answer {
 /// Raft's messages, and the client protocol.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Msg {
-    RequestVote {
-        term: u64,
-        last_log_index: u64,
-        last_log_term: u64,
-    },
-    RequestVoteReply {
-        term: u64,
-        granted: bool,
-    },
-    AppendEntries {
-        term: u64,
-        prev_log_index: u64,
-        prev_log_term: u64,
-        entries: Vec<Entry>,
-        leader_commit: u64,
-    },
-    AppendEntriesReply {
-        term: u64,
-        success: bool,
-        match_index: u64,
-        conflict_index: u64,
-        conflict_term: Option<u64>,
-    },
-    Request {
-        client: u64,
-        seq: u64,
-        op: KvOp,
-    },
-    Reply {
-        seq: u64,
-        answer: Answer,
-    },
+    RequestVote { term: u64, last_log_index: u64, last_log_term: u64 },
+    RequestVoteReply { term: u64, granted: bool },
+    AppendEntries { term: u64, prev_log_index: u64, prev_log_term: u64, entries: Vec<Entry>, leader_commit: u64 },
+    AppendEntriesReply(AppendReply),
+    Request { client: u64, seq: u64, op: KvOp },
+    Reply { seq: u64, answer: Answer },
+}
+
+/// A follower's answer to `AppendEntries`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct AppendReply {
+    pub term: u64,
+    pub success: bool,
+    /// On success: the index of the last entry the follower now shares with the leader.
+    pub match_index: u64,
+    /// On refusal: the `prev_log_index` refused, so the leader can tell a stale or
+    /// duplicated refusal from a fresh one.
+    pub rejected_prev: u64,
+    /// On refusal: where the leader should look next (the first index of the
+    /// conflicting term, or just past the follower's log).
+    pub conflict_index: u64,
+    pub conflict_term: Option<u64>,
 }
 
 /// What a Raft node reports.
@@ -224,10 +240,12 @@ pub enum RaftObs {
         term: u64,
         leader: NodeId,
     },
+    /// The entry at `index` (of term `term`) was applied, by a server in `current_term`.
     Applied {
         index: u64,
         term: u64,
         digest: u64,
+        current_term: u64,
     },
     /// A server deleted its log from `from_index` on (while leader: `as_leader`).
     Truncated {

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use rand::RngExt;
 use sim_core::{MS, NodeId, TimerId};
 
-use super::{Answer, Command, Entry, Msg, RaftCtx, RaftObs, Settings, Variant};
+use super::{Answer, AppendReply, Command, Entry, Msg, RaftCtx, RaftObs, Settings, Variant};
 use crate::kv::{KvCommand, KvOp, KvStore};
 
 const TIMER_ELECTION: u64 = 1;
@@ -46,6 +46,7 @@ pub struct Server {
     leader_hint: Option<NodeId>,
     heard_term: u64,
     votes: BTreeSet<NodeId>,
+    answered: BTreeSet<NodeId>,
     next_index: Vec<u64>,
     match_index: Vec<u64>,
     election_timer: Option<TimerId>,
@@ -69,6 +70,7 @@ impl Server {
             leader_hint: None,
             heard_term: 0,
             votes: BTreeSet::new(),
+            answered: BTreeSet::new(),
             next_index: vec![1; servers],
             match_index: vec![0; servers],
             election_timer: None,
@@ -105,11 +107,7 @@ impl Server {
     }
 
     fn term_at(&self, index: u64) -> u64 {
-        if index == 0 {
-            0
-        } else {
-            self.log[index as usize - 1].term
-        }
+        if index == 0 { 0 } else { self.log[index as usize - 1].term }
     }
 
     fn majority(&self) -> usize {
@@ -175,10 +173,12 @@ impl Server {
             }
             TIMER_HEARTBEAT if Some(timer) == self.heartbeat_timer => {
                 self.heartbeat_timer = None;
-                if self.role == Role::Leader {
-                    self.broadcast_append(ctx);
-                    self.schedule_heartbeat(ctx);
+                match self.role {
+                    Role::Leader => self.broadcast_append(ctx),
+                    Role::Candidate => self.request_votes(ctx),
+                    Role::Follower => return,
                 }
+                self.schedule_heartbeat(ctx);
             }
             _ => {}
         }
@@ -186,26 +186,14 @@ impl Server {
 
     pub fn on_message(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
-            Msg::RequestVote {
-                term,
-                last_log_index,
-                last_log_term,
-            } => self.on_request_vote(ctx, from, term, last_log_index, last_log_term),
+            Msg::RequestVote { term, last_log_index, last_log_term } => {
+                self.on_request_vote(ctx, from, term, last_log_index, last_log_term)
+            }
             Msg::RequestVoteReply { term, granted } => self.on_vote_reply(ctx, from, term, granted),
-            Msg::AppendEntries {
-                term,
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-            } => self.on_append_entries(ctx, from, term, prev_log_index, prev_log_term, entries, leader_commit),
-            Msg::AppendEntriesReply {
-                term,
-                success,
-                match_index,
-                conflict_index,
-                conflict_term,
-            } => self.on_append_reply(ctx, from, term, success, match_index, conflict_index, conflict_term),
+            Msg::AppendEntries { term, prev_log_index, prev_log_term, entries, leader_commit } => {
+                self.on_append_entries(ctx, from, term, prev_log_index, prev_log_term, entries, leader_commit)
+            }
+            Msg::AppendEntriesReply(reply) => self.on_append_reply(ctx, from, &reply),
             Msg::Request { client, seq, op } => self.on_client_request(ctx, from, client, seq, op),
             Msg::Reply { .. } => {}
         }
@@ -217,14 +205,17 @@ impl Server {
         if let Some(timer) = self.election_timer.take() {
             ctx.cancel_timer(timer);
         }
-        let [min, max] = self.settings.raft.election_timeout_ms;
-        let timeout_ns = ctx
-            .rng()
-            .random_range((min * MS as f64) as u64..=(max * MS as f64) as u64);
+        let raft = &self.settings.raft;
+        let own = raft.election_timeout_overrides.iter().find(|o| o.node == self.id);
+        let [min, max] = own.map_or(raft.election_timeout_ms, |o| o.election_timeout_ms);
+        let timeout_ns = ctx.rng().random_range((min * MS as f64) as u64..=(max * MS as f64) as u64);
         self.election_timer = Some(ctx.set_timer(timeout_ns, TIMER_ELECTION));
     }
 
     fn schedule_heartbeat(&mut self, ctx: &mut RaftCtx<'_>) {
+        if let Some(timer) = self.heartbeat_timer.take() {
+            ctx.cancel_timer(timer);
+        }
         let interval = (self.settings.raft.heartbeat_ms * MS as f64) as u64;
         self.heartbeat_timer = Some(ctx.set_timer(interval, TIMER_HEARTBEAT));
     }
@@ -241,12 +232,20 @@ impl Server {
             self.become_leader(ctx);
             return;
         }
+        self.answered = BTreeSet::from([self.id]);
+        self.request_votes(ctx);
+        self.schedule_heartbeat(ctx);
+    }
+
+    /// Asks every server that has not answered yet; a candidate repeats this every
+    /// heartbeat interval, as the paper's RPCs are retried until answered.
+    fn request_votes(&self, ctx: &mut RaftCtx<'_>) {
         let request = Msg::RequestVote {
             term: self.current_term,
             last_log_index: self.last_index(),
             last_log_term: self.term_at(self.last_index()),
         };
-        for peer in (0..self.settings.servers).filter(|p| *p != self.id) {
+        for peer in (0..self.settings.servers).filter(|p| !self.answered.contains(p)) {
             ctx.send(peer, request.clone());
         }
     }
@@ -292,13 +291,7 @@ impl Server {
             self.persist_term_vote(ctx);
             self.reset_election_timer(ctx);
         }
-        ctx.send(
-            from,
-            Msg::RequestVoteReply {
-                term: self.current_term,
-                granted,
-            },
-        );
+        ctx.send(from, Msg::RequestVoteReply { term: self.current_term, granted });
     }
 
     fn on_vote_reply(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, granted: bool) {
@@ -309,6 +302,7 @@ impl Server {
         if self.ignore_stale_vote(term) {
             return;
         }
+        self.answered.insert(from);
         if granted {
             self.votes.insert(from);
             if self.votes.len() >= self.majority() {
@@ -328,17 +322,13 @@ impl Server {
         if let Some(timer) = self.election_timer.take() {
             ctx.cancel_timer(timer);
         }
-        ctx.observe(RaftObs::BecameLeader {
-            term: self.current_term,
-            last_log_index: self.last_index(),
-        });
+        ctx.observe(RaftObs::BecameLeader { term: self.current_term, last_log_index: self.last_index() });
         let old_last = self.last_index();
-        self.log.push(Entry {
-            term: self.current_term,
-            command: Command::Noop,
-        });
-        self.persist_log(ctx, old_last + 1, old_last);
-        self.next_index = vec![self.last_index(); self.settings.servers];
+        if self.settings.raft.noop_on_election {
+            self.log.push(Entry { term: self.current_term, command: Command::Noop });
+            self.persist_log(ctx, old_last + 1, old_last);
+        }
+        self.next_index = vec![old_last + 1; self.settings.servers];
         self.match_index = vec![0; self.settings.servers];
         self.match_index[self.id] = self.last_index();
         self.broadcast_append(ctx);
@@ -357,9 +347,7 @@ impl Server {
     fn send_append(&self, ctx: &mut RaftCtx<'_>, peer: NodeId) {
         let next = self.next_index[peer].clamp(1, self.last_index() + 1);
         let prev_log_index = next - 1;
-        let end = self
-            .last_index()
-            .min(prev_log_index + self.settings.raft.max_entries_per_append as u64);
+        let end = self.last_index().min(prev_log_index + self.settings.raft.max_entries_per_append as u64);
         let entries = self.log[prev_log_index as usize..end as usize].to_vec();
         ctx.send(
             peer,
@@ -385,7 +373,7 @@ impl Server {
         leader_commit: u64,
     ) {
         if term < self.current_term {
-            let reply = self.refusal(self.last_index() + 1, None);
+            let reply = self.refusal(prev_log_index, self.last_index() + 1, None);
             ctx.send(from, reply);
             return;
         }
@@ -402,16 +390,14 @@ impl Server {
         }
         self.reset_election_timer(ctx);
         if prev_log_index > self.last_index() {
-            let reply = self.refusal(self.last_index() + 1, None);
+            let reply = self.refusal(prev_log_index, self.last_index() + 1, None);
             ctx.send(from, reply);
             return;
         }
         let found_term = self.term_at(prev_log_index);
         if found_term != prev_log_term {
-            let first_of_term = (1..=prev_log_index)
-                .find(|i| self.term_at(*i) == found_term)
-                .unwrap_or(prev_log_index);
-            let reply = self.refusal(first_of_term, Some(found_term));
+            let first_of_term = (1..=prev_log_index).find(|i| self.term_at(*i) == found_term).unwrap_or(prev_log_index);
+            let reply = self.refusal(prev_log_index, first_of_term, Some(found_term));
             ctx.send(from, reply);
             return;
         }
@@ -421,24 +407,26 @@ impl Server {
             self.commit_index = leader_commit.min(last_new);
             self.apply_committed(ctx);
         }
-        let reply = Msg::AppendEntriesReply {
+        let reply = AppendReply {
             term: self.current_term,
             success: true,
             match_index: last_new,
+            rejected_prev: 0,
             conflict_index: 0,
             conflict_term: None,
         };
-        ctx.send(from, reply);
+        ctx.send(from, Msg::AppendEntriesReply(reply));
     }
 
-    fn refusal(&self, conflict_index: u64, conflict_term: Option<u64>) -> Msg {
-        Msg::AppendEntriesReply {
+    fn refusal(&self, rejected_prev: u64, conflict_index: u64, conflict_term: Option<u64>) -> Msg {
+        Msg::AppendEntriesReply(AppendReply {
             term: self.current_term,
             success: false,
             match_index: 0,
+            rejected_prev,
             conflict_index,
             conflict_term,
-        }
+        })
     }
 
     /// Appends what the log lacks after `prev_log_index`, deleting a conflicting suffix
@@ -458,10 +446,9 @@ impl Server {
                     continue;
                 }
                 self.log.truncate(index as usize - 1);
-                ctx.observe(RaftObs::Truncated {
-                    from_index: index,
-                    as_leader: self.role == Role::Leader,
-                });
+                // Clients waiting on the deleted entries are answered by nobody: they retry.
+                self.waiters.split_off(&index);
+                ctx.observe(RaftObs::Truncated { from_index: index, as_leader: self.role == Role::Leader });
             }
             self.log.push(entry);
             first_written.get_or_insert(index);
@@ -471,42 +458,52 @@ impl Server {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_append_reply(
-        &mut self,
-        ctx: &mut RaftCtx<'_>,
-        from: NodeId,
-        term: u64,
-        success: bool,
-        match_index: u64,
-        conflict_index: u64,
-        conflict_term: Option<u64>,
-    ) {
-        if term > self.current_term {
-            self.step_down(ctx, term);
+    fn on_append_reply(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, reply: &AppendReply) {
+        if reply.term > self.current_term {
+            self.step_down(ctx, reply.term);
             return;
         }
-        if self.role != Role::Leader || term != self.current_term {
+        if self.role != Role::Leader || reply.term != self.current_term {
             return;
         }
-        if success {
-            self.match_index[from] = self.match_index[from].max(match_index);
-            self.next_index[from] = self.match_index[from] + 1;
+        if reply.success {
+            if self.ignore_stale_success(from, reply) {
+                return;
+            }
+            self.match_index[from] = reply.match_index;
+            self.next_index[from] = self.next_index[from].max(reply.match_index + 1);
             self.advance_commit(ctx);
             if self.next_index[from] <= self.last_index() {
                 self.send_append(ctx, from);
             }
             return;
         }
-        let next = match conflict_term {
+        if self.ignore_stale_refusal(from, reply) {
+            return;
+        }
+        // Skip the follower's whole conflicting term: to just past the leader's last
+        // entry of that term if it has one, else to the follower's first of it.
+        let hinted = match reply.conflict_term {
             Some(t) => match (1..=self.last_index()).rev().find(|i| self.term_at(*i) == t) {
                 Some(last_of_term) => last_of_term + 1,
-                None => conflict_index,
+                None => reply.conflict_index,
             },
-            None => conflict_index,
+            None => reply.conflict_index,
         };
-        self.next_index[from] = next.max(self.match_index[from] + 1).min(self.last_index() + 1);
+        // Never above the refused index (progress), never below what is known to match.
+        self.next_index[from] = hinted.min(reply.rejected_prev).max(self.match_index[from] + 1);
         self.send_append(ctx, from);
+    }
+
+    /// An acknowledgement that adds nothing (a duplicate, or one overtaken by a later
+    /// one) must not trigger another send: duplicated replies would multiply messages.
+    fn ignore_stale_success(&self, from: NodeId, reply: &AppendReply) -> bool {
+        reply.match_index <= self.match_index[from]
+    }
+
+    /// A refusal of anything but the last `AppendEntries` sent was already handled.
+    fn ignore_stale_refusal(&self, from: NodeId, reply: &AppendReply) -> bool {
+        reply.rejected_prev + 1 != self.next_index[from] || self.next_index[from] <= self.match_index[from] + 1
     }
 
     fn advance_commit(&mut self, ctx: &mut RaftCtx<'_>) {
@@ -530,11 +527,7 @@ impl Server {
             let index = self.last_applied;
             let entry = &self.log[index as usize - 1];
             let digest = sim_core::fingerprint::hash_value(entry);
-            ctx.observe(RaftObs::Applied {
-                index,
-                term: entry.term,
-                digest,
-            });
+            ctx.observe(RaftObs::Applied { index, term: entry.term, digest, current_term: self.current_term });
             let Command::Kv(command) = &entry.command else {
                 continue;
             };
@@ -544,71 +537,32 @@ impl Server {
                 && waiter.seq == command.seq
                 && let Some(result) = result
             {
-                ctx.send(
-                    waiter.node,
-                    Msg::Reply {
-                        seq: waiter.seq,
-                        answer: Answer::Result(result),
-                    },
-                );
+                ctx.send(waiter.node, Msg::Reply { seq: waiter.seq, answer: Answer::Result(result) });
             }
         }
     }
 
     fn on_client_request(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, client: u64, seq: u64, op: KvOp) {
         if self.role != Role::Leader {
-            ctx.send(
-                from,
-                Msg::Reply {
-                    seq,
-                    answer: Answer::NotLeader { hint: self.leader_hint },
-                },
-            );
+            ctx.send(from, Msg::Reply { seq, answer: Answer::NotLeader { hint: self.leader_hint } });
             return;
         }
         if let Some(result) = self.store.cached(client, seq) {
-            ctx.send(
-                from,
-                Msg::Reply {
-                    seq,
-                    answer: Answer::Result(result.clone()),
-                },
-            );
+            ctx.send(from, Msg::Reply { seq, answer: Answer::Result(result.clone()) });
             return;
         }
-        let waiting = self
-            .waiters
-            .iter()
-            .find(|(_, w)| w.client == client && w.seq == seq)
-            .map(|(i, _)| *i);
+        let waiting = self.waiters.iter().find(|(_, w)| w.client == client && w.seq == seq).map(|(i, _)| *i);
         if let Some(index) = waiting
-            && self.term_at(index) == self.current_term
+            && self.log.get(index as usize - 1).is_some_and(|e| e.term == self.current_term)
         {
             // A retry of a command already in this term's log: answer when it applies.
-            self.waiters.insert(
-                index,
-                Waiter {
-                    node: from,
-                    client,
-                    seq,
-                },
-            );
+            self.waiters.insert(index, Waiter { node: from, client, seq });
             return;
         }
         let old_last = self.last_index();
-        self.log.push(Entry {
-            term: self.current_term,
-            command: Command::Kv(KvCommand { client, seq, op }),
-        });
+        self.log.push(Entry { term: self.current_term, command: Command::Kv(KvCommand { client, seq, op }) });
         self.persist_log(ctx, old_last + 1, old_last);
-        self.waiters.insert(
-            self.last_index(),
-            Waiter {
-                node: from,
-                client,
-                seq,
-            },
-        );
+        self.waiters.insert(self.last_index(), Waiter { node: from, client, seq });
         self.broadcast_append(ctx);
         self.advance_commit(ctx);
     }

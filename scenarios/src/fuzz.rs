@@ -1,0 +1,384 @@
+//! `dsim fuzz`: many seeds in parallel, failures shrunk and saved as scenario files.
+//!
+//! Seeds are independent runs, each single-threaded and deterministic, so a campaign is
+//! split freely: across `--jobs` threads here, and across machines with `--shard I/N`
+//! (seed `s` belongs to shard `s mod N`). Which seeds ran and what each found does not
+//! depend on `--jobs`: without `--keep-going` the campaign stops at the lowest failing
+//! seed, and every seed below it is run and reported, whatever the thread count.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use checker::Verdict;
+use clap::Args;
+use serde::Serialize;
+
+use crate::cli::exit;
+use crate::library;
+use crate::nemesis::materialize;
+use crate::output::write_atomic;
+use crate::run_cmd::run_scenario;
+use crate::scenario::{Nemesis, Scenario};
+
+#[derive(Args, Debug)]
+pub struct FuzzArgs {
+    /// A built-in scenario's name or a scenario file.
+    pub scenario: String,
+    /// How many seeds to try (before sharding).
+    #[arg(long, conflicts_with = "time_s")]
+    pub seeds: Option<u64>,
+    /// Try seeds for this many seconds of wall time instead.
+    #[arg(long)]
+    pub time_s: Option<f64>,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub start_seed: u64,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Run only the seeds congruent to I modulo N (0 <= I < N).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u64, u64)>,
+    /// A known-bug variant of the protocol.
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Where shrunk failures are saved.
+    #[arg(long, default_value = "dsim-failures")]
+    pub out: PathBuf,
+    /// Go on after the first failure.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Save failures as found, without shrinking.
+    #[arg(long)]
+    pub no_shrink: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let i: u64 = i.trim().parse().map_err(|_| format!("bad shard index {i:?}"))?;
+    let n: u64 = n.trim().parse().map_err(|_| format!("bad shard count {n:?}"))?;
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: the index must be below the count, and the count positive"));
+    }
+    Ok((i, n))
+}
+
+/// One failing seed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub seed: u64,
+    pub violation: String,
+    pub message: String,
+    pub fingerprint: String,
+    pub file: Option<String>,
+    pub replay: Option<String>,
+    pub fault_actions: usize,
+    pub fault_actions_shrunk: Option<usize>,
+    pub shrink_runs: usize,
+    pub shrink_s: f64,
+}
+
+/// What a campaign did.
+#[derive(Debug, Serialize)]
+pub struct FuzzReport {
+    pub scenario: String,
+    pub variant: String,
+    pub shard: Option<String>,
+    pub jobs: usize,
+    pub seeds_run: Vec<u64>,
+    pub unknown: Vec<u64>,
+    pub failures: Vec<Failure>,
+    pub wall_s: f64,
+    pub seeds_per_sec: f64,
+}
+
+#[derive(Clone)]
+struct SeedResult {
+    seed: u64,
+    verdict: Verdict,
+    first: Option<(String, String)>,
+    fingerprint: String,
+}
+
+/// `dsim fuzz`.
+pub fn fuzz(args: &FuzzArgs) -> u8 {
+    match fuzz_inner(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("dsim fuzz: {message}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
+    let mut scenario = library::resolve(&args.scenario).map_err(|e| e.to_string())?;
+    if let Some(variant) = &args.variant {
+        scenario.variant = (variant != "correct").then(|| variant.clone());
+        crate::scenario::validate(&scenario).map_err(|e| format!("--variant: {e}"))?;
+    }
+    if let Some(time_s) = args.time_s
+        && !(time_s.is_finite() && time_s > 0.0)
+    {
+        return Err(format!("--time-s must be a positive number of seconds, got {time_s}"));
+    }
+    prepare_out_dir(&args.out)?;
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let (shard_index, shard_count) = args.shard.unwrap_or((0, 1));
+    let seeds_total = if args.time_s.is_some() { u64::MAX / 2 } else { args.seeds.unwrap_or(100) };
+    let seeds: Box<dyn Fn(usize) -> Option<u64> + Sync> = Box::new(move |k: usize| {
+        // The k-th seed of this shard.
+        let first = args.start_seed + (shard_index + shard_count - args.start_seed % shard_count) % shard_count;
+        let seed = first.checked_add(k as u64 * shard_count)?;
+        (seed < args.start_seed.saturating_add(seeds_total)).then_some(seed)
+    });
+    let started = Instant::now();
+    let deadline = args.time_s.map(|s| started + Duration::from_secs_f64(s));
+    let progress = Progress::new(args.time_s.is_none().then(|| count_seeds(&*seeds)), args.json);
+    let results = run_seeds(&scenario, &*seeds, jobs, args.keep_going, deadline, &progress);
+    progress.finish();
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut failures = Vec::new();
+    for result in results.iter().filter(|r| r.verdict == Verdict::Violation) {
+        failures.push(handle_failure(&scenario, &args.scenario, result, args)?);
+    }
+    let report = FuzzReport {
+        scenario: scenario.name.clone(),
+        variant: scenario.variant.clone().unwrap_or_else(|| "correct".into()),
+        shard: args.shard.map(|(i, n)| format!("{i}/{n}")),
+        jobs,
+        seeds_run: results.iter().map(|r| r.seed).collect(),
+        unknown: results.iter().filter(|r| r.verdict == Verdict::Unknown).map(|r| r.seed).collect(),
+        failures,
+        wall_s,
+        seeds_per_sec: results.len() as f64 / wall_s,
+    };
+    print_report(&report, args.json);
+    Ok(if !report.failures.is_empty() {
+        exit::VIOLATION
+    } else if !report.unknown.is_empty() {
+        exit::UNKNOWN
+    } else {
+        exit::PASS
+    })
+}
+
+fn count_seeds(seeds: &(dyn Fn(usize) -> Option<u64> + Sync)) -> u64 {
+    let mut k = 0;
+    while seeds(k).is_some() {
+        k += 1;
+    }
+    k as u64
+}
+
+fn prepare_out_dir(out: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
+    let probe = out.join(format!(".dsim-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| format!("--out {} is not writable: {e}", out.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Runs seeds on `jobs` threads; returns the results in seed order.
+fn run_seeds(
+    scenario: &Scenario,
+    seeds: &(dyn Fn(usize) -> Option<u64> + Sync),
+    jobs: usize,
+    keep_going: bool,
+    deadline: Option<Instant>,
+    progress: &Progress,
+) -> Vec<SeedResult> {
+    let next = AtomicUsize::new(0);
+    let lowest_failure = AtomicUsize::new(usize::MAX);
+    let results: Mutex<Vec<(usize, SeedResult)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return;
+                    }
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if !keep_going && k > lowest_failure.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let Some(seed) = seeds(k) else {
+                        return;
+                    };
+                    let result = run_one(scenario, seed);
+                    if result.verdict == Verdict::Violation {
+                        lowest_failure.fetch_min(k, Ordering::Relaxed);
+                    }
+                    progress.tick(&result);
+                    results.lock().expect("no worker panics holding the lock").push((k, result));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("workers finished");
+    results.sort_by_key(|(k, _)| *k);
+    let cutoff = if keep_going { usize::MAX } else { lowest_failure.load(Ordering::Relaxed) };
+    // Every index handed out was run to the end, so the results are an unbroken run of
+    // seeds from the first, also when the time budget ran out.
+    results.into_iter().filter(|(k, _)| *k <= cutoff).map(|(_, r)| r).collect()
+}
+
+fn run_one(scenario: &Scenario, seed: u64) -> SeedResult {
+    match run_scenario(scenario, seed, None) {
+        Ok(outcome) => SeedResult {
+            seed,
+            verdict: outcome.verdict,
+            first: outcome.violations.first().map(|v| (v.kind.clone(), v.to_string())),
+            fingerprint: outcome.fingerprint,
+        },
+        Err(message) => SeedResult {
+            seed,
+            verdict: Verdict::Violation,
+            first: Some(("run-error".into(), message)),
+            fingerprint: String::new(),
+        },
+    }
+}
+
+/// The scenario with its generated faults written out and its seed pinned: a file that
+/// replays this one run exactly.
+pub fn pinned(scenario: &Scenario, seed: u64) -> Scenario {
+    let mut pinned = scenario.clone();
+    pinned.nemesis = Nemesis { schedule: materialize(scenario, seed), generator: None };
+    pinned.seed = Some(seed);
+    pinned
+}
+
+fn handle_failure(scenario: &Scenario, source: &str, result: &SeedResult, args: &FuzzArgs) -> Result<Failure, String> {
+    let (kind, message) = result.first.clone().unwrap_or_default();
+    let original = pinned(scenario, result.seed);
+    let fault_actions = original.nemesis.schedule.len();
+    let started = Instant::now();
+    let (saved, shrink_runs, shrunk_actions) = if args.no_shrink || kind == "run-error" {
+        (original, 0, None)
+    } else {
+        let (shrunk, runs) = crate::shrink::shrink(&original, result.seed, &kind);
+        let actions = shrunk.nemesis.schedule.len();
+        (shrunk, runs, Some(actions))
+    };
+    let shrink_s = started.elapsed().as_secs_f64();
+    let name = format!("{}-seed{}.json", scenario.name, result.seed);
+    let path = args.out.join(&name);
+    let replay = format!("dsim replay {}", path.display());
+    let mut to_save = saved;
+    to_save.name = format!("{}-seed{}", scenario.name, result.seed);
+    to_save.description = format!(
+        "Found by `dsim fuzz {source}{}` at seed {}: {message}. Replay: {replay}",
+        args.variant.as_ref().map(|v| format!(" --variant {v}")).unwrap_or_default(),
+        result.seed
+    );
+    let text = serde_json::to_string_pretty(&to_save).expect("serialisable") + "\n";
+    write_atomic(&path, text.as_bytes())?;
+    Ok(Failure {
+        seed: result.seed,
+        violation: kind,
+        message,
+        fingerprint: result.fingerprint.clone(),
+        file: Some(path.display().to_string()),
+        replay: Some(replay),
+        fault_actions,
+        fault_actions_shrunk: shrunk_actions,
+        shrink_runs,
+        shrink_s,
+    })
+}
+
+fn print_report(report: &FuzzReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(report).expect("serialisable"));
+        return;
+    }
+    println!(
+        "{}: {} seeds run ({} variant) in {:.2} s, {:.1} seeds/s on {} jobs{}",
+        report.scenario,
+        report.seeds_run.len(),
+        report.variant,
+        report.wall_s,
+        report.seeds_per_sec,
+        report.jobs,
+        report.shard.as_ref().map(|s| format!(", shard {s}")).unwrap_or_default()
+    );
+    if !report.unknown.is_empty() {
+        println!("unknown (checker budget spent): seeds {:?}", report.unknown);
+    }
+    if report.failures.is_empty() {
+        println!("no violation found");
+    }
+    for failure in &report.failures {
+        println!("seed {} failed: {}", failure.seed, failure.message);
+        if let Some(shrunk) = failure.fault_actions_shrunk {
+            println!(
+                "  shrunk from {} to {} fault actions in {} runs ({:.2} s)",
+                failure.fault_actions, shrunk, failure.shrink_runs, failure.shrink_s
+            );
+        }
+        if let (Some(file), Some(replay)) = (&failure.file, &failure.replay) {
+            println!("  saved {file}\n  replay: {replay}");
+        }
+    }
+}
+
+/// A progress bar on a terminal; plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: AtomicUsize,
+    failures: AtomicUsize,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(total: Option<u64>, quiet: bool) -> Progress {
+        use std::io::IsTerminal;
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = match total {
+                Some(total) => indicatif::ProgressBar::new(total),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            let style =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} seeds  {per_sec}  {msg}  ETA {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message("0 failures");
+            bar
+        });
+        Progress { bar, done: AtomicUsize::new(0), failures: AtomicUsize::new(0), quiet }
+    }
+
+    fn tick(&self, result: &SeedResult) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let failed = result.verdict == Verdict::Violation;
+        let failures = self.failures.fetch_add(usize::from(failed), Ordering::Relaxed) + usize::from(failed);
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.set_message(format!("{failures} failures"));
+            }
+            None if !self.quiet => {
+                if failed {
+                    let what = result.first.as_ref().map_or("", |f| f.0.as_str());
+                    eprintln!("seed {} failed: {what}", result.seed);
+                }
+                if done.is_multiple_of(100) {
+                    eprintln!("{done} seeds, {failures} failures");
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
