@@ -1,13 +1,13 @@
 //! Nemesis schedules: the explicit one, the generated one (swarm testing), and the heal.
 
 use rand::RngExt;
-use sim_core::{Fault, Latency, LinkConfig, ScheduledFault, SimRng, derive_rng};
+use sim_core::{Fault, Latency, LinkConfig, SimRng, derive_rng};
 
-use crate::scenario::{GENERATOR_KINDS, Generator, Scenario};
+use crate::scenario::{Action, GENERATOR_KINDS, Generator, Scenario};
 
 /// The whole fault schedule of a run: the scenario's explicit actions, then those its
 /// generator draws for this seed, in time order (stable for equal times).
-pub fn materialize(scenario: &Scenario, seed: u64) -> Vec<ScheduledFault> {
+pub fn materialize(scenario: &Scenario, seed: u64) -> Vec<Action> {
     let mut schedule = scenario.nemesis.schedule.clone();
     if let Some(generator) = &scenario.nemesis.generator {
         let mut rng = derive_rng(seed, "nemesis/generator");
@@ -33,7 +33,7 @@ pub fn enabled_kinds(generator: &Generator, rng: &mut SimRng) -> Vec<(&'static s
     chosen
 }
 
-fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec<ScheduledFault> {
+fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec<Action> {
     let kinds = enabled_kinds(generator, rng);
     if kinds.is_empty() {
         return Vec::new();
@@ -59,16 +59,37 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
             .map_or(kinds[0].0, |(k, _)| *k);
         // Half the crashes are quick restarts (well within an election timeout), which
         // is when a server that forgot its vote can still be asked again.
-        let lasting_ms = if kind == "crash" && rng.random_bool(0.5) {
+        let lasting_ms = if kind.starts_with("crash") && rng.random_bool(0.5) {
             rng.random_range(5.0..150.0)
         } else {
             draw(rng, generator.fault_ms)
         };
         let until_ms = (at_ms + lasting_ms).min(end_ms);
-        let (start, undo) = fault_pair(kind, servers, scenario.cluster.clients, rng);
-        out.push(ScheduledFault { at_ms: round(at_ms), fault: start });
-        if let Some(undo) = undo {
-            out.push(ScheduledFault { at_ms: round(until_ms), fault: undo });
+        let (at_ms, until_ms) = (round(at_ms), round(until_ms));
+        match kind {
+            "partition_leader" => {
+                let clients = (servers..servers + scenario.cluster.clients).filter(|_| rng.random_bool(0.5)).collect();
+                let fault = Fault::Partition { groups: vec![clients] };
+                out.push(Action { at_ms, fault, on_leader: true });
+                out.push(Action { at_ms: until_ms, fault: Fault::Heal, on_leader: false });
+            }
+            "crash_leader" => {
+                let fault = Fault::Crash { node: 0, torn_write: false };
+                out.push(Action { at_ms, fault, on_leader: true });
+                // Whoever leads then was crashed: restart every server (a no-op for those up).
+                out.extend((0..servers).map(|node| Action {
+                    at_ms: until_ms,
+                    fault: Fault::Restart { node },
+                    on_leader: false,
+                }));
+            }
+            _ => {
+                let (start, undo) = fault_pair(kind, servers, scenario.cluster.clients, rng);
+                out.push(Action { at_ms, fault: start, on_leader: false });
+                if let Some(undo) = undo {
+                    out.push(Action { at_ms: until_ms, fault: undo, on_leader: false });
+                }
+            }
         }
     }
     out
@@ -158,6 +179,30 @@ fn partition(servers: usize, clients: usize, rng: &mut SimRng) -> Fault {
             Fault::Cut { from, to }
         }
     }
+}
+
+/// `action`'s fault aimed at `leader`.
+pub fn aim_at_leader(fault: &Fault, leader: usize) -> Fault {
+    let mut aimed = fault.clone();
+    match &mut aimed {
+        Fault::Crash { node, .. }
+        | Fault::Restart { node }
+        | Fault::Pause { node, .. }
+        | Fault::ClockOffset { node, .. }
+        | Fault::ClockDrift { node, .. }
+        | Fault::ClockJump { node, .. } => *node = leader,
+        Fault::Partition { groups } => {
+            for group in groups.iter_mut() {
+                group.retain(|n| *n != leader);
+            }
+            match groups.first_mut() {
+                Some(first) => first.insert(0, leader),
+                None => groups.push(vec![leader]),
+            }
+        }
+        _ => {}
+    }
+    aimed
 }
 
 /// What the heal at the end of the fault phase does: every cut and link fault removed,

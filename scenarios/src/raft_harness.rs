@@ -73,6 +73,15 @@ impl Harness for RaftHarness {
         }
     }
 
+    fn leader(&self, sim: &Sim<RaftNode>) -> Option<NodeId> {
+        let servers = self.settings.servers;
+        (0..servers)
+            .filter_map(|n| server_of(sim, servers, n).map(|s| (n, s)))
+            .filter(|(_, s)| s.role() == Role::Leader)
+            .max_by_key(|(_, s)| s.current_term())
+            .map(|(n, _)| n)
+    }
+
     fn final_safety(&mut self, sim: &Sim<RaftNode>) -> Option<Violation> {
         let servers = self.settings.servers;
         check_log_matching(&|n| server_of(sim, servers, n), servers, sim.now_ns())

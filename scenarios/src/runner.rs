@@ -10,9 +10,9 @@
 use checker::history::{Event, HistoryBuilder, Outcome};
 use checker::{Budget, CheckOptions, ModelKind, Verdict, Violation};
 use serde::Serialize;
-use sim_core::{Limits, MS, NodeId, Observation, Process, Sim, SimConfig, StopReason, TraceSink};
+use sim_core::{Fault, Limits, MS, NodeId, Observation, Process, Sim, SimConfig, Step, StopReason, TraceSink};
 
-use crate::nemesis::{heal_all, materialize};
+use crate::nemesis::{aim_at_leader, heal_all, materialize};
 use crate::scenario::Scenario;
 
 /// What a protocol contributes to a run.
@@ -34,6 +34,9 @@ pub trait Harness {
 
     /// Whether the system has recovered (for Raft: a leader of the newest term is up).
     fn recovered(&self, sim: &Sim<Self::Node>) -> Result<(), String>;
+
+    /// The server that leads now, if one does (for faults aimed at the leader).
+    fn leader(&self, sim: &Sim<Self::Node>) -> Option<NodeId>;
 
     /// Safety checks over the final state.
     fn final_safety(&mut self, sim: &Sim<Self::Node>) -> Option<Violation>;
@@ -99,15 +102,21 @@ pub fn run_with<H: Harness>(
         sim.set_trace_sink(sink);
     }
     let schedule = materialize(scenario, seed);
-    for scheduled in &schedule {
-        sim.schedule_fault_ms(scheduled.at_ms, scheduled.fault.clone()).map_err(|e| e.to_string())?;
+    let mut aimed = Vec::new();
+    for action in &schedule {
+        if action.on_leader {
+            action.fault.validate(nodes).map_err(|e| e.to_string())?;
+            aimed.push(((action.at_ms * MS as f64) as u64, action.fault.clone()));
+        } else {
+            sim.schedule_fault_ms(action.at_ms, action.fault.clone()).map_err(|e| e.to_string())?;
+        }
     }
     for fault in heal_all(scenario.cluster.servers, scenario.cluster.clients) {
         sim.schedule_fault(faults_ns, fault).map_err(|e| e.to_string())?;
     }
     let liveness = scenario.checks.liveness;
     let probe_ns = liveness.map(|l| (faults_ns + (l.leader_within_ms * MS as f64) as u64).min(end_ns));
-    let mut drive = Drive { cursor: 0, history: Vec::new(), violations: Vec::new() };
+    let mut drive = Drive { cursor: 0, history: Vec::new(), violations: Vec::new(), aimed, aimed_cursor: 0 };
     let mut stop = drive.until(&mut harness, &mut sim, probe_ns.unwrap_or(end_ns));
     if stop.is_none()
         && let Some(probe) = probe_ns
@@ -168,6 +177,9 @@ struct Drive {
     cursor: usize,
     history: Vec<Event>,
     violations: Vec<Violation>,
+    /// Faults aimed at the leader, resolved when their time comes.
+    aimed: Vec<(u64, Fault)>,
+    aimed_cursor: usize,
 }
 
 impl Drive {
@@ -178,15 +190,24 @@ impl Drive {
             if !self.violations.is_empty() {
                 return Some(StopReason::Quiescent);
             }
-            match sim.next_event_ns() {
-                Some(next) if next <= until_ns => {}
-                _ => {
-                    sim.run_until(until_ns);
-                    return None;
+            let aimed = self.aimed.get(self.aimed_cursor).filter(|(at_ns, _)| *at_ns <= until_ns).cloned();
+            let bound_ns = aimed.as_ref().map_or(until_ns, |(at_ns, _)| *at_ns);
+            match sim.step_until(bound_ns) {
+                Step::Handled => {}
+                Step::Stopped(stop) => return Some(stop),
+                Step::Idle => {
+                    if let Some(stop) = sim.run_until(bound_ns) {
+                        return Some(stop);
+                    }
+                    let Some((at_ns, fault)) = aimed else {
+                        return None;
+                    };
+                    self.aimed_cursor += 1;
+                    if let Some(leader) = harness.leader(sim) {
+                        sim.schedule_fault(at_ns, aim_at_leader(&fault, leader)).expect("validated, and now");
+                    }
+                    continue;
                 }
-            }
-            if let Some(stop) = sim.step() {
-                return Some(stop);
             }
             let observations = sim.observations();
             while self.cursor < observations.len() {

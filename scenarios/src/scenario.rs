@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use protocols::kv::KvWorkload;
 use protocols::raft::RaftConfig;
 use serde::{Deserialize, Serialize};
-use sim_core::{NetworkConfig, ScheduledFault};
+use sim_core::{Fault, NetworkConfig};
 
 /// A whole scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,9 +62,22 @@ pub struct Durations {
 #[serde(deny_unknown_fields)]
 pub struct Nemesis {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub schedule: Vec<ScheduledFault>,
+    pub schedule: Vec<Action>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<Generator>,
+}
+
+/// A fault at a point of global time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub at_ms: f64,
+    pub fault: Fault,
+    /// Aim the fault at whichever server leads at that instant (as Jepsen's nemeses
+    /// partition the primary): its `node` becomes the leader, and for a partition the
+    /// leader joins the first group. Skipped when no server leads.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_leader: bool,
 }
 
 /// A fault generator. With `swarm`, each seed first picks which kinds are on (each with
@@ -72,8 +85,8 @@ pub struct Nemesis {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Generator {
-    /// Fault kinds and their relative weights: `partition`, `crash`, `pause`, `drop`,
-    /// `duplicate`, `delay`, `clock_drift`, `clock_jump`.
+    /// Fault kinds and their relative weights: `partition`, `partition_leader`, `crash`,
+    /// `crash_leader`, `pause`, `drop`, `duplicate`, `delay`, `clock_drift`, `clock_jump`.
     pub kinds: BTreeMap<String, f64>,
     /// Time between the starts of two faults, drawn uniformly, in milliseconds.
     #[serde(default = "default_interval")]
@@ -98,8 +111,18 @@ fn yes() -> bool {
 }
 
 /// The fault kinds a generator knows.
-pub const GENERATOR_KINDS: [&str; 8] =
-    ["partition", "crash", "pause", "drop", "duplicate", "delay", "clock_drift", "clock_jump"];
+pub const GENERATOR_KINDS: [&str; 10] = [
+    "partition",
+    "partition_leader",
+    "crash",
+    "crash_leader",
+    "pause",
+    "drop",
+    "duplicate",
+    "delay",
+    "clock_drift",
+    "clock_jump",
+];
 
 /// What judges the run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,10 +5,10 @@
 //! changes the run (the network draws shift), so each step is a fresh trial; the
 //! search is greedy, deterministic, and bounded in runs.
 
-use sim_core::{Fault, ScheduledFault};
+use sim_core::Fault;
 
 use crate::run_cmd::run_scenario;
-use crate::scenario::Scenario;
+use crate::scenario::{Action, Scenario};
 
 /// The most runs one shrink may spend.
 pub const RUNS_MAX: usize = 300;
@@ -133,7 +133,7 @@ fn slower_workload(shrinker: &mut Shrinker<'_>, mut best: Scenario) -> Scenario 
 }
 
 /// The fault without nodes `>= nodes`; `None` if nothing of it is left.
-fn restrict(scheduled: &ScheduledFault, nodes: usize) -> Option<ScheduledFault> {
+fn restrict(scheduled: &Action, nodes: usize) -> Option<Action> {
     let keep = |list: &Vec<usize>| list.iter().copied().filter(|n| *n < nodes).collect::<Vec<usize>>();
     let fault = match &scheduled.fault {
         Fault::Partition { groups } => Fault::Partition { groups: groups.iter().map(keep).collect() },
@@ -146,5 +146,5 @@ fn restrict(scheduled: &ScheduledFault, nodes: usize) -> Option<ScheduledFault> 
         Fault::Bridge { .. } => return None,
         other => other.clone(),
     };
-    Some(ScheduledFault { at_ms: scheduled.at_ms, fault })
+    Some(Action { at_ms: scheduled.at_ms, fault, on_leader: scheduled.on_leader })
 }

@@ -28,6 +28,17 @@ pub type NodeId = usize;
 /// The most nodes one simulation may have.
 pub const NODES_MAX: usize = 1024;
 
+/// What [`Sim::step_until`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// One event was handled.
+    Handled,
+    /// Nothing is due by the bound given.
+    Idle,
+    /// The run has stopped.
+    Stopped(StopReason),
+}
+
 /// A protocol role: a sans-I/O state machine driven by the engine.
 ///
 /// Handlers act only through the [`Ctx`]. A protocol puts all its roles (servers,
@@ -510,18 +521,33 @@ impl<P: Process> Sim<P> {
 
     /// Runs one event. `Some(reason)` once the run has stopped.
     pub fn step(&mut self) -> Option<StopReason> {
-        if self.stopped.is_some() {
-            return self.stopped;
+        match self.step_until(u64::MAX) {
+            Step::Handled => None,
+            Step::Stopped(reason) => Some(reason),
+            Step::Idle => self.stop(StopReason::Quiescent),
+        }
+    }
+
+    /// Runs the next event if it is due no later than `until_ns` (skipping cancelled
+    /// timers, which never count): [`Step::Idle`] when nothing is due by then.
+    pub fn step_until(&mut self, until_ns: u64) -> Step {
+        if let Some(reason) = self.stopped {
+            return Step::Stopped(reason);
         }
         loop {
             let Some(next) = self.core.queue.peek() else {
-                return self.stop(StopReason::Quiescent);
+                return Step::Idle;
             };
+            if next.time > until_ns {
+                return Step::Idle;
+            }
             if next.time > self.core.limits.max_time_ns {
-                return self.stop(StopReason::TimeLimit { limit_ns: self.core.limits.max_time_ns });
+                let limit_ns = self.core.limits.max_time_ns;
+                return Step::Stopped(self.stop_with(StopReason::TimeLimit { limit_ns }));
             }
             if self.core.metrics.events >= self.core.limits.max_events {
-                return self.stop(StopReason::EventLimit { limit: self.core.limits.max_events });
+                let limit = self.core.limits.max_events;
+                return Step::Stopped(self.stop_with(StopReason::EventLimit { limit }));
             }
             let entry = self.core.queue.pop().expect("peeked");
             let previous_ns = self.core.now_ns;
@@ -532,13 +558,14 @@ impl<P: Process> Sim<P> {
                 self.core.now_ns = previous_ns;
             }
             if self.core.queue.len() > self.core.limits.max_pending {
-                return self.stop(StopReason::QueueLimit { limit: self.core.limits.max_pending });
+                let limit = self.core.limits.max_pending;
+                return Step::Stopped(self.stop_with(StopReason::QueueLimit { limit }));
             }
             if handled {
                 self.core.metrics.events += 1;
                 let pending = self.core.queue.len() as u64;
                 self.core.metrics.pending_max = self.core.metrics.pending_max.max(pending);
-                return None;
+                return Step::Handled;
             }
         }
     }
@@ -556,16 +583,10 @@ impl<P: Process> Sim<P> {
     /// Returns `Some(reason)` if the run stopped first.
     pub fn run_until(&mut self, until_ns: u64) -> Option<StopReason> {
         loop {
-            if let Some(reason) = self.stopped {
-                return Some(reason);
-            }
-            match self.core.queue.peek() {
-                Some(next) if next.time <= until_ns => {
-                    if let Some(reason) = self.step() {
-                        return Some(reason);
-                    }
-                }
-                _ => break,
+            match self.step_until(until_ns) {
+                Step::Handled => {}
+                Step::Stopped(reason) => return Some(reason),
+                Step::Idle => break,
             }
         }
         if until_ns > self.core.limits.max_time_ns {
@@ -573,6 +594,10 @@ impl<P: Process> Sim<P> {
         }
         self.core.now_ns = self.core.now_ns.max(until_ns);
         None
+    }
+
+    fn stop_with(&mut self, reason: StopReason) -> StopReason {
+        self.stop(reason).expect("stop returns its reason")
     }
 
     fn stop(&mut self, reason: StopReason) -> Option<StopReason> {

@@ -20,7 +20,7 @@ pub mod storage;
 pub mod trace;
 
 pub use clock::Clock;
-pub use engine::{Core, Ctx, Limits, Metrics, NodeId, Observation, Process, Sim, SimConfig, TimerId};
+pub use engine::{Core, Ctx, Limits, Metrics, NodeId, Observation, Process, Sim, SimConfig, Step, TimerId};
 pub use error::SimError;
 pub use fault::{Fault, ScheduledFault};
 pub use fingerprint::Fingerprint;
