@@ -199,9 +199,7 @@ impl Drive {
                     if let Some(stop) = sim.run_until(bound_ns) {
                         return Some(stop);
                     }
-                    let Some((at_ns, fault)) = aimed else {
-                        return None;
-                    };
+                    let (at_ns, fault) = aimed?;
                     self.aimed_cursor += 1;
                     if let Some(leader) = harness.leader(sim) {
                         sim.schedule_fault(at_ns, aim_at_leader(&fault, leader)).expect("validated, and now");
