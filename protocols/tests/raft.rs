@@ -1,0 +1,145 @@
+//! Scripted Raft runs with exact expected outcomes: who leads which term, which index
+//! commits when, what a stale leader loses.
+
+use std::rc::Rc;
+
+use protocols::kv::KvWorkload;
+use protocols::raft::server::Role;
+use protocols::raft::{RaftConfig, RaftNode, RaftObs, Settings, TimeoutOverride, Variant};
+use sim_core::{Fault, Latency, Limits, LinkConfig, LinkOverride, MS, NetworkConfig, Observation, Sim, SimConfig};
+
+fn overrides(timeouts: &[(usize, f64)]) -> Vec<TimeoutOverride> {
+    timeouts.iter().map(|(node, ms)| TimeoutOverride { node: *node, election_timeout_ms: [*ms, *ms] }).collect()
+}
+
+fn constant(ms: f64) -> LinkConfig {
+    LinkConfig { latency: Latency::Constant { ms }, ..LinkConfig::default() }
+}
+
+fn cluster(servers: usize, clients: usize, raft: RaftConfig, network: NetworkConfig, seed: u64) -> Sim<RaftNode> {
+    let workload = KvWorkload { rate_per_client: 20.0, keys: 1, ..KvWorkload::default() };
+    let settings =
+        Rc::new(Settings { servers, clients, variant: Variant::Correct, raft, workload, clients_stop_ns: 60_000 * MS });
+    let config = SimConfig { seed, nodes: servers + clients, network, limits: Limits::default() };
+    Sim::new(config, move |id| RaftNode::new(id, &settings)).unwrap()
+}
+
+/// `(ms, node, term)` of every election won.
+fn elections(observations: &[Observation<RaftObs>]) -> Vec<(u64, usize, u64)> {
+    observations
+        .iter()
+        .filter_map(|o| match o.obs {
+            RaftObs::BecameLeader { term, .. } => Some((o.t_ns / MS, o.node, term)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(ms, node, index, entry term)` of every entry applied.
+fn applied(observations: &[Observation<RaftObs>]) -> Vec<(u64, usize, u64, u64)> {
+    observations
+        .iter()
+        .filter_map(|o| match o.obs {
+            RaftObs::Applied { index, term, .. } => Some((o.t_ns / MS, o.node, index, term)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn clean_election() {
+    let raft = RaftConfig {
+        election_timeout_overrides: overrides(&[(0, 500.0), (1, 500.0), (2, 100.0), (3, 500.0), (4, 500.0)]),
+        ..RaftConfig::default()
+    };
+    let mut sim = cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![] }, 1);
+    sim.run_until(1_000 * MS);
+    // Server 2 times out at 100 ms, its votes come back at 110 ms; its no-op reaches the
+    // others at 115 ms and commits when their acknowledgements return at 120 ms.
+    assert_eq!(elections(sim.observations()), vec![(110, 2, 1)]);
+    let leader_applied: Vec<_> = applied(sim.observations()).into_iter().filter(|a| a.1 == 2).collect();
+    assert_eq!(leader_applied, vec![(120, 2, 1, 1)]);
+    // Followers learn the commit with the next heartbeat (sent at 160 ms).
+    let follower_applied: Vec<_> = applied(sim.observations()).into_iter().filter(|a| a.1 != 2).collect();
+    assert_eq!(follower_applied, vec![(165, 0, 1, 1), (165, 1, 1, 1), (165, 3, 1, 1), (165, 4, 1, 1)]);
+    for node in 0..5 {
+        let server = sim.process(node).unwrap().as_server().unwrap();
+        assert_eq!(server.current_term(), 1);
+        assert_eq!(server.role(), if node == 2 { Role::Leader } else { Role::Follower });
+    }
+}
+
+#[test]
+fn split_vote_resolved_in_a_later_term() {
+    // Four servers; 0 and 1 stand at 100 ms. Server 2 hears 0 first, server 3 hears 1
+    // first: two votes each, no majority of three. Server 1's next timeout (drawn from
+    // its range) comes before server 0's, so term 2 goes to server 1.
+    let raft = RaftConfig {
+        election_timeout_overrides: vec![
+            TimeoutOverride { node: 0, election_timeout_ms: [100.0, 100.0] },
+            TimeoutOverride { node: 1, election_timeout_ms: [100.0, 100.0] },
+            TimeoutOverride { node: 2, election_timeout_ms: [1000.0, 1000.0] },
+            TimeoutOverride { node: 3, election_timeout_ms: [1000.0, 1000.0] },
+        ],
+        ..RaftConfig::default()
+    };
+    let slow = constant(20.0);
+    let network = NetworkConfig {
+        default: constant(1.0),
+        links: vec![
+            LinkOverride { from: vec![0], to: vec![3], link: slow.clone() },
+            LinkOverride { from: vec![1], to: vec![2], link: slow },
+        ],
+    };
+    let mut sim = cluster(4, 0, raft, network, 1);
+    // Let the first round split, then give server 1 an earlier timeout for the next.
+    sim.schedule_fault(150 * MS, Fault::ClockDrift { node: 1, drift_ppm: 200_000.0 }).unwrap();
+    sim.run_until(1_000 * MS);
+    let won = elections(sim.observations());
+    assert_eq!(won.len(), 1, "{won:?}");
+    let (at_ms, leader, term) = won[0];
+    assert_eq!((leader, term), (1, 2));
+    // Server 1's 100 local ms from its reset at 100 ms pass at 100 + 50 + 50/1.2 =
+    // 191.7 ms global; the votes of servers 2 and 3 are back 2 ms later.
+    assert_eq!(at_ms, 193);
+    let terms: Vec<u64> = (0..4).map(|n| sim.process(n).unwrap().as_server().unwrap().current_term()).collect();
+    assert_eq!(terms, vec![2, 2, 2, 2]);
+}
+
+#[test]
+fn isolated_leader_is_replaced_and_its_uncommitted_writes_discarded() {
+    // Server 0 leads term 1 (shortest timeout), then is cut off together with client 5
+    // at 500 ms. The client's writes reach only server 0: appended, never committed.
+    // The majority elects server 1 in term 2; at the heal server 0 steps down and its
+    // uncommitted suffix is deleted.
+    let raft = RaftConfig {
+        election_timeout_overrides: overrides(&[(0, 100.0), (1, 300.0), (2, 600.0), (3, 600.0), (4, 600.0)]),
+        ..RaftConfig::default()
+    };
+    let mut sim = cluster(5, 1, raft, NetworkConfig { default: constant(2.0), links: vec![] }, 3);
+    sim.schedule_fault(500 * MS, Fault::Partition { groups: vec![vec![0, 5]] }).unwrap();
+    sim.schedule_fault(1_500 * MS, Fault::Heal).unwrap();
+    sim.run_until(3_000 * MS);
+    let won = elections(sim.observations());
+    assert_eq!(won.iter().map(|w| (w.1, w.2)).collect::<Vec<_>>(), vec![(0, 1), (1, 2)]);
+    assert!(won[1].0 > 500 && won[1].0 < 900, "{won:?}");
+    let truncated: Vec<(usize, u64)> = sim
+        .observations()
+        .iter()
+        .filter_map(|o| match o.obs {
+            RaftObs::Truncated { from_index, as_leader } => {
+                assert!(!as_leader);
+                Some((o.node, from_index))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(truncated.len(), 1, "{truncated:?}");
+    assert_eq!(truncated[0].0, 0);
+    // No server ever applied an entry of term 1 past the truncation point.
+    assert!(applied(sim.observations()).iter().all(|a| a.3 != 1 || a.2 < truncated[0].1));
+    // All logs agree at the end.
+    let logs: Vec<Vec<u64>> =
+        (0..5).map(|n| sim.process(n).unwrap().as_server().unwrap().log().iter().map(|e| e.term).collect()).collect();
+    assert!(logs.windows(2).all(|w| w[0] == w[1]), "{logs:?}");
+}

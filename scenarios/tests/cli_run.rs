@@ -1,0 +1,209 @@
+//! `dsim run`, `replay`, `list`, `show`, `fuzz`, `completions`: outputs, JSON fields,
+//! exit codes, sharding, shrinking and bad input.
+
+use std::process::{Command, Output};
+
+fn dsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dsim")).args(args).output().expect("dsim runs")
+}
+
+fn json_of(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn list_and_show() {
+    let output = dsim(&["list", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let list = json_of(&output);
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["raft", "raft-leader-isolation", "raft-minority-partition", "raft-crash-restart", "raft-figure8"]
+    );
+    assert!(list.as_array().unwrap().iter().all(|e| e["protocol"] == "raft"));
+    let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");
+    let shown = dsim(&["show", "raft"]);
+    assert_eq!(shown.status.code(), Some(0));
+    let scenario = json_of(&shown);
+    assert_eq!(scenario["name"], "raft");
+    assert_eq!(dsim(&["show", "paxos"]).status.code(), Some(2));
+}
+
+#[test]
+fn run_prints_seed_first_and_a_summary() {
+    let output = dsim(&["run", "raft-leader-isolation", "--seed", "5"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("seed=5\n"), "{text}");
+    for needle in [
+        "verdict: PASS",
+        "fingerprint: ",
+        "events: ",
+        "messages: ",
+        "operations: ",
+        "latency ms: p50",
+        "replay: dsim run raft-leader-isolation --seed 5",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+}
+
+#[test]
+fn run_json_fields_and_violation_exit_code() {
+    let output = dsim(&["run", "raft", "--seed", "277", "--variant", "commit-old-term", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = json_of(&output);
+    assert_eq!(run["scenario"], "raft");
+    assert_eq!(run["seed"], 277);
+    assert_eq!(run["verdict"], "violation");
+    assert_eq!(run["fingerprint"].as_str().unwrap().len(), 16);
+    assert_eq!(run["violations"][0]["kind"], "leader-completeness");
+    assert!(run["violations"][0]["event"].as_u64().unwrap() > 0);
+    assert!(run["metrics"]["events"].as_u64().unwrap() > 0);
+    assert_eq!(run["replay"], "dsim run raft --seed 277 --variant commit-old-term");
+}
+
+#[test]
+fn run_writes_trace_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("run.jsonl");
+    let history = dir.path().join("history.jsonl");
+    let output = dsim(&[
+        "run",
+        "raft-crash-restart",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let run = json_of(&output);
+    let lines = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(lines.lines().count() as u64, run["trace_events"].as_u64().unwrap());
+    assert!(lines.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    let checked = dsim(&["check", history.to_str().unwrap(), "--json"]);
+    assert_eq!(checked.status.code(), Some(0));
+    assert_eq!(json_of(&checked)["model"], "kv");
+    // Same seed, same fingerprint in another process.
+    let again = json_of(&dsim(&["run", "raft-crash-restart", "--json"]));
+    assert_eq!(again["fingerprint"], run["fingerprint"]);
+}
+
+#[test]
+fn fuzz_finds_shrinks_saves_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let output = dsim(&[
+        "fuzz",
+        "raft",
+        "--variant",
+        "no-truncate",
+        "--start-seed",
+        "380",
+        "--seeds",
+        "10",
+        "--out",
+        out,
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = json_of(&output);
+    assert_eq!(report["seeds_run"].as_array().unwrap().len(), 7, "stops at the first failure, seed 386");
+    let failure = &report["failures"][0];
+    assert_eq!(failure["seed"], 386);
+    assert_eq!(failure["violation"], "log-matching");
+    let (before, after) =
+        (failure["fault_actions"].as_u64().unwrap(), failure["fault_actions_shrunk"].as_u64().unwrap());
+    assert!(after * 3 <= before, "shrunk from {before} to {after}");
+    let file = failure["file"].as_str().unwrap();
+    assert!(file.ends_with("raft-seed386.json"));
+    for _ in 0..2 {
+        let replay = dsim(&["replay", file, "--json"]);
+        assert_eq!(replay.status.code(), Some(1));
+        assert_eq!(json_of(&replay)["violations"][0]["kind"], "log-matching");
+    }
+    let first = json_of(&dsim(&["replay", file, "--json"]));
+    let second = json_of(&dsim(&["run", file, "--json"]));
+    assert_eq!(first["fingerprint"], second["fingerprint"]);
+}
+
+#[test]
+fn fuzz_results_do_not_depend_on_jobs_and_shards_cover_the_campaign() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["fuzz", "raft-minority-partition", "--seeds", "12", "--keep-going", "--json", "--out"];
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().to_str().unwrap().to_owned();
+        args.push(&out);
+        args.extend_from_slice(extra);
+        let output = dsim(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let report = json_of(&output);
+        report["seeds_run"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect::<Vec<u64>>()
+    };
+    let one = run(&["--jobs", "1"]);
+    let two = run(&["--jobs", "2"]);
+    assert_eq!(one, (1..=12).collect::<Vec<u64>>());
+    assert_eq!(one, two);
+    let mut shards = run(&["--shard", "0/2"]);
+    shards.extend(run(&["--shard", "1/2"]));
+    shards.sort_unstable();
+    assert_eq!(shards, one);
+}
+
+#[test]
+fn bad_input_exits_two_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let base = String::from_utf8(dsim(&["show", "raft-crash-restart"]).stdout).unwrap();
+    let malformed = write("malformed.json", &base[..base.len() / 2]);
+    let output = dsim(&["run", &malformed]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains(&format!("{malformed}:")), "{}", stderr(&output));
+    let unknown_field = write("unknown.json", &base.replacen("\"protocol\"", "\"colour\": 1, \"protocol\"", 1));
+    let output = dsim(&["run", &unknown_field]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("unknown field `colour`"), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&format!("{unknown_field}:4:10:")), "{}", stderr(&output));
+    let protocol = write("protocol.json", &base.replacen("\"protocol\": \"raft\"", "\"protocol\": \"zab\"", 1));
+    assert!(stderr(&dsim(&["run", &protocol])).contains("unknown protocol \"zab\""));
+    let negative = write("negative.json", &base.replacen("\"faults_ms\": 5000.0", "\"faults_ms\": -5.0", 1));
+    let output = dsim(&["run", &negative]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("duration.faults_ms must be a non-negative"), "{}", stderr(&output));
+    let output = dsim(&["run", "raft", "--variant", "byzantine"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("unknown variant \"byzantine\""));
+    let output = dsim(&["fuzz", "raft", "--shard", "3/2"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("shard 3/2"), "{}", stderr(&output));
+    let blocker = write("file-not-dir", "");
+    let output = dsim(&["fuzz", "raft", "--seeds", "1", "--out", &format!("{blocker}/sub")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--out"), "{}", stderr(&output));
+    assert_eq!(dsim(&["run", "no-such-scenario"]).status.code(), Some(2));
+}
+
+#[test]
+fn every_command_has_help_with_an_example_and_completions_work() {
+    for command in ["run", "replay", "fuzz", "list", "show", "check", "completions"] {
+        let output = dsim(&[command, "--help"]);
+        assert_eq!(output.status.code(), Some(0));
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(text.contains("Example"), "{command} --help has no example");
+    }
+    let output = dsim(&["completions", "bash"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8(output.stdout).unwrap().contains("dsim"));
+}
