@@ -58,3 +58,82 @@ impl std::fmt::Display for EngineBench {
         write!(f, "  fingerprint     {}", self.fingerprint)
     }
 }
+
+/// What `dsim bench raft` measured.
+#[derive(Debug, Serialize)]
+pub struct RaftBench {
+    pub events_per_sec: f64,
+    pub sim_speedup: f64,
+    pub events: u64,
+    pub virtual_s: f64,
+    pub wall_s: f64,
+    pub ops: usize,
+    pub verdict: checker::Verdict,
+    pub fingerprint: String,
+    /// A fuzz campaign of the `raft` scenario (10 s of virtual time per seed), checking
+    /// included, on one thread.
+    pub fuzz_seeds: u64,
+    pub fuzz_seeds_per_sec_per_core: f64,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// The load of the Raft benchmark: 5 servers, 10 clients at 10 operations per second,
+/// 60 s of virtual time with the `raft` scenario's swarm faults on.
+pub fn raft_load() -> crate::scenario::Scenario {
+    let mut scenario = crate::library::resolve("raft").expect("built in");
+    scenario.name = "bench-raft".into();
+    scenario.cluster.clients = 10;
+    scenario.workload.rate_per_client = 10.0;
+    scenario.duration.faults_ms = 55_000.0;
+    scenario.duration.healed_ms = 5_000.0;
+    scenario
+}
+
+/// Runs the Raft benchmark.
+pub fn raft(seed: u64, fuzz_seeds: u64) -> Result<RaftBench, String> {
+    let scenario = raft_load();
+    crate::run_cmd::run_scenario(&scenario, seed, None)?;
+    let started = Instant::now();
+    let outcome = crate::run_cmd::run_scenario(&scenario, seed, None)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let fuzz_scenario = crate::library::resolve("raft").expect("built in");
+    let started = Instant::now();
+    for fuzz_seed in 1..=fuzz_seeds {
+        crate::run_cmd::run_scenario(&fuzz_scenario, fuzz_seed, None)?;
+    }
+    let fuzz_wall_s = started.elapsed().as_secs_f64();
+    let virtual_s = outcome.metrics.virtual_ms / 1e3;
+    Ok(RaftBench {
+        events_per_sec: outcome.metrics.events as f64 / wall_s,
+        sim_speedup: virtual_s / wall_s,
+        events: outcome.metrics.events,
+        virtual_s,
+        wall_s,
+        ops: outcome.metrics.ops_ok + outcome.metrics.ops_fail + outcome.metrics.ops_info,
+        verdict: outcome.verdict,
+        fingerprint: outcome.fingerprint,
+        fuzz_seeds,
+        fuzz_seeds_per_sec_per_core: fuzz_seeds as f64 / fuzz_wall_s,
+        peak_rss_bytes: peak_rss_bytes(),
+    })
+}
+
+impl std::fmt::Display for RaftBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "raft: 5 servers, 10 clients at 10 ops/s, {:.0} s virtual with swarm faults", self.virtual_s)?;
+        writeln!(f, "  events          {}", self.events)?;
+        writeln!(f, "  operations      {} ({:?})", self.ops, self.verdict)?;
+        writeln!(f, "  wall time       {:.3} s (run and checks)", self.wall_s)?;
+        writeln!(f, "  events/s        {:.0}", self.events_per_sec)?;
+        writeln!(f, "  speedup         {:.0}x real time", self.sim_speedup)?;
+        writeln!(
+            f,
+            "  fuzz            {:.1} seeds/s on one core ({} seeds of `raft`)",
+            self.fuzz_seeds_per_sec_per_core, self.fuzz_seeds
+        )?;
+        if let Some(rss) = self.peak_rss_bytes {
+            writeln!(f, "  peak memory     {:.1} MiB", rss as f64 / 1048576.0)?;
+        }
+        write!(f, "  fingerprint     {}", self.fingerprint)
+    }
+}

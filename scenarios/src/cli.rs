@@ -35,6 +35,9 @@ pub enum Command {
         after_help = "Examples:\n  dsim fuzz raft --seeds 2000 --variant commit-old-term\n  dsim fuzz raft --time-s 60 --jobs 2 --keep-going --out failures/\n  dsim fuzz raft --seeds 10000 --shard 3/8 --json > shard-3.json\n\nExit codes: 0 no violation, 1 a seed failed, 2 bad input, 3 a check was inconclusive."
     )]
     Fuzz(crate::fuzz::FuzzArgs),
+    /// Run an experiment.
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
     /// List the built-in scenarios.
     #[command(after_help = "Example:\n  dsim list --json")]
     List(crate::run_cmd::ListArgs),
@@ -58,13 +61,65 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ExperimentCommand {
+    /// The Raft paper's leader-election experiment (Figure 16): downtime after a leader
+    /// crash, for a range of election timeouts.
+    #[command(
+        after_help = "Examples:\n  dsim experiment raft-election --timeouts 150-300\n  dsim experiment raft-election --timeouts 150-151 --trials 1000 --json"
+    )]
+    RaftElection(ElectionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ElectionArgs {
+    /// The election timeout range in milliseconds, MIN-MAX.
+    #[arg(long, value_parser = parse_range)]
+    pub timeouts: (f64, f64),
+    /// Trials (each a fresh cluster and one leader crash).
+    #[arg(long, default_value_t = 1000)]
+    pub trials: usize,
+    /// The first trial's seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_range(text: &str) -> Result<(f64, f64), String> {
+    let (min, max) = text.split_once('-').ok_or("expected MIN-MAX in milliseconds, e.g. 150-300")?;
+    let min: f64 = min.trim().parse().map_err(|_| format!("bad minimum {min:?}"))?;
+    let max: f64 = max.trim().parse().map_err(|_| format!("bad maximum {max:?}"))?;
+    if !(min.is_finite() && max.is_finite() && min > 0.0 && max >= min && max <= 60_000.0) {
+        return Err(format!("{text}: need 0 < MIN <= MAX <= 60000"));
+    }
+    Ok((min, max))
+}
+
+#[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// Raft under load and faults, and a fuzz campaign's rate.
+    #[command(after_help = "Example:\n  dsim bench raft --json")]
+    Raft(RaftBenchArgs),
     /// The engine alone: five nodes relaying messages with random delays.
     #[command(after_help = "Example:\n  dsim bench engine --json")]
     Engine(EngineBenchArgs),
     /// The linearizability checker on generated histories.
     #[command(after_help = "Example:\n  dsim bench checker --json")]
     Checker(crate::check_cmd::CheckerBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RaftBenchArgs {
+    /// Root seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seeds of the fuzz-rate measurement.
+    #[arg(long, default_value_t = 100)]
+    pub fuzz_seeds: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -111,6 +166,33 @@ fn run(cli: Cli) -> u8 {
             }
             exit::PASS
         }
+        Command::Experiment(ExperimentCommand::RaftElection(args)) => {
+            if args.trials == 0 {
+                eprintln!("dsim experiment: --trials must be at least 1");
+                return exit::BAD_INPUT;
+            }
+            let result = crate::experiment::raft_election(args.timeouts.0, args.timeouts.1, args.trials, args.seed);
+            if args.json {
+                println!("{}", serde_json::to_string(&result).expect("serialisable"));
+            } else {
+                print!("{result}");
+            }
+            exit::PASS
+        }
+        Command::Bench(BenchCommand::Raft(args)) => match crate::bench::raft(args.seed, args.fuzz_seeds) {
+            Ok(result) if args.json => {
+                println!("{}", serde_json::to_string(&result).expect("serialisable"));
+                exit::PASS
+            }
+            Ok(result) => {
+                println!("{result}");
+                exit::PASS
+            }
+            Err(message) => {
+                eprintln!("dsim bench raft: {message}");
+                exit::BAD_INPUT
+            }
+        },
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let mut out = std::io::stdout();

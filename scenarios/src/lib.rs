@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod check_cmd;
 pub mod cli;
+pub mod experiment;
 pub mod fuzz;
 pub mod library;
 pub mod nemesis;

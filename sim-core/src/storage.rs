@@ -84,6 +84,10 @@ impl Storage {
     /// What a crash leaves: unsynced writes are lost; with `torn`, the oldest unsynced put
     /// lands cut short at a random length first.
     pub fn crash(&mut self, torn: bool, rng: &mut SimRng) {
+        if self.unsynced.is_empty() {
+            // Everything written is durable: nothing to lose, nothing to tear.
+            return;
+        }
         let mut unsynced = std::mem::take(&mut self.unsynced);
         let torn_position = unsynced.iter().position(|w| matches!(w, Write::Put(..))).filter(|_| torn);
         if let Some(position) = torn_position

@@ -18,12 +18,9 @@ use std::collections::BTreeMap;
 use checker::Violation;
 use sim_core::{NodeId, Observation};
 
+use super::RaftObs;
+use super::log::Log;
 use super::server::{Role, Server};
-use super::{Entry, RaftObs};
-
-fn digest(entry: &Entry) -> u64 {
-    sim_core::fingerprint::hash_value(entry)
-}
 
 /// An entry applied somewhere.
 #[derive(Clone, Copy)]
@@ -113,7 +110,7 @@ impl RaftInvariants {
             let Some(applied) = applied.as_ref().filter(|a| a.commit_term < term) else {
                 continue;
             };
-            let held = leader.log().get(slot).map(digest);
+            let held = leader.log().digest(slot);
             if held != Some(applied.digest) {
                 let message = format!(
                     "server {node} became leader of term {term} without the entry of term {} at index {} that server {} applied (committed by term {})",
@@ -130,7 +127,7 @@ impl RaftInvariants {
 
     fn remember_leader_log(&mut self, leader: &Server, node: NodeId) {
         let log = leader.log();
-        let last = log.last().map_or(0, digest);
+        let last = log.len().checked_sub(1).and_then(|p| log.digest(p)).unwrap_or(0);
         self.leader_logs.insert(node, (leader.current_term(), log.len(), last));
     }
 
@@ -143,7 +140,7 @@ impl RaftInvariants {
             && term == server.current_term()
         {
             let log = server.log();
-            let kept = length == 0 || (log.len() >= length && digest(&log[length - 1]) == last);
+            let kept = length == 0 || log.digest(length - 1) == Some(last);
             if !kept {
                 let message =
                     format!("leader {node} of term {term} no longer holds the entry it had at index {length}");
@@ -161,14 +158,18 @@ pub fn check_log_matching<'a>(
     servers: usize,
     t_ns: u64,
 ) -> Option<Violation> {
-    let logs: Vec<(NodeId, &[Entry])> = (0..servers).filter_map(|n| server(n).map(|s| (n, s.log()))).collect();
+    let logs: Vec<(NodeId, &Log)> = (0..servers).filter_map(|n| server(n).map(|s| (n, s.log()))).collect();
     for (i, (a, log_a)) in logs.iter().enumerate() {
         for (b, log_b) in &logs[i + 1..] {
             let shared = log_a.len().min(log_b.len());
             let Some(last_match) = (0..shared).rev().find(|k| log_a[*k].term == log_b[*k].term) else {
                 continue;
             };
-            if let Some(k) = (0..=last_match).find(|k| log_a[*k] != log_b[*k]) {
+            if log_a.prefix_hash(last_match) != log_b.prefix_hash(last_match) {
+                // Prefix equality only ever fails from some index on: find it.
+                let k = (0..=last_match)
+                    .collect::<Vec<_>>()
+                    .partition_point(|k| log_a.prefix_hash(*k) == log_b.prefix_hash(*k));
                 let message = format!(
                     "servers {a} and {b} both hold an entry of term {} at index {}, but their logs differ at index {} (terms {} and {})",
                     log_a[last_match].term,

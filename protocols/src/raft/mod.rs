@@ -48,6 +48,7 @@
 
 pub mod client;
 pub mod invariants;
+pub mod log;
 pub mod server;
 
 use std::rc::Rc;
@@ -255,6 +256,7 @@ pub enum RaftObs {
 }
 
 /// A node of a Raft cluster: a server or a client.
+#[allow(clippy::large_enum_variant)] // One value per node: boxing would only add an indirection per event.
 pub enum RaftNode {
     Server(Server),
     Client(Client),

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use rand::RngExt;
 use sim_core::{MS, NodeId, TimerId};
 
+use super::log::{Log, decode_entry, encode_entry};
 use super::{Answer, AppendReply, Command, Entry, Msg, RaftCtx, RaftObs, Settings, Variant};
 use crate::kv::{KvCommand, KvOp, KvStore};
 
@@ -38,7 +39,7 @@ pub struct Server {
     // Durable: synced before any answer.
     current_term: u64,
     voted_for: Option<NodeId>,
-    log: Vec<Entry>,
+    log: Log,
     // Volatile.
     role: Role,
     commit_index: u64,
@@ -63,7 +64,7 @@ impl Server {
             settings,
             current_term: 0,
             voted_for: None,
-            log: Vec::new(),
+            log: Log::default(),
             role: Role::Follower,
             commit_index: 0,
             last_applied: 0,
@@ -90,7 +91,7 @@ impl Server {
         self.current_term
     }
 
-    pub fn log(&self) -> &[Entry] {
+    pub fn log(&self) -> &Log {
         &self.log
     }
 
@@ -130,7 +131,7 @@ impl Server {
     /// `old_last`), and syncs.
     fn persist_log(&self, ctx: &mut RaftCtx<'_>, from_index: u64, old_last: u64) {
         for index in from_index..=self.last_index() {
-            let record = serde_json::to_vec(&self.log[index as usize - 1]).expect("serialisable");
+            let record = encode_entry(&self.log[index as usize - 1]);
             ctx.storage().put(log_key(index), record);
         }
         for index in self.last_index() + 1..=old_last {
@@ -149,9 +150,9 @@ impl Server {
         let storage = ctx.storage();
         for (_, bytes) in storage.scan_prefix(KEY_LOG_PREFIX) {
             // A torn record ends the log: what follows it cannot be trusted.
-            match serde_json::from_slice::<Entry>(bytes) {
-                Ok(entry) => self.log.push(entry),
-                Err(_) => break,
+            match decode_entry(bytes) {
+                Some(entry) => self.log.push(entry),
+                None => break,
             }
         }
     }
@@ -441,7 +442,7 @@ impl Server {
                     continue;
                 }
                 if self.settings.variant == Variant::NoTruncate {
-                    self.log[index as usize - 1] = entry;
+                    self.log.overwrite(index as usize - 1, entry);
                     first_written.get_or_insert(index);
                     continue;
                 }
@@ -526,7 +527,7 @@ impl Server {
             self.last_applied += 1;
             let index = self.last_applied;
             let entry = &self.log[index as usize - 1];
-            let digest = sim_core::fingerprint::hash_value(entry);
+            let digest = self.log.digest(index as usize - 1).expect("applied entries exist");
             ctx.observe(RaftObs::Applied { index, term: entry.term, digest, current_term: self.current_term });
             let Command::Kv(command) = &entry.command else {
                 continue;
