@@ -38,6 +38,11 @@ pub enum Command {
     /// Run an experiment.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
+    /// Render a report from a recorded trace.
+    #[command(
+        after_help = "Example:\n  dsim run raft --seed 277 --variant commit-old-term --trace run.jsonl --history ops.jsonl\n  dsim report run.jsonl --history ops.jsonl -o run.html"
+    )]
+    Report(crate::report_cmd::ReportArgs),
     /// List the built-in scenarios.
     #[command(after_help = "Example:\n  dsim list --json")]
     List(crate::run_cmd::ListArgs),
@@ -154,6 +159,7 @@ fn run(cli: Cli) -> u8 {
         Command::Replay(args) => crate::run_cmd::replay(&args),
         Command::Fuzz(args) => crate::fuzz::fuzz(&args),
         Command::List(args) => crate::run_cmd::list(&args),
+        Command::Report(args) => crate::report_cmd::report(&args),
         Command::Show(args) => crate::run_cmd::show(&args),
         Command::Check(args) => crate::check_cmd::run(&args),
         Command::Bench(BenchCommand::Checker(args)) => crate::check_cmd::bench(&args),

@@ -12,6 +12,7 @@ pub mod library;
 pub mod nemesis;
 pub mod output;
 pub mod raft_harness;
+pub mod report_cmd;
 pub mod run_cmd;
 pub mod runner;
 pub mod scenario;

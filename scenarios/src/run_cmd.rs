@@ -1,6 +1,6 @@
 //! `dsim run`, `dsim replay`, `dsim list` and `dsim show`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use checker::Verdict;
 use clap::Args;
@@ -10,14 +10,28 @@ use crate::cli::exit;
 use crate::library;
 use crate::output::{JsonLinesTrace, write_atomic};
 use crate::raft_harness::RaftHarness;
+use crate::report_cmd::{Outputs, TraceFormat, report_of, trace_header, write_trace};
 use crate::runner::{RunOutcome, run_with};
 use crate::scenario::Scenario;
+use sim_core::MemorySink;
 
-/// Runs a scenario with a seed, recording the trace into `trace` if given.
-pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<&JsonLinesTrace>) -> Result<RunOutcome, String> {
+/// Where a run's trace events go.
+#[derive(Clone, Copy)]
+pub enum TraceTo<'a> {
+    /// Streamed to a JSON-lines file.
+    File(&'a JsonLinesTrace),
+    /// Kept in memory (for reports and Perfetto export).
+    Memory(&'a MemorySink),
+}
+
+/// Runs a scenario with a seed, recording the trace if asked to.
+pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<TraceTo<'_>>) -> Result<RunOutcome, String> {
     match scenario.protocol.as_str() {
         "raft" => {
-            let sink = trace.map(|t| Box::new(t.clone()) as Box<dyn sim_core::TraceSink<_, _>>);
+            let sink = trace.map(|t| match t {
+                TraceTo::File(file) => Box::new(file.clone()) as Box<dyn sim_core::TraceSink<_, _>>,
+                TraceTo::Memory(memory) => Box::new(memory.clone()) as Box<dyn sim_core::TraceSink<_, _>>,
+            });
             run_with(RaftHarness::new(scenario)?, scenario, seed, sink)
         }
         other => Err(format!("unknown protocol {other:?}")),
@@ -46,9 +60,19 @@ pub struct RunArgs {
     /// Record every event as JSON lines.
     #[arg(long, value_name = "FILE.jsonl")]
     pub trace: Option<PathBuf>,
+    /// How `--trace` writes: JSON lines, or Perfetto (Chrome trace-event JSON).
+    #[arg(long, value_enum, default_value_t = TraceFormat::Jsonl)]
+    pub trace_format: TraceFormat,
     /// Write the client history (dsim's JSON lines, readable by `dsim check`).
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Write a report: self-contained HTML (`.html`) or Markdown (`.md`).
+    #[arg(long, value_name = "FILE.html|FILE.md")]
+    pub report: Option<PathBuf>,
+    /// The report's space-time window in milliseconds, FROM-TO (default: around the
+    /// first violation).
+    #[arg(long, value_parser = crate::report_cmd::parse_window)]
+    pub window: Option<(u64, u64)>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -85,7 +109,14 @@ fn run_inner(args: &RunArgs) -> Result<u8, String> {
         println!("seed={seed}");
     }
     let is_file = library::built_in(&args.scenario).is_none();
-    report_run(&scenario, seed, &args.scenario, is_file, args.trace.as_deref(), args.history.as_deref(), args.json)
+    let outputs = Outputs {
+        trace: args.trace.clone(),
+        trace_format: args.trace_format,
+        history: args.history.clone(),
+        report: args.report.clone(),
+        window: args.window,
+    };
+    report_run(&scenario, seed, &args.scenario, is_file, &outputs, args.json)
 }
 
 /// Runs, prints and writes files; returns the exit code.
@@ -94,17 +125,28 @@ pub fn report_run(
     seed: u64,
     source: &str,
     is_file: bool,
-    trace: Option<&Path>,
-    history: Option<&Path>,
+    outputs: &Outputs,
     json: bool,
 ) -> Result<u8, String> {
-    let trace_file = trace.map(JsonLinesTrace::create).transpose()?;
-    let outcome = run_scenario(scenario, seed, trace_file.as_ref())?;
-    let trace_events = trace_file.map(|t| t.finish()).transpose()?;
-    if let Some(path) = history {
+    let memory = outputs.needs_trace().then(MemorySink::default);
+    let outcome = run_scenario(scenario, seed, memory.as_ref().map(TraceTo::Memory))?;
+    let replay = replay_command(source, &outcome, is_file);
+    let trace: Vec<serde_json::Value> = memory
+        .map(|m| m.lines().iter().map(|line| serde_json::from_str(line).expect("the sink writes JSON")).collect())
+        .unwrap_or_default();
+    let trace_events = outputs.trace.as_ref().map(|_| trace.len() as u64);
+    if let Some(path) = &outputs.trace {
+        let header = trace_header(&outcome, scenario, &replay);
+        let report = report_of(&outcome, scenario, &replay, Vec::new(), None);
+        write_trace(path, outputs.trace_format, &header, &trace, &report.nodes)?;
+    }
+    if let Some(path) = &outputs.history {
         write_atomic(path, checker::import::to_json_lines(&outcome.history).as_bytes())?;
     }
-    let replay = replay_command(source, &outcome, is_file);
+    if let Some(path) = &outputs.report {
+        let report = report_of(&outcome, scenario, &replay, trace, outputs.window);
+        write_atomic(path, crate::report_cmd::render(&report, path).as_bytes())?;
+    }
     if json {
         let output = RunJson { outcome: &outcome, replay, trace_events };
         println!("{}", serde_json::to_string(&output).expect("serialisable"));
@@ -178,6 +220,15 @@ pub struct ReplayArgs {
     /// Record every event as JSON lines.
     #[arg(long, value_name = "FILE.jsonl")]
     pub trace: Option<PathBuf>,
+    /// How `--trace` writes: JSON lines, or Perfetto (Chrome trace-event JSON).
+    #[arg(long, value_enum, default_value_t = TraceFormat::Jsonl)]
+    pub trace_format: TraceFormat,
+    /// Write a report: self-contained HTML (`.html`) or Markdown (`.md`).
+    #[arg(long, value_name = "FILE.html|FILE.md")]
+    pub report: Option<PathBuf>,
+    /// The report's space-time window in milliseconds, FROM-TO.
+    #[arg(long, value_parser = crate::report_cmd::parse_window)]
+    pub window: Option<(u64, u64)>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -193,7 +244,14 @@ pub fn replay(args: &ReplayArgs) -> u8 {
         if !args.json {
             println!("seed={seed}");
         }
-        report_run(&scenario, seed, &args.file, true, args.trace.as_deref(), None, args.json)
+        let outputs = Outputs {
+            trace: args.trace.clone(),
+            trace_format: args.trace_format,
+            history: None,
+            report: args.report.clone(),
+            window: args.window,
+        };
+        report_run(&scenario, seed, &args.file, true, &outputs, args.json)
     })();
     result.unwrap_or_else(|message| {
         eprintln!("dsim replay: {message}");

@@ -236,6 +236,14 @@ pub enum RaftObs {
         term: u64,
         last_log_index: u64,
     },
+    /// A server stood for election in `term`.
+    BecameCandidate {
+        term: u64,
+    },
+    /// A candidate or leader became a follower (of `term`).
+    BecameFollower {
+        term: u64,
+    },
     /// A follower accepted its first `AppendEntries` of a leader's term.
     HeardFromLeader {
         term: u64,

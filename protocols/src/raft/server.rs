@@ -226,6 +226,7 @@ impl Server {
         self.voted_for = Some(self.id);
         self.role = Role::Candidate;
         self.leader_hint = None;
+        ctx.observe(RaftObs::BecameCandidate { term: self.current_term });
         self.persist_term_vote(ctx);
         self.votes = BTreeSet::from([self.id]);
         self.reset_election_timer(ctx);
@@ -260,6 +261,7 @@ impl Server {
         }
         if self.role != Role::Follower {
             self.role = Role::Follower;
+            ctx.observe(RaftObs::BecameFollower { term: self.current_term });
             if let Some(timer) = self.heartbeat_timer.take() {
                 ctx.cancel_timer(timer);
             }

@@ -1,0 +1,212 @@
+//! What a report is made of, and the scene derived from a trace.
+
+use checker::history::Op;
+use checker::{Explanation, Verdict, Violation};
+use serde_json::Value;
+
+/// A server's role from `t_ns` on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleChange {
+    pub t_ns: u64,
+    pub node: usize,
+    pub role: String,
+    pub term: u64,
+}
+
+/// Everything a report shows.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub scenario: String,
+    pub protocol: String,
+    pub seed: u64,
+    pub variant: String,
+    pub verdict: Verdict,
+    pub fingerprint: String,
+    pub replay: String,
+    pub violations: Vec<Violation>,
+    pub explanation: Option<Explanation>,
+    /// Label and value of each metric, in order.
+    pub metrics: Vec<(String, String)>,
+    /// Lane labels, indexed by node id.
+    pub nodes: Vec<String>,
+    /// sim-core trace events, as JSON.
+    pub trace: Vec<Value>,
+    /// Client operations with their times.
+    pub ops: Vec<Op>,
+    pub roles: Vec<RoleChange>,
+    /// When the fault phase ended (everything healed), if it did.
+    pub heal_ns: Option<u64>,
+    pub end_ns: u64,
+    /// The space-time diagram's window; `None` chooses one.
+    pub window: Option<(u64, u64)>,
+}
+
+/// One message, from its send to its fate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub id: u64,
+    pub from: usize,
+    pub to: usize,
+    pub sent_ns: u64,
+    pub delivered_ns: Option<u64>,
+    pub dropped: Option<String>,
+    pub duplicate: bool,
+    pub label: String,
+}
+
+/// A fault over an interval (or an instant, when `until_ns == from_ns`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    pub kind: String,
+    pub nodes: Vec<usize>,
+    pub from_ns: u64,
+    pub until_ns: u64,
+    pub label: String,
+}
+
+/// The trace, organised for drawing.
+#[derive(Clone, Debug, Default)]
+pub struct Scene {
+    pub messages: Vec<Message>,
+    pub faults: Vec<Fault>,
+}
+
+fn num(value: &Value, key: &str) -> u64 {
+    value.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// A short label for a message: its variant name.
+fn message_label(msg: &Value) -> String {
+    match msg {
+        Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn node_list(fault: &Value) -> Vec<usize> {
+    let mut nodes = Vec::new();
+    if let Some(n) = fault.get("node").and_then(Value::as_u64) {
+        nodes.push(n as usize);
+    }
+    nodes
+}
+
+impl Scene {
+    /// Organises a trace: messages with their deliveries and drops; faults as intervals
+    /// (a partition until the next heal, a crash until the node's restart, a pause for its
+    /// length, link faults until reset).
+    pub fn from_trace(trace: &[Value], end_ns: u64) -> Scene {
+        let mut scene = Scene::default();
+        let mut index_of: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
+        for event in trace {
+            let t = num(event, "t_ns");
+            match event.get("event").and_then(Value::as_str) {
+                Some("send") => {
+                    let id = num(event, "msg_id");
+                    index_of.insert(id, scene.messages.len());
+                    scene.messages.push(Message {
+                        id,
+                        from: num(event, "from") as usize,
+                        to: num(event, "to") as usize,
+                        sent_ns: t,
+                        delivered_ns: None,
+                        dropped: None,
+                        duplicate: false,
+                        label: event.get("msg").map(message_label).unwrap_or_default(),
+                    });
+                }
+                Some("duplicate") => {
+                    if let Some(original) = index_of.get(&num(event, "msg_id")).map(|i| scene.messages[*i].clone()) {
+                        scene.messages.push(Message { duplicate: true, delivered_ns: None, ..original });
+                        index_of.insert(num(event, "msg_id"), scene.messages.len() - 1);
+                    }
+                }
+                Some("deliver") => {
+                    let id = num(event, "msg_id");
+                    // A duplicate has the original's id: give the delivery to the first
+                    // copy still in flight.
+                    if let Some(m) = scene
+                        .messages
+                        .iter_mut()
+                        .rev()
+                        .filter(|m| m.id == id)
+                        .rev()
+                        .find(|m| m.delivered_ns.is_none() && m.dropped.is_none())
+                    {
+                        m.delivered_ns = Some(t);
+                    }
+                }
+                Some("drop") => {
+                    let id = num(event, "msg_id");
+                    let reason = event.get("reason").and_then(Value::as_str).unwrap_or("dropped").to_owned();
+                    if let Some(m) = scene
+                        .messages
+                        .iter_mut()
+                        .filter(|m| m.id == id)
+                        .find(|m| m.delivered_ns.is_none() && m.dropped.is_none())
+                    {
+                        m.dropped = Some(reason);
+                    }
+                }
+                Some("fault") => scene.add_fault(t, event.get("fault").unwrap_or(&Value::Null)),
+                _ => {}
+            }
+        }
+        for fault in &mut scene.faults {
+            if fault.until_ns == u64::MAX {
+                fault.until_ns = end_ns;
+            }
+        }
+        scene
+    }
+
+    fn close(&mut self, kinds: &[&str], node: Option<usize>, t: u64) {
+        for fault in self.faults.iter_mut().filter(|f| f.until_ns == u64::MAX && kinds.contains(&f.kind.as_str())) {
+            if node.is_none_or(|n| fault.nodes.contains(&n)) {
+                fault.until_ns = t;
+            }
+        }
+    }
+
+    fn add_fault(&mut self, t: u64, fault: &Value) {
+        let kind = fault.get("kind").and_then(Value::as_str).unwrap_or("fault").to_owned();
+        let label = fault.to_string();
+        let node = fault.get("node").and_then(Value::as_u64).map(|n| n as usize);
+        match kind.as_str() {
+            "heal" => self.close(&["partition", "cut", "bridge"], None, t),
+            "reset_links" => self.close(&["set_links"], None, t),
+            "restart" => {
+                let was_down = self
+                    .faults
+                    .iter()
+                    .any(|f| f.kind == "crash" && f.until_ns == u64::MAX && node.is_some_and(|n| f.nodes.contains(&n)));
+                self.close(&["crash"], node, t);
+                if was_down {
+                    self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: t, label });
+                }
+            }
+            "pause" => {
+                let duration = (fault.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0) * 1e6) as u64;
+                self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: t + duration, label });
+            }
+            "partition" | "cut" | "bridge" | "set_links" => {
+                if kind != "cut" && kind != "set_links" {
+                    self.close(&["partition", "cut", "bridge"], None, t);
+                }
+                self.faults.push(Fault { kind, nodes: Vec::new(), from_ns: t, until_ns: u64::MAX, label });
+            }
+            "crash" => {
+                let already = self
+                    .faults
+                    .iter()
+                    .any(|f| f.kind == "crash" && f.until_ns == u64::MAX && node.is_some_and(|n| f.nodes.contains(&n)));
+                if !already {
+                    self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: u64::MAX, label });
+                }
+            }
+            "clock_drift" if fault.get("drift_ppm").and_then(Value::as_f64) == Some(0.0) => {}
+            _ => self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: t, label }),
+        }
+    }
+}

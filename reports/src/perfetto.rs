@@ -1,0 +1,58 @@
+//! Chrome trace-event JSON, which the Perfetto UI opens: nodes as tracks, handler calls as
+//! slices, messages as flow arrows, faults as instant events.
+
+use serde_json::{Value, json};
+
+/// Converts sim-core trace events into a trace-event document.
+pub fn perfetto(trace: &[Value], nodes: &[String]) -> Value {
+    let us = |event: &Value| event.get("t_ns").and_then(Value::as_u64).unwrap_or(0) as f64 / 1e3;
+    let mut events: Vec<Value> = nodes
+        .iter()
+        .enumerate()
+        .map(|(tid, name)| json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid, "args": {"name": name}}))
+        .collect();
+    events.push(json!({"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "dsim"}}));
+    for event in trace {
+        let kind = event.get("event").and_then(Value::as_str).unwrap_or("");
+        let ts = us(event);
+        let field = |key: &str| event.get(key).cloned().unwrap_or(Value::Null);
+        match kind {
+            "deliver" => {
+                let name = event.get("msg").map(label).unwrap_or_default();
+                events.push(json!({"ph": "X", "name": name, "cat": "deliver", "pid": 1, "tid": field("to"), "ts": ts, "dur": 1, "args": {"from": field("from"), "msg_id": field("msg_id")}}));
+                events.push(json!({"ph": "f", "bp": "e", "name": "msg", "cat": "msg", "id": field("msg_id"), "pid": 1, "tid": field("to"), "ts": ts}));
+            }
+            "send" => {
+                events.push(json!({"ph": "s", "name": "msg", "cat": "msg", "id": field("msg_id"), "pid": 1, "tid": field("from"), "ts": ts}));
+            }
+            "timer" => {
+                events.push(json!({"ph": "X", "name": "timer", "cat": "timer", "pid": 1, "tid": field("node"), "ts": ts, "dur": 1, "args": {"tag": field("tag")}}));
+            }
+            "start" => {
+                events.push(json!({"ph": "X", "name": "start", "cat": "start", "pid": 1, "tid": field("node"), "ts": ts, "dur": 1}));
+            }
+            "drop" => {
+                events.push(json!({"ph": "i", "s": "t", "name": "drop", "cat": "drop", "pid": 1, "tid": field("from"), "ts": ts, "args": {"msg_id": field("msg_id"), "reason": field("reason")}}));
+            }
+            "fault" => {
+                let fault = field("fault");
+                let name = fault.get("kind").and_then(Value::as_str).unwrap_or("fault").to_owned();
+                let tid = fault.get("node").cloned().unwrap_or(json!(0));
+                events.push(json!({"ph": "i", "s": "g", "name": name, "cat": "fault", "pid": 1, "tid": tid, "ts": ts, "args": fault}));
+            }
+            "observe" => {
+                events.push(json!({"ph": "i", "s": "t", "name": event.get("obs").map(label).unwrap_or_default(), "cat": "observe", "pid": 1, "tid": field("node"), "ts": ts, "args": field("obs")}));
+            }
+            _ => {}
+        }
+    }
+    json!({"traceEvents": events, "displayTimeUnit": "ms"})
+}
+
+fn label(value: &Value) -> String {
+    match value {
+        Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

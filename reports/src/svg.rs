@@ -1,0 +1,297 @@
+//! The SVG pictures: space-time diagram, operation timeline, latency plot, roles.
+
+use std::fmt::Write;
+
+use checker::history::Outcome;
+
+use crate::escape;
+use crate::model::{Report, Scene};
+
+const WIDTH: f64 = 1100.0;
+const LEFT: f64 = 110.0;
+const LANE: f64 = 26.0;
+
+/// Maps a time to an x coordinate within `[from, to]`.
+struct Axis {
+    from: u64,
+    to: u64,
+}
+
+impl Axis {
+    fn x(&self, t: u64) -> f64 {
+        let span = (self.to - self.from).max(1) as f64;
+        LEFT + (t.clamp(self.from, self.to) - self.from) as f64 / span * WIDTH
+    }
+
+    fn ticks(&self, out: &mut String, top: f64, bottom: f64) {
+        let span_ms = (self.to - self.from) as f64 / 1e6;
+        let step_ms = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0]
+            .into_iter()
+            .find(|s| span_ms / s <= 12.0)
+            .unwrap_or(20000.0);
+        let first = (self.from as f64 / 1e6 / step_ms).ceil() as u64;
+        let mut k = first;
+        loop {
+            let t_ms = k as f64 * step_ms;
+            let t = (t_ms * 1e6) as u64;
+            if t > self.to {
+                break;
+            }
+            let x = self.x(t);
+            let _ = write!(
+                out,
+                r#"<line class="tick" x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}"/><text class="axis" x="{x:.1}" y="{:.1}">{t_ms} ms</text>"#,
+                bottom + 12.0
+            );
+            k += 1;
+        }
+    }
+}
+
+/// The window the space-time diagram shows.
+pub fn window(report: &Report) -> (u64, u64) {
+    if let Some(window) = report.window {
+        return window;
+    }
+    let end = report.end_ns.max(1);
+    match report.violations.first().filter(|v| v.t_ns > 0) {
+        Some(v) => (v.t_ns.saturating_sub(1_000_000_000), (v.t_ns + 100_000_000).min(end)),
+        None => (0, end.min(1_000_000_000)),
+    }
+}
+
+/// Messages as arrows from send to delivery, drops and duplicates marked, node faults on
+/// the lanes, partitions as shaded bands.
+pub fn space_time(report: &Report, scene: &Scene) -> String {
+    let (from, to) = window(report);
+    let axis = Axis { from, to };
+    let lanes = report.nodes.len();
+    let height = 30.0 + lanes as f64 * LANE + 30.0;
+    let y = |node: usize| 30.0 + node as f64 * LANE + LANE / 2.0;
+    let mut out = format!(
+        r#"<svg class="spacetime" width="{:.0}" height="{height:.0}" viewBox="0 0 {:.0} {height:.0}">"#,
+        LEFT + WIDTH + 20.0,
+        LEFT + WIDTH + 20.0
+    );
+    for fault in scene.faults.iter().filter(|f| f.until_ns >= from && f.from_ns <= to) {
+        let (x1, x2) = (axis.x(fault.from_ns), axis.x(fault.until_ns));
+        let title = escape(&fault.label);
+        if fault.nodes.is_empty() {
+            let _ = write!(
+                out,
+                r#"<rect class="band {}" x="{x1:.1}" y="20" width="{:.1}" height="{:.1}"><title>{title}</title></rect>"#,
+                fault.kind,
+                (x2 - x1).max(1.0),
+                height - 40.0
+            );
+        } else {
+            for node in &fault.nodes {
+                let _ = write!(
+                    out,
+                    r#"<rect class="nodefault {}" x="{x1:.1}" y="{:.1}" width="{:.1}" height="{:.1}"><title>{title}</title></rect>"#,
+                    fault.kind,
+                    y(*node) - 9.0,
+                    (x2 - x1).max(2.0),
+                    18.0
+                );
+            }
+        }
+    }
+    for (node, label) in report.nodes.iter().enumerate() {
+        let _ = write!(
+            out,
+            r#"<line class="lane" x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="lanelabel" x="6" y="{:.1}">{}</text>"#,
+            y(node),
+            LEFT + WIDTH,
+            y(node),
+            y(node) + 4.0,
+            escape(label)
+        );
+    }
+    axis.ticks(&mut out, 20.0, height - 30.0);
+    for message in &scene.messages {
+        match (message.delivered_ns, &message.dropped) {
+            (Some(at), _) if at >= from && at <= to => {
+                let class = if message.duplicate { "msg dup" } else { "msg" };
+                let _ = write!(
+                    out,
+                    r#"<line class="{class}" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"><title>{} #{} {}→{}</title></line>"#,
+                    axis.x(message.sent_ns),
+                    y(message.from),
+                    axis.x(at),
+                    y(message.to),
+                    escape(&message.label),
+                    message.id,
+                    message.from,
+                    message.to
+                );
+            }
+            (None, Some(reason)) if message.sent_ns >= from && message.sent_ns <= to => {
+                let (x, yy) = (axis.x(message.sent_ns), y(message.from));
+                let _ = write!(
+                    out,
+                    r#"<text class="drop" x="{x:.1}" y="{:.1}">×<title>{} #{} to {} dropped: {}</title></text>"#,
+                    yy + 4.0,
+                    escape(&message.label),
+                    message.id,
+                    message.to,
+                    escape(reason)
+                );
+            }
+            _ => {}
+        }
+    }
+    out.push_str("</svg>");
+    out
+}
+
+fn op_lane_labels(report: &Report) -> Vec<u64> {
+    let mut processes: Vec<u64> = report.ops.iter().map(|op| op.process).collect();
+    processes.sort_unstable();
+    processes.dedup();
+    processes
+}
+
+/// Each operation as a bar from invocation to completion, one lane per process, with
+/// the fault intervals shaded behind.
+pub fn timeline(report: &Report, scene: &Scene) -> String {
+    let axis = Axis { from: 0, to: report.end_ns.max(1) };
+    let processes = op_lane_labels(report);
+    let lane = 14.0;
+    let height = 30.0 + processes.len() as f64 * lane + 30.0;
+    let mut out = format!(
+        r#"<svg class="timeline" width="{:.0}" height="{height:.0}" viewBox="0 0 {:.0} {height:.0}">"#,
+        LEFT + WIDTH + 20.0,
+        LEFT + WIDTH + 20.0
+    );
+    for fault in scene.faults.iter().filter(|f| f.until_ns > f.from_ns) {
+        let (x1, x2) = (axis.x(fault.from_ns), axis.x(fault.until_ns));
+        let _ = write!(
+            out,
+            r#"<rect class="band {}" x="{x1:.1}" y="20" width="{:.1}" height="{:.1}"><title>{}</title></rect>"#,
+            fault.kind,
+            (x2 - x1).max(1.0),
+            height - 40.0,
+            escape(&fault.label)
+        );
+    }
+    if let Some(heal) = report.heal_ns {
+        let x = axis.x(heal);
+        let _ = write!(
+            out,
+            r#"<line class="heal" x1="{x:.1}" y1="14" x2="{x:.1}" y2="{:.1}"/><text class="axis" x="{x:.1}" y="12">heal</text>"#,
+            height - 30.0
+        );
+    }
+    axis.ticks(&mut out, 20.0, height - 30.0);
+    for op in &report.ops {
+        let row = processes.binary_search(&op.process).unwrap_or(0);
+        let yy = 30.0 + row as f64 * lane;
+        let start = op.invoke_time_ns.unwrap_or(0);
+        let end = op.complete_time_ns.unwrap_or(report.end_ns);
+        let class = match op.outcome {
+            Outcome::Ok => "op ok",
+            Outcome::Fail => "op fail",
+            Outcome::Info => "op info",
+        };
+        let (x1, x2) = (axis.x(start), axis.x(end));
+        let _ = write!(
+            out,
+            r#"<rect class="{class}" x="{x1:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}"><title>{}</title></rect>"#,
+            (x2 - x1).max(1.5),
+            lane - 3.0,
+            escape(&op.to_string())
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// Latency of each completed operation over time, on a log scale.
+pub fn latency(report: &Report) -> String {
+    let axis = Axis { from: 0, to: report.end_ns.max(1) };
+    let height = 180.0;
+    let (top, bottom) = (20.0, height - 30.0);
+    let points: Vec<(u64, f64, &str)> = report
+        .ops
+        .iter()
+        .filter_map(|op| {
+            let (start, end) = (op.invoke_time_ns?, op.complete_time_ns?);
+            let class = match op.outcome {
+                Outcome::Ok => "ok",
+                Outcome::Fail => "fail",
+                Outcome::Info => return None,
+            };
+            Some((start, ((end - start) as f64 / 1e6).max(0.01), class))
+        })
+        .collect();
+    let max_ms = points.iter().map(|p| p.1).fold(1.0, f64::max);
+    let (low, high) = (0.1f64.log10(), max_ms.log10().ceil().max(1.0));
+    let y = |ms: f64| bottom - (ms.log10() - low) / (high - low) * (bottom - top);
+    let mut out = format!(
+        r#"<svg class="latency" width="{:.0}" height="{height:.0}" viewBox="0 0 {:.0} {height:.0}">"#,
+        LEFT + WIDTH + 20.0,
+        LEFT + WIDTH + 20.0
+    );
+    let mut decade = 0.1;
+    while decade <= 10f64.powf(high) {
+        let yy = y(decade);
+        let _ = write!(
+            out,
+            r#"<line class="tick" x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}"/><text class="axis" x="{:.1}" y="{:.1}">{decade} ms</text>"#,
+            LEFT + WIDTH,
+            LEFT - 50.0,
+            yy + 4.0
+        );
+        decade *= 10.0;
+    }
+    axis.ticks(&mut out, top, bottom);
+    for (t, ms, class) in points {
+        let _ = write!(out, r#"<circle class="lat {class}" cx="{:.1}" cy="{:.1}" r="2"/>"#, axis.x(t), y(ms));
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// Each server's role over time, labelled with the term.
+pub fn roles(report: &Report) -> String {
+    let axis = Axis { from: 0, to: report.end_ns.max(1) };
+    let servers = report.roles.iter().map(|r| r.node + 1).max().unwrap_or(0);
+    let height = 30.0 + servers as f64 * LANE + 30.0;
+    let mut out = format!(
+        r#"<svg class="roles" width="{:.0}" height="{height:.0}" viewBox="0 0 {:.0} {height:.0}">"#,
+        LEFT + WIDTH + 20.0,
+        LEFT + WIDTH + 20.0
+    );
+    for node in 0..servers {
+        let yy = 30.0 + node as f64 * LANE;
+        let label = report.nodes.get(node).cloned().unwrap_or_else(|| format!("node {node}"));
+        let _ = write!(out, r#"<text class="lanelabel" x="6" y="{:.1}">{}</text>"#, yy + 14.0, escape(&label));
+        let changes: Vec<_> = report.roles.iter().filter(|r| r.node == node).collect();
+        for (i, change) in changes.iter().enumerate() {
+            let until = changes.get(i + 1).map_or(report.end_ns, |next| next.t_ns);
+            let (x1, x2) = (axis.x(change.t_ns), axis.x(until));
+            let _ = write!(
+                out,
+                r#"<rect class="role {}" x="{x1:.1}" y="{yy:.1}" width="{:.1}" height="20"><title>{} of term {} from {:.1} ms</title></rect>"#,
+                escape(&change.role),
+                (x2 - x1).max(1.0),
+                escape(&change.role),
+                change.term,
+                change.t_ns as f64 / 1e6
+            );
+            if x2 - x1 > 24.0 {
+                let _ = write!(
+                    out,
+                    r#"<text class="term" x="{:.1}" y="{:.1}">{}</text>"#,
+                    x1 + 3.0,
+                    yy + 14.0,
+                    change.term
+                );
+            }
+        }
+    }
+    axis.ticks(&mut out, 20.0, height - 30.0);
+    out.push_str("</svg>");
+    out
+}

@@ -1,0 +1,169 @@
+//! Reports of a scripted run: well-formed, self-contained, element counts matching the
+//! run; the Markdown snapshot; Perfetto export round-trips.
+
+use checker::history::{Event, EventType, HistoryBuilder};
+use checker::{Value, Verdict, Violation};
+use reports::{Report, RoleChange};
+use serde::Serialize;
+use sim_core::{
+    Ctx, Fault, Latency, Limits, LinkConfig, MS, MemorySink, NetworkConfig, NodeId, Process, Sim, SimConfig, TimerId,
+    TraceSink,
+};
+
+/// Node 0 pings nodes 1 and 2 every 10 ms; they answer.
+struct Pinger;
+
+#[derive(Clone, Debug, Hash, Serialize)]
+enum Msg {
+    Ping(u64),
+    Pong(u64),
+}
+
+impl Process for Pinger {
+    type Msg = Msg;
+    type Obs = String;
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Msg, String>) {
+        if ctx.id() == 0 {
+            ctx.set_timer(10 * MS, 0);
+        }
+    }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Msg, String>, from: NodeId, msg: Msg) {
+        if let Msg::Ping(n) = msg {
+            ctx.send(from, Msg::Pong(n));
+        }
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg, String>, _: TimerId, tag: u64) {
+        ctx.send(1, Msg::Ping(tag));
+        ctx.send(2, Msg::Ping(tag));
+        if tag < 40 {
+            ctx.set_timer(10 * MS, tag + 1);
+        }
+    }
+}
+
+fn scripted_report() -> Report {
+    let network = NetworkConfig {
+        default: LinkConfig { latency: Latency::Constant { ms: 3.0 }, duplicate: 0.1, ..LinkConfig::default() },
+        links: vec![],
+    };
+    let mut sim = Sim::new(SimConfig { seed: 9, nodes: 3, network, limits: Limits::default() }, |_| Pinger).unwrap();
+    let sink = MemorySink::default();
+    let boxed: Box<dyn TraceSink<Msg, String>> = Box::new(sink.clone());
+    sim.set_trace_sink(boxed);
+    sim.schedule_fault(100 * MS, Fault::Partition { groups: vec![vec![2]] }).unwrap();
+    sim.schedule_fault(200 * MS, Fault::Heal).unwrap();
+    sim.schedule_fault(250 * MS, Fault::Crash { node: 1, torn_write: false }).unwrap();
+    sim.schedule_fault(300 * MS, Fault::Restart { node: 1 }).unwrap();
+    sim.schedule_fault(320 * MS, Fault::Pause { node: 2, duration_ms: 30.0 }).unwrap();
+    sim.run();
+    let trace: Vec<serde_json::Value> = sink.lines().iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut builder = HistoryBuilder::default();
+    for (i, (kind, f, value, t)) in [
+        (EventType::Invoke, "write", 1, 5),
+        (EventType::Ok, "write", 1, 30),
+        (EventType::Invoke, "read", 0, 40),
+        (EventType::Ok, "read", 1, 90),
+        (EventType::Invoke, "write", 2, 120),
+        (EventType::Info, "write", 2, 260),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let process = if i < 4 { 0 } else { 1 };
+        let event = Event {
+            process: Some(process),
+            kind,
+            f: f.into(),
+            key: None,
+            value: Value::Int(value),
+            time_ns: Some(t * MS),
+            line: i + 1,
+            column: 1,
+        };
+        builder.push(event).unwrap();
+    }
+    Report {
+        scenario: "pinger".into(),
+        protocol: "test".into(),
+        seed: 9,
+        variant: "correct".into(),
+        verdict: Verdict::Violation,
+        fingerprint: sim.fingerprint().hex(),
+        replay: "dsim run pinger --seed 9".into(),
+        violations: vec![Violation::new("example", "a <made-up> violation & its \"quotes\"", 330 * MS, Some(2))],
+        explanation: None,
+        metrics: vec![("events".into(), sim.metrics().events.to_string())],
+        nodes: vec!["server 0".into(), "server 1".into(), "server 2".into()],
+        trace,
+        ops: builder.finish().ops,
+        roles: vec![
+            RoleChange { t_ns: 0, node: 0, role: "follower".into(), term: 0 },
+            RoleChange { t_ns: 50 * MS, node: 0, role: "leader".into(), term: 1 },
+        ],
+        heal_ns: Some(350 * MS),
+        end_ns: sim.now_ns(),
+        window: Some((0, 500 * MS)),
+    }
+}
+
+fn count(document: &roxmltree::Document, element: &str, class_prefix: &str) -> usize {
+    document
+        .descendants()
+        .filter(|n| {
+            n.has_tag_name(element)
+                && n.attribute("class").is_some_and(|c| c == class_prefix || c.starts_with(&format!("{class_prefix} ")))
+        })
+        .count()
+}
+
+#[test]
+fn html_is_well_formed_self_contained_and_counts_match() {
+    let report = scripted_report();
+    let html = reports::html(&report);
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    assert!(!html.contains("<script"));
+    let body = html.trim_start_matches("<!DOCTYPE html>\n");
+    let document = roxmltree::Document::parse(body).expect("well-formed markup");
+    let scene = reports::Scene::from_trace(&report.trace, report.end_ns);
+    let delivered_in_window = scene.messages.iter().filter(|m| m.delivered_ns.is_some_and(|t| t <= 500 * MS)).count();
+    let delivered_events = report.trace.iter().filter(|e| e["event"] == "deliver").count();
+    assert_eq!(delivered_in_window, delivered_events);
+    assert_eq!(count(&document, "line", "msg"), delivered_in_window);
+    assert!(scene.messages.iter().any(|m| m.duplicate), "the run duplicates some messages");
+    assert_eq!(count(&document, "text", "drop"), scene.messages.iter().filter(|m| m.dropped.is_some()).count());
+    assert_eq!(count(&document, "rect", "op"), report.ops.len());
+    assert_eq!(count(&document, "rect", "role"), 2);
+    let kinds: Vec<&str> = scene.faults.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["partition", "crash", "restart", "pause"]);
+    assert!(html.contains("a &lt;made-up&gt; violation &amp; its &quot;quotes&quot;"));
+}
+
+#[test]
+fn markdown_snapshot() {
+    let markdown = reports::markdown(&scripted_report());
+    let path = format!("{}/tests/snapshots/report.md", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok() {
+        std::fs::write(&path, &markdown).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).expect("snapshot exists (UPDATE_SNAPSHOTS=1 writes it)");
+    assert_eq!(markdown, expected, "the Markdown changed; rerun with UPDATE_SNAPSHOTS=1 if that is intended");
+}
+
+#[test]
+fn perfetto_round_trips_and_matches_the_trace() {
+    let report = scripted_report();
+    let document = reports::perfetto(&report.trace, &report.nodes);
+    let text = serde_json::to_string(&document).unwrap();
+    let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, document);
+    let events = back["traceEvents"].as_array().unwrap();
+    let of = |ph: &str, cat: &str| events.iter().filter(|e| e["ph"] == ph && e["cat"] == cat).count();
+    let in_trace = |kind: &str| report.trace.iter().filter(|e| e["event"] == kind).count();
+    assert_eq!(of("X", "deliver"), in_trace("deliver"));
+    assert_eq!(of("f", "msg"), in_trace("deliver"));
+    assert_eq!(of("s", "msg"), in_trace("send"));
+    assert_eq!(of("X", "timer"), in_trace("timer"));
+    assert_eq!(of("i", "fault"), in_trace("fault"));
+    assert_eq!(of("i", "drop"), in_trace("drop"));
+    assert_eq!(events.iter().filter(|e| e["name"] == "thread_name").count(), 3);
+}

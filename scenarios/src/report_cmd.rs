@@ -1,0 +1,318 @@
+//! Reports from runs and traces: `--report`, `--trace-format perfetto`, `dsim report`.
+
+use std::path::{Path, PathBuf};
+
+use checker::Verdict;
+use checker::history::{Event, HistoryBuilder};
+use clap::{Args, ValueEnum};
+use reports::{Report, RoleChange};
+use serde_json::Value;
+
+use crate::cli::exit;
+use crate::output::write_atomic;
+use crate::runner::RunOutcome;
+
+/// How `--trace` writes events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum TraceFormat {
+    /// One JSON object per event (sim-core's trace events), after a `run` header line.
+    #[default]
+    Jsonl,
+    /// Chrome trace-event JSON, which the Perfetto UI opens.
+    Perfetto,
+}
+
+/// Where a run's files go.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    pub trace: Option<PathBuf>,
+    pub trace_format: TraceFormat,
+    pub history: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub window: Option<(u64, u64)>,
+}
+
+impl Outputs {
+    /// Whether the run must keep its trace in memory.
+    pub fn needs_trace(&self) -> bool {
+        self.trace.is_some() || self.report.is_some()
+    }
+}
+
+/// Parses `FROM-TO` in milliseconds.
+pub fn parse_window(text: &str) -> Result<(u64, u64), String> {
+    let (from, to) = text.split_once('-').ok_or("expected FROM-TO in milliseconds, e.g. 1000-2500")?;
+    let from: f64 = from.trim().parse().map_err(|_| format!("bad start {from:?}"))?;
+    let to: f64 = to.trim().parse().map_err(|_| format!("bad end {to:?}"))?;
+    if !(from.is_finite() && to.is_finite() && from >= 0.0 && to > from) {
+        return Err(format!("{text}: need 0 <= FROM < TO"));
+    }
+    Ok(((from * 1e6) as u64, (to * 1e6) as u64))
+}
+
+fn node_labels(servers: usize, clients: usize) -> Vec<String> {
+    (0..servers).map(|n| format!("server {n}")).chain((0..clients).map(|c| format!("client {}", servers + c))).collect()
+}
+
+/// Raft's roles over time, from its observations in the trace.
+pub fn raft_roles(trace: &[Value]) -> Vec<RoleChange> {
+    let mut changes = Vec::new();
+    for event in trace {
+        let t_ns = event.get("t_ns").and_then(Value::as_u64).unwrap_or(0);
+        match event.get("event").and_then(Value::as_str) {
+            Some("start") => {
+                let node = event.get("node").and_then(Value::as_u64).unwrap_or(0) as usize;
+                changes.push(RoleChange { t_ns, node, role: "follower".into(), term: 0 });
+            }
+            Some("observe") => {
+                let node = event.get("node").and_then(Value::as_u64).unwrap_or(0) as usize;
+                let Some(Value::Object(obs)) = event.get("obs") else { continue };
+                let Some((name, body)) = obs.iter().next() else { continue };
+                let term = body.get("term").and_then(Value::as_u64).unwrap_or(0);
+                let role = match name.as_str() {
+                    "BecameLeader" => "leader",
+                    "BecameCandidate" => "candidate",
+                    "BecameFollower" | "HeardFromLeader" => "follower",
+                    _ => continue,
+                };
+                changes.push(RoleChange { t_ns, node, role: role.into(), term });
+            }
+            Some("fault") => {
+                let fault = event.get("fault");
+                if fault.and_then(|f| f.get("kind")).and_then(Value::as_str) == Some("crash")
+                    && let Some(node) = fault.and_then(|f| f.get("node")).and_then(Value::as_u64)
+                {
+                    changes.push(RoleChange { t_ns, node: node as usize, role: "down".into(), term: 0 });
+                }
+            }
+            _ => {}
+        }
+    }
+    // Clients have no role: keep servers only (they are the ones that ever changed role
+    // beyond their start).
+    let servers: Vec<usize> = changes.iter().filter(|c| c.role != "follower" || c.term > 0).map(|c| c.node).collect();
+    changes.retain(|c| servers.contains(&c.node));
+    changes
+}
+
+fn metrics_rows(outcome: &RunOutcome) -> Vec<(String, String)> {
+    let m = &outcome.metrics;
+    let during: Vec<_> = outcome.history.iter().collect();
+    let _ = during;
+    vec![
+        ("events".into(), m.events.to_string()),
+        ("virtual time".into(), format!("{:.1} ms", m.virtual_ms)),
+        ("fault actions".into(), m.faults.to_string()),
+        ("messages sent".into(), m.messages_sent.to_string()),
+        ("messages delivered".into(), m.messages_delivered.to_string()),
+        ("messages dropped".into(), m.messages_dropped.to_string()),
+        ("messages duplicated".into(), m.messages_duplicated.to_string()),
+        ("operations ok".into(), m.ops_ok.to_string()),
+        ("operations fail".into(), m.ops_fail.to_string()),
+        ("operations info".into(), m.ops_info.to_string()),
+        ("latency p50".into(), format!("{:.1} ms", m.latency_p50_ms)),
+        ("latency p90".into(), format!("{:.1} ms", m.latency_p90_ms)),
+        ("latency p99".into(), format!("{:.1} ms", m.latency_p99_ms)),
+        ("latency max".into(), format!("{:.1} ms", m.latency_max_ms)),
+    ]
+}
+
+/// Availability: the share of operations that succeeded, among those invoked in
+/// `[from, to)`.
+fn availability(ops: &[checker::history::Op], from: u64, to: u64) -> String {
+    let window: Vec<_> = ops.iter().filter(|op| op.invoke_time_ns.is_some_and(|t| t >= from && t < to)).collect();
+    if window.is_empty() {
+        return "no operations".into();
+    }
+    let ok = window.iter().filter(|op| op.outcome != checker::Outcome::Info).count();
+    format!("{:.1}% of {}", 100.0 * ok as f64 / window.len() as f64, window.len())
+}
+
+fn ops_of(history: &[Event]) -> Vec<checker::history::Op> {
+    let mut builder = HistoryBuilder::default();
+    for event in history {
+        if builder.push(event.clone()).is_err() {
+            break;
+        }
+    }
+    builder.finish().ops
+}
+
+/// A report of a finished run.
+pub fn report_of(
+    outcome: &RunOutcome,
+    scenario: &crate::scenario::Scenario,
+    replay: &str,
+    trace: Vec<Value>,
+    window: Option<(u64, u64)>,
+) -> Report {
+    let heal_ns = (scenario.duration.faults_ms * 1e6) as u64;
+    let end_ns = (outcome.metrics.virtual_ms * 1e6) as u64;
+    let ops = ops_of(&outcome.history);
+    let mut metrics = metrics_rows(outcome);
+    metrics.push(("availability during faults".into(), availability(&ops, 0, heal_ns)));
+    metrics.push(("availability after heal".into(), availability(&ops, heal_ns, u64::MAX)));
+    Report {
+        scenario: outcome.scenario.clone(),
+        protocol: outcome.protocol.clone(),
+        seed: outcome.seed,
+        variant: outcome.variant.clone(),
+        verdict: outcome.verdict,
+        fingerprint: outcome.fingerprint.clone(),
+        replay: replay.to_owned(),
+        violations: outcome.violations.clone(),
+        explanation: outcome.linearizability.as_ref().and_then(|r| r.explanation.clone()),
+        metrics,
+        nodes: node_labels(scenario.cluster.servers, scenario.cluster.clients),
+        roles: raft_roles(&trace),
+        trace,
+        ops,
+        heal_ns: Some(heal_ns),
+        end_ns,
+        window,
+    }
+}
+
+/// Renders a report as HTML or Markdown, by the file's extension.
+pub fn render(report: &Report, path: &Path) -> String {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("md" | "markdown") => reports::markdown(report),
+        _ => reports::html(report),
+    }
+}
+
+/// Writes the trace (JSON lines with a header line, or Perfetto JSON).
+pub fn write_trace(
+    path: &Path,
+    format: TraceFormat,
+    header: &Value,
+    trace: &[Value],
+    nodes: &[String],
+) -> Result<(), String> {
+    let text = match format {
+        TraceFormat::Jsonl => {
+            let mut text = header.to_string();
+            text.push('\n');
+            for event in trace {
+                text.push_str(&event.to_string());
+                text.push('\n');
+            }
+            text
+        }
+        TraceFormat::Perfetto => reports::perfetto(trace, nodes).to_string(),
+    };
+    write_atomic(path, text.as_bytes())
+}
+
+/// The header line of a JSON-lines trace: what `dsim report` needs besides the events.
+pub fn trace_header(outcome: &RunOutcome, scenario: &crate::scenario::Scenario, replay: &str) -> Value {
+    serde_json::json!({
+        "event": "run",
+        "scenario": outcome.scenario,
+        "protocol": outcome.protocol,
+        "variant": outcome.variant,
+        "seed": outcome.seed,
+        "verdict": outcome.verdict,
+        "fingerprint": outcome.fingerprint,
+        "replay": replay,
+        "servers": scenario.cluster.servers,
+        "clients": scenario.cluster.clients,
+        "faults_ms": scenario.duration.faults_ms,
+        "violations": outcome.violations,
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// A trace written by `dsim run --trace FILE.jsonl`.
+    pub trace: PathBuf,
+    /// The run's client history (`dsim run --history FILE`), for the operation timeline.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// The report to write: `.html` or `.md`.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// The space-time diagram's window in milliseconds, FROM-TO.
+    #[arg(long, value_parser = parse_window)]
+    pub window: Option<(u64, u64)>,
+}
+
+/// `dsim report`.
+pub fn report(args: &ReportArgs) -> u8 {
+    match report_inner(args) {
+        Ok(()) => exit::PASS,
+        Err(message) => {
+            eprintln!("dsim report: {message}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+fn report_inner(args: &ReportArgs) -> Result<(), String> {
+    let name = args.trace.display().to_string();
+    let text = std::fs::read_to_string(&args.trace).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let mut header = Value::Null;
+    let mut trace = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| format!("{name}:{}:{}: {e}", number + 1, e.column()))?;
+        if value.get("event").and_then(Value::as_str) == Some("run") {
+            header = value;
+        } else if value.get("event").is_none() {
+            return Err(format!("{name}:{}:1: not a dsim trace event (no \"event\" field)", number + 1));
+        } else {
+            trace.push(value);
+        }
+    }
+    let ops = match &args.history {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            checker::import::parse_history(&text, checker::import::Format::Json)
+                .map_err(|e| format!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message))?
+                .ops
+        }
+        None => Vec::new(),
+    };
+    let end_ns = trace.iter().filter_map(|e| e.get("t_ns").and_then(Value::as_u64)).max().unwrap_or(0);
+    let servers = header.get("servers").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let clients = header.get("clients").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let nodes_seen = trace
+        .iter()
+        .filter_map(|e| e.get("node").or(e.get("to")).and_then(Value::as_u64))
+        .max()
+        .map_or(0, |n| n as usize + 1);
+    let nodes = if servers + clients >= nodes_seen {
+        node_labels(servers, clients)
+    } else {
+        (0..nodes_seen).map(|n| format!("node {n}")).collect()
+    };
+    let text_of = |key: &str| header.get(key).and_then(Value::as_str).unwrap_or("unknown").to_owned();
+    let verdict = match header.get("verdict").and_then(Value::as_str) {
+        Some("pass") => Verdict::Pass,
+        Some("violation") => Verdict::Violation,
+        _ => Verdict::Unknown,
+    };
+    let report = Report {
+        scenario: text_of("scenario"),
+        protocol: text_of("protocol"),
+        seed: header.get("seed").and_then(Value::as_u64).unwrap_or(0),
+        variant: text_of("variant"),
+        verdict,
+        fingerprint: text_of("fingerprint"),
+        replay: text_of("replay"),
+        violations: header.get("violations").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
+        explanation: None,
+        metrics: vec![("trace events".into(), trace.len().to_string())],
+        nodes,
+        roles: raft_roles(&trace),
+        heal_ns: header.get("faults_ms").and_then(Value::as_f64).map(|ms| (ms * 1e6) as u64),
+        end_ns,
+        trace,
+        ops,
+        window: args.window,
+    };
+    write_atomic(&args.output, render(&report, &args.output).as_bytes())
+}
