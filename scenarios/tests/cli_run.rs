@@ -87,7 +87,11 @@ fn run_writes_trace_and_history() {
     assert_eq!(output.status.code(), Some(0));
     let run = json_of(&output);
     let lines = std::fs::read_to_string(&trace).unwrap();
-    assert_eq!(lines.lines().count() as u64, run["trace_events"].as_u64().unwrap());
+    // A `run` header line, then one line per event.
+    assert_eq!(lines.lines().count() as u64, run["trace_events"].as_u64().unwrap() + 1);
+    let header: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(header["event"], "run");
+    assert_eq!(header["fingerprint"], run["fingerprint"]);
     assert!(lines.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
     let checked = dsim(&["check", history.to_str().unwrap(), "--json"]);
     assert_eq!(checked.status.code(), Some(0));
