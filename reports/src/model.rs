@@ -98,13 +98,14 @@ impl Scene {
     /// length, link faults until reset).
     pub fn from_trace(trace: &[Value], end_ns: u64) -> Scene {
         let mut scene = Scene::default();
-        let mut index_of: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
+        // Every copy of each message id (a duplicate shares its original's id).
+        let mut copies: std::collections::BTreeMap<u64, Vec<usize>> = std::collections::BTreeMap::new();
         for event in trace {
             let t = num(event, "t_ns");
+            let id = num(event, "msg_id");
             match event.get("event").and_then(Value::as_str) {
                 Some("send") => {
-                    let id = num(event, "msg_id");
-                    index_of.insert(id, scene.messages.len());
+                    copies.entry(id).or_default().push(scene.messages.len());
                     scene.messages.push(Message {
                         id,
                         from: num(event, "from") as usize,
@@ -117,36 +118,31 @@ impl Scene {
                     });
                 }
                 Some("duplicate") => {
-                    if let Some(original) = index_of.get(&num(event, "msg_id")).map(|i| scene.messages[*i].clone()) {
-                        scene.messages.push(Message { duplicate: true, delivered_ns: None, ..original });
-                        index_of.insert(num(event, "msg_id"), scene.messages.len() - 1);
+                    if let Some(first) = copies.get(&id).and_then(|c| c.first()).copied() {
+                        let copy = Message {
+                            duplicate: true,
+                            delivered_ns: None,
+                            dropped: None,
+                            ..scene.messages[first].clone()
+                        };
+                        copies.entry(id).or_default().push(scene.messages.len());
+                        scene.messages.push(copy);
                     }
                 }
-                Some("deliver") => {
-                    let id = num(event, "msg_id");
-                    // A duplicate has the original's id: give the delivery to the first
-                    // copy still in flight.
-                    if let Some(m) = scene
-                        .messages
-                        .iter_mut()
-                        .rev()
-                        .filter(|m| m.id == id)
-                        .rev()
-                        .find(|m| m.delivered_ns.is_none() && m.dropped.is_none())
-                    {
-                        m.delivered_ns = Some(t);
-                    }
-                }
-                Some("drop") => {
-                    let id = num(event, "msg_id");
-                    let reason = event.get("reason").and_then(Value::as_str).unwrap_or("dropped").to_owned();
-                    if let Some(m) = scene
-                        .messages
-                        .iter_mut()
-                        .filter(|m| m.id == id)
-                        .find(|m| m.delivered_ns.is_none() && m.dropped.is_none())
-                    {
-                        m.dropped = Some(reason);
+                Some(kind @ ("deliver" | "drop")) => {
+                    // The delivery or the drop goes to the first copy still in flight.
+                    let in_flight = copies.get(&id).and_then(|c| {
+                        c.iter()
+                            .copied()
+                            .find(|i| scene.messages[*i].delivered_ns.is_none() && scene.messages[*i].dropped.is_none())
+                    });
+                    if let Some(i) = in_flight {
+                        if kind == "deliver" {
+                            scene.messages[i].delivered_ns = Some(t);
+                        } else {
+                            let reason = event.get("reason").and_then(Value::as_str).unwrap_or("dropped");
+                            scene.messages[i].dropped = Some(reason.to_owned());
+                        }
                     }
                 }
                 Some("fault") => scene.add_fault(t, event.get("fault").unwrap_or(&Value::Null)),

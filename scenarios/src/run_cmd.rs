@@ -131,9 +131,7 @@ pub fn report_run(
     let memory = outputs.needs_trace().then(MemorySink::default);
     let outcome = run_scenario(scenario, seed, memory.as_ref().map(TraceTo::Memory))?;
     let replay = replay_command(source, &outcome, is_file);
-    let trace: Vec<serde_json::Value> = memory
-        .map(|m| m.lines().iter().map(|line| serde_json::from_str(line).expect("the sink writes JSON")).collect())
-        .unwrap_or_default();
+    let trace: Vec<serde_json::Value> = memory.map(|m| m.take_values()).unwrap_or_default();
     let trace_events = outputs.trace.as_ref().map(|_| trace.len() as u64);
     if let Some(path) = &outputs.trace {
         let header = trace_header(&outcome, scenario, &replay);

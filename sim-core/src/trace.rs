@@ -77,20 +77,25 @@ pub trait TraceSink<M, O> {
 /// A sink that keeps every event as a JSON line in memory (for tests and small reports).
 #[derive(Clone, Default)]
 pub struct MemorySink {
-    lines: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+    events: std::rc::Rc<std::cell::RefCell<Vec<serde_json::Value>>>,
 }
 
 impl MemorySink {
-    /// The lines recorded so far.
+    /// The events recorded so far, as JSON lines.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.borrow().clone()
+        self.events.borrow().iter().map(serde_json::Value::to_string).collect()
+    }
+
+    /// Takes the events recorded so far, as JSON values.
+    pub fn take_values(&self) -> Vec<serde_json::Value> {
+        std::mem::take(&mut *self.events.borrow_mut())
     }
 }
 
 impl<M: Serialize, O: Serialize> TraceSink<M, O> for MemorySink {
     fn record(&mut self, event: &TraceEvent<'_, M, O>) {
-        let line = serde_json::to_string(event)
-            .unwrap_or_else(|e| format!("{{\"event\":\"unserialisable\",\"error\":\"{e}\"}}"));
-        self.lines.borrow_mut().push(line);
+        let value = serde_json::to_value(event)
+            .unwrap_or_else(|e| serde_json::json!({"event": "unserialisable", "error": e.to_string()}));
+        self.events.borrow_mut().push(value);
     }
 }
