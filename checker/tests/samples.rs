@@ -4,7 +4,9 @@ use checker::import::{Format, detect_format, parse_history};
 use checker::{CheckOptions, ModelKind, Report, Value, Verdict, check};
 
 fn sample(name: &str) -> String {
-    let path = format!("{}/../../shared/data/histories/{name}", env!("CARGO_MANIFEST_DIR"));
+    // Read at run time: the crate may have been built in another folder.
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let path = format!("{crate_dir}/../../shared/data/histories/{name}");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

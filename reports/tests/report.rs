@@ -141,7 +141,8 @@ fn html_is_well_formed_self_contained_and_counts_match() {
 #[test]
 fn markdown_snapshot() {
     let markdown = reports::markdown(&scripted_report());
-    let path = format!("{}/tests/snapshots/report.md", env!("CARGO_MANIFEST_DIR"));
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let path = format!("{crate_dir}/tests/snapshots/report.md");
     if std::env::var("UPDATE_SNAPSHOTS").is_ok() {
         std::fs::write(&path, &markdown).unwrap();
     }

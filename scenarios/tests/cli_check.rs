@@ -8,7 +8,9 @@ fn dsim(args: &[&str]) -> std::process::Output {
 }
 
 fn sample(name: &str) -> String {
-    format!("{}/../../shared/data/histories/{name}", env!("CARGO_MANIFEST_DIR"))
+    // Read at run time: the crate may have been built in another folder.
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    format!("{crate_dir}/../../shared/data/histories/{name}")
 }
 
 fn json_of(output: &std::process::Output) -> serde_json::Value {
