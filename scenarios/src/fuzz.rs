@@ -228,20 +228,35 @@ fn run_seeds(
     results.into_iter().filter(|(k, _)| *k <= cutoff).map(|(_, r)| r).collect()
 }
 
+/// Runs one seed; a panic inside the simulation is a finding of kind `panic`, not the
+/// end of the campaign.
+pub fn run_guarded(scenario: &Scenario, seed: u64) -> Result<crate::runner::RunOutcome, (String, String)> {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_scenario(scenario, seed, None)));
+    match result {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(message)) => Err(("run-error".into(), message)),
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "a panic without a message".into());
+            Err(("panic".into(), format!("panic: {text}")))
+        }
+    }
+}
+
 fn run_one(scenario: &Scenario, seed: u64) -> SeedResult {
-    match run_scenario(scenario, seed, None) {
+    match run_guarded(scenario, seed) {
         Ok(outcome) => SeedResult {
             seed,
             verdict: outcome.verdict,
             first: outcome.violations.first().map(|v| (v.kind.clone(), v.to_string())),
             fingerprint: outcome.fingerprint,
         },
-        Err(message) => SeedResult {
-            seed,
-            verdict: Verdict::Violation,
-            first: Some(("run-error".into(), message)),
-            fingerprint: String::new(),
-        },
+        Err((kind, message)) => {
+            SeedResult { seed, verdict: Verdict::Violation, first: Some((kind, message)), fingerprint: String::new() }
+        }
     }
 }
 

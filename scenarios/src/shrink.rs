@@ -7,7 +7,6 @@
 
 use sim_core::Fault;
 
-use crate::run_cmd::run_scenario;
 use crate::scenario::{Action, Scenario};
 
 /// The most runs one shrink may spend.
@@ -25,8 +24,10 @@ impl Shrinker<'_> {
             return false;
         }
         self.runs += 1;
-        run_scenario(candidate, self.seed, None)
-            .is_ok_and(|o| o.violations.first().is_some_and(|v| v.kind == self.kind))
+        match crate::fuzz::run_guarded(candidate, self.seed) {
+            Ok(outcome) => outcome.violations.first().is_some_and(|v| v.kind == self.kind),
+            Err((kind, _)) => kind == self.kind,
+        }
     }
 }
 
