@@ -22,13 +22,24 @@ pub enum TraceFormat {
     Perfetto,
 }
 
-/// Where a run's files go.
-#[derive(Clone, Debug, Default)]
+/// Where a run's files go (the flags `dsim run` and `dsim replay` share).
+#[derive(Args, Clone, Debug, Default)]
 pub struct Outputs {
+    /// Record every event (JSON lines, or Perfetto with `--trace-format perfetto`).
+    #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// How `--trace` writes: JSON lines, or Perfetto (Chrome trace-event JSON).
+    #[arg(long, value_enum, default_value_t = TraceFormat::Jsonl)]
     pub trace_format: TraceFormat,
+    /// Write the client history (dsim's JSON lines, readable by `dsim check`).
+    #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Write a report: self-contained HTML (`.html`) or Markdown (`.md`).
+    #[arg(long, value_name = "FILE.html|FILE.md")]
     pub report: Option<PathBuf>,
+    /// The report's space-time window in milliseconds, FROM-TO (default: around the
+    /// first violation).
+    #[arg(long, value_parser = parse_window)]
     pub window: Option<(u64, u64)>,
 }
 

@@ -1,7 +1,5 @@
 //! `dsim run`, `dsim replay`, `dsim list` and `dsim show`.
 
-use std::path::PathBuf;
-
 use checker::Verdict;
 use clap::Args;
 use serde::Serialize;
@@ -10,7 +8,7 @@ use crate::cli::exit;
 use crate::library;
 use crate::output::{JsonLinesTrace, write_atomic};
 use crate::raft_harness::RaftHarness;
-use crate::report_cmd::{Outputs, TraceFormat, report_of, trace_header, write_trace};
+use crate::report_cmd::{Outputs, report_of, trace_header, write_trace};
 use crate::runner::{RunOutcome, run_with};
 use crate::scenario::Scenario;
 use sim_core::MemorySink;
@@ -57,22 +55,8 @@ pub struct RunArgs {
     /// A known-bug variant of the protocol.
     #[arg(long)]
     pub variant: Option<String>,
-    /// Record every event as JSON lines.
-    #[arg(long, value_name = "FILE.jsonl")]
-    pub trace: Option<PathBuf>,
-    /// How `--trace` writes: JSON lines, or Perfetto (Chrome trace-event JSON).
-    #[arg(long, value_enum, default_value_t = TraceFormat::Jsonl)]
-    pub trace_format: TraceFormat,
-    /// Write the client history (dsim's JSON lines, readable by `dsim check`).
-    #[arg(long, value_name = "FILE")]
-    pub history: Option<PathBuf>,
-    /// Write a report: self-contained HTML (`.html`) or Markdown (`.md`).
-    #[arg(long, value_name = "FILE.html|FILE.md")]
-    pub report: Option<PathBuf>,
-    /// The report's space-time window in milliseconds, FROM-TO (default: around the
-    /// first violation).
-    #[arg(long, value_parser = crate::report_cmd::parse_window)]
-    pub window: Option<(u64, u64)>,
+    #[command(flatten)]
+    pub outputs: Outputs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -109,14 +93,7 @@ fn run_inner(args: &RunArgs) -> Result<u8, String> {
         println!("seed={seed}");
     }
     let is_file = library::built_in(&args.scenario).is_none();
-    let outputs = Outputs {
-        trace: args.trace.clone(),
-        trace_format: args.trace_format,
-        history: args.history.clone(),
-        report: args.report.clone(),
-        window: args.window,
-    };
-    report_run(&scenario, seed, &args.scenario, is_file, &outputs, args.json)
+    report_run(&scenario, seed, &args.scenario, is_file, &args.outputs, args.json)
 }
 
 /// Runs, prints and writes files; returns the exit code.
@@ -215,18 +192,8 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
 pub struct ReplayArgs {
     /// A saved scenario file (as `dsim fuzz` writes them), with its seed pinned.
     pub file: String,
-    /// Record every event as JSON lines.
-    #[arg(long, value_name = "FILE.jsonl")]
-    pub trace: Option<PathBuf>,
-    /// How `--trace` writes: JSON lines, or Perfetto (Chrome trace-event JSON).
-    #[arg(long, value_enum, default_value_t = TraceFormat::Jsonl)]
-    pub trace_format: TraceFormat,
-    /// Write a report: self-contained HTML (`.html`) or Markdown (`.md`).
-    #[arg(long, value_name = "FILE.html|FILE.md")]
-    pub report: Option<PathBuf>,
-    /// The report's space-time window in milliseconds, FROM-TO.
-    #[arg(long, value_parser = crate::report_cmd::parse_window)]
-    pub window: Option<(u64, u64)>,
+    #[command(flatten)]
+    pub outputs: Outputs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -242,14 +209,7 @@ pub fn replay(args: &ReplayArgs) -> u8 {
         if !args.json {
             println!("seed={seed}");
         }
-        let outputs = Outputs {
-            trace: args.trace.clone(),
-            trace_format: args.trace_format,
-            history: None,
-            report: args.report.clone(),
-            window: args.window,
-        };
-        report_run(&scenario, seed, &args.file, true, &outputs, args.json)
+        report_run(&scenario, seed, &args.file, true, &args.outputs, args.json)
     })();
     result.unwrap_or_else(|message| {
         eprintln!("dsim replay: {message}");
