@@ -2,6 +2,7 @@
 //! the invariant checks compare logs in constant time per pair.
 
 use std::ops::Deref;
+use std::rc::Rc;
 
 use sim_core::fingerprint::{hash_value, splitmix64};
 
@@ -11,14 +12,14 @@ use crate::kv::{KvCommand, KvOp};
 /// The entries (index `i` at position `i - 1`), their digests and prefix hashes.
 #[derive(Clone, Debug, Default)]
 pub struct Log {
-    entries: Vec<Entry>,
+    entries: Vec<Rc<Entry>>,
     digests: Vec<u64>,
     /// `prefix[k]`: a hash of the digests of entries `0..=k`.
     prefix: Vec<u64>,
 }
 
 impl Log {
-    pub fn push(&mut self, entry: Entry) {
+    pub fn push(&mut self, entry: Rc<Entry>) {
         let digest = hash_value(&entry);
         let previous = self.prefix.last().copied().unwrap_or(0);
         self.entries.push(entry);
@@ -35,8 +36,8 @@ impl Log {
 
     /// Replaces the entry at position `position`, keeping what follows (only the
     /// `no-truncate` variant does this).
-    pub fn overwrite(&mut self, position: usize, entry: Entry) {
-        let rest: Vec<Entry> = self.entries.drain(position..).skip(1).collect();
+    pub fn overwrite(&mut self, position: usize, entry: Rc<Entry>) {
+        let rest: Vec<Rc<Entry>> = self.entries.drain(position..).skip(1).collect();
         self.truncate(position);
         self.push(entry);
         for kept in rest {
@@ -57,9 +58,9 @@ impl Log {
 }
 
 impl Deref for Log {
-    type Target = [Entry];
+    type Target = [Rc<Entry>];
 
-    fn deref(&self) -> &[Entry] {
+    fn deref(&self) -> &[Rc<Entry>] {
         &self.entries
     }
 }

@@ -204,12 +204,34 @@ pub enum Answer {
 /// Raft's messages, and the client protocol.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Msg {
-    RequestVote { term: u64, last_log_index: u64, last_log_term: u64 },
-    RequestVoteReply { term: u64, granted: bool },
-    AppendEntries { term: u64, prev_log_index: u64, prev_log_term: u64, entries: Vec<Entry>, leader_commit: u64 },
+    RequestVote {
+        term: u64,
+        last_log_index: u64,
+        last_log_term: u64,
+    },
+    RequestVoteReply {
+        term: u64,
+        granted: bool,
+    },
+    /// Entries are shared with the sender's log (`Rc`): a message carries them without a
+    /// deep copy per follower.
+    AppendEntries {
+        term: u64,
+        prev_log_index: u64,
+        prev_log_term: u64,
+        entries: Vec<Rc<Entry>>,
+        leader_commit: u64,
+    },
     AppendEntriesReply(AppendReply),
-    Request { client: u64, seq: u64, op: KvOp },
-    Reply { seq: u64, answer: Answer },
+    Request {
+        client: u64,
+        seq: u64,
+        op: KvOp,
+    },
+    Reply {
+        seq: u64,
+        answer: Answer,
+    },
 }
 
 /// A follower's answer to `AppendEntries`.

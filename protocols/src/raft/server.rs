@@ -151,7 +151,7 @@ impl Server {
         for (_, bytes) in storage.scan_prefix(KEY_LOG_PREFIX) {
             // A torn record ends the log: what follows it cannot be trusted.
             match decode_entry(bytes) {
-                Some(entry) => self.log.push(entry),
+                Some(entry) => self.log.push(Rc::new(entry)),
                 None => break,
             }
         }
@@ -328,7 +328,7 @@ impl Server {
         ctx.observe(RaftObs::BecameLeader { term: self.current_term, last_log_index: self.last_index() });
         let old_last = self.last_index();
         if self.settings.raft.noop_on_election {
-            self.log.push(Entry { term: self.current_term, command: Command::Noop });
+            self.log.push(Rc::new(Entry { term: self.current_term, command: Command::Noop }));
             self.persist_log(ctx, old_last + 1, old_last);
         }
         self.next_index = vec![old_last + 1; self.settings.servers];
@@ -372,7 +372,7 @@ impl Server {
         term: u64,
         prev_log_index: u64,
         prev_log_term: u64,
-        entries: Vec<Entry>,
+        entries: Vec<Rc<Entry>>,
         leader_commit: u64,
     ) {
         if term < self.current_term {
@@ -434,7 +434,7 @@ impl Server {
 
     /// Appends what the log lacks after `prev_log_index`, deleting a conflicting suffix
     /// first (the `no-truncate` variant overwrites in place and keeps the suffix).
-    fn merge_entries(&mut self, ctx: &mut RaftCtx<'_>, prev_log_index: u64, entries: Vec<Entry>) {
+    fn merge_entries(&mut self, ctx: &mut RaftCtx<'_>, prev_log_index: u64, entries: Vec<Rc<Entry>>) {
         let old_last = self.last_index();
         let mut first_written = None;
         for (offset, entry) in entries.into_iter().enumerate() {
@@ -563,7 +563,7 @@ impl Server {
             return;
         }
         let old_last = self.last_index();
-        self.log.push(Entry { term: self.current_term, command: Command::Kv(KvCommand { client, seq, op }) });
+        self.log.push(Rc::new(Entry { term: self.current_term, command: Command::Kv(KvCommand { client, seq, op }) }));
         self.persist_log(ctx, old_last + 1, old_last);
         self.waiters.insert(self.last_index(), Waiter { node: from, client, seq });
         self.broadcast_append(ctx);
