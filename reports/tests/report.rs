@@ -168,3 +168,31 @@ fn perfetto_round_trips_and_matches_the_trace() {
     assert_eq!(of("i", "drop"), in_trace("drop"));
     assert_eq!(events.iter().filter(|e| e["name"] == "thread_name").count(), 3);
 }
+
+/// A linearizability failure is explained with the checker's own explanation.
+#[test]
+fn linearizability_failures_show_the_checker_explanation() {
+    let text = "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}\n\
+                {:process 1, :type :invoke, :f :read, :value nil}\n{:process 1, :type :ok, :f :read, :value 2}";
+    let history = checker::import::parse_history(text, checker::import::Format::Edn).unwrap();
+    let checked =
+        checker::check(checker::ModelKind::Register, None, &history, &checker::CheckOptions::default()).unwrap();
+    assert_eq!(checked.verdict, Verdict::Violation);
+    let mut report = scripted_report();
+    report.violations = vec![Violation::new("linearizability", "the client history is not linearizable", 0, None)];
+    report.explanation = checked.explanation;
+    let html = reports::html(&report);
+    assert!(
+        html.contains(
+            "First operation that cannot be linearized: <code>#3 (line 4) process 1 :read nil -&gt; :ok 2</code>"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("Model states reachable there:</p><pre>1\n</pre>"));
+    let markdown = reports::markdown(&report);
+    assert!(
+        markdown.contains("First operation that cannot be linearized: `#3 (line 4) process 1 :read nil -> :ok 2`"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("Model states reachable there: `1`"));
+}
