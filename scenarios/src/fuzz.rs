@@ -117,11 +117,7 @@ pub fn fuzz(args: &FuzzArgs) -> u8 {
 }
 
 fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
-    let mut scenario = library::resolve(&args.scenario).map_err(|e| e.to_string())?;
-    if let Some(variant) = &args.variant {
-        scenario.variant = (variant != "correct").then(|| variant.clone());
-        crate::scenario::validate(&scenario).map_err(|e| format!("--variant: {e}"))?;
-    }
+    let scenario = library::resolve_with_variant(&args.scenario, args.variant.as_deref())?;
     if let Some(time_s) = args.time_s
         && !(time_s.is_finite() && time_s > 0.0)
     {

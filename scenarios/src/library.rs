@@ -21,6 +21,16 @@ pub fn all() -> Vec<Scenario> {
     BUILT_IN.iter().map(|(name, text)| parse(text, name).expect("built-in scenarios are valid")).collect()
 }
 
+/// A scenario named by the user, with the `--variant` flag applied (`correct` for none).
+pub fn resolve_with_variant(argument: &str, variant: Option<&str>) -> Result<Scenario, String> {
+    let mut scenario = resolve(argument).map_err(|e| e.to_string())?;
+    if let Some(variant) = variant {
+        scenario.variant = (variant != "correct").then(|| variant.to_owned());
+        crate::scenario::validate(&scenario).map_err(|e| format!("--variant: {e}"))?;
+    }
+    Ok(scenario)
+}
+
 /// A scenario named by the user: a built-in name or a file path.
 pub fn resolve(argument: &str) -> Result<Scenario, ScenarioError> {
     if let Some(text) = built_in(argument) {

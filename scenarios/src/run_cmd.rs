@@ -83,11 +83,7 @@ pub fn run(args: &RunArgs) -> u8 {
 }
 
 fn run_inner(args: &RunArgs) -> Result<u8, String> {
-    let mut scenario = library::resolve(&args.scenario).map_err(|e| e.to_string())?;
-    if let Some(variant) = &args.variant {
-        scenario.variant = (variant != "correct").then(|| variant.clone());
-        crate::scenario::validate(&scenario).map_err(|e| format!("--variant: {e}"))?;
-    }
+    let scenario = library::resolve_with_variant(&args.scenario, args.variant.as_deref())?;
     let seed = args.seed.or(scenario.seed).unwrap_or(1);
     if !args.json {
         println!("seed={seed}");
