@@ -6,4 +6,5 @@
 //! client operations leave it as a history that the checker judges at the end.
 
 pub mod kv;
+pub mod locks;
 pub mod raft;

@@ -1,0 +1,218 @@
+//! Distributed locks on a Redis-like server: `SET NX PX`, the single-instance lock, and
+//! fencing tokens checked by the resource the lock protects. (Work in progress: the
+//! RedLock client, the CLI scenarios and fuzzing are not built yet.)
+//!
+//! **The server** keeps keys in memory with a per-key expiry measured on its own local
+//! clock, so clock drift and jumps change when keys expire, as they do in the real world.
+//! `SET key value NX PX ttl` sets a key only if it is absent, with an expiry; `DEL` removes
+//! a key; `INCR` increments an integer; the usual release script is a compare-and-delete
+//! (delete only if the value is the caller's token). Persistence is a setting: none (a
+//! restart comes back empty) or synced on every write (a restart keeps keys and their
+//! expiry instants).
+//!
+//! **The single-instance lock client** acquires with `SET lock <random token> NX PX ttl`,
+//! retrying after a short random delay while the key is taken, and releases with the
+//! compare-and-delete. It believes it holds the lock from the successful reply until it
+//! releases or its own clock says the ttl, counted from when it sent the request, has
+//! passed. Its critical section reads a counter from a protected storage node, works for a
+//! while, and writes the counter back incremented.
+//!
+//! **What faults do.** A pause longer than the ttl (a GC pause) lets the key expire while
+//! the client still acts as the holder: another client acquires, and the woken client's
+//! write overwrites the newer holder's (a lost update). With **fencing**, the lock service
+//! hands out an increasing number with every acquisition (`INCR`), requests to the storage
+//! carry it, and the storage rejects any number lower than the highest it has seen, so the
+//! stale write is refused.
+//!
+//! **Oracles** ([`oracle`]), judged in true global time: *mutual exclusion* (two clients
+//! believe they hold the lock at one instant) and *unsafe access* (the storage accepted an
+//! access of an older lock generation after one of a newer generation, generations
+//! numbered in the order the server really granted the lock).
+//!
+//! **Variants**: `setnx-then-expire` (acquire as `SETNX` then `EXPIRE`: a crash between
+//! leaves a key that never expires), `unsafe-release` (release with a plain `DEL`, deleting
+//! a lock someone else now holds), `fencing` (the fix).
+
+pub mod client;
+pub mod oracle;
+pub mod redis;
+pub mod storage;
+
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use sim_core::{Ctx, NodeId, Process, TimerId};
+
+pub use client::LockClient;
+pub use oracle::LockOracle;
+pub use redis::RedisServer;
+pub use storage::ProtectedStorage;
+
+/// A known-bug variant, the correct client, or the fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockVariant {
+    Correct,
+    SetnxThenExpire,
+    UnsafeRelease,
+    Fencing,
+}
+
+/// What every node of a lock cluster shares.
+#[derive(Clone, Debug)]
+pub struct LockSettings {
+    /// The Redis-like server.
+    pub server: NodeId,
+    /// The protected storage node.
+    pub storage: NodeId,
+    pub variant: LockVariant,
+    /// Persist every write (synced), or come back empty after a restart.
+    pub persistent: bool,
+    pub ttl_ms: u64,
+    /// Wait before retrying a taken lock, drawn uniformly.
+    pub retry_ms: [u64; 2],
+    /// Time spent inside the critical section, drawn uniformly.
+    pub work_ms: [u64; 2],
+    /// A request without an answer is abandoned after this long.
+    pub request_timeout_ms: u64,
+}
+
+/// A Redis reply.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum RedisReply {
+    Ok,
+    Nil,
+    Int(i64),
+}
+
+/// What the storage answered.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum StorageReply {
+    Value(u64),
+    Written,
+    /// A fencing token below the highest seen.
+    Rejected {
+        highest: u64,
+    },
+}
+
+/// Messages of the lock protocols.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum LockMsg {
+    SetNxPx {
+        req: u64,
+        key: String,
+        value: String,
+        ttl_ms: u64,
+    },
+    SetNx {
+        req: u64,
+        key: String,
+        value: String,
+    },
+    Expire {
+        req: u64,
+        key: String,
+        ttl_ms: u64,
+    },
+    DelIfEquals {
+        req: u64,
+        key: String,
+        value: String,
+    },
+    Del {
+        req: u64,
+        key: String,
+    },
+    Incr {
+        req: u64,
+        key: String,
+    },
+    Reply {
+        req: u64,
+        reply: RedisReply,
+    },
+    /// `holder` is the lock token the client acquired with; `fence` its fencing number.
+    Read {
+        req: u64,
+        holder: String,
+        fence: Option<u64>,
+    },
+    Write {
+        req: u64,
+        holder: String,
+        fence: Option<u64>,
+        value: u64,
+    },
+    StorageAnswer {
+        req: u64,
+        reply: StorageReply,
+    },
+}
+
+/// What lock nodes report.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum LockObs {
+    /// The server set the lock key to `value` (a grant, in true order).
+    Granted { key: String, value: String },
+    /// A client believes it holds the lock until its clock reads `valid_until_local_ns`.
+    Acquired { token: String, valid_until_local_ns: u64, fence: Option<u64> },
+    /// A client gave the lock up (it sent its release).
+    Released { token: String },
+    /// The storage accepted a read or write from the holder of `holder`.
+    Accepted { holder: String, write: bool, value: u64 },
+    /// The storage refused a stale fencing number.
+    Refused { holder: String, fence: u64, highest: u64 },
+    /// A client completed a critical section (its write was accepted).
+    CriticalSectionDone { token: String },
+}
+
+/// A node of a lock cluster.
+#[allow(clippy::large_enum_variant)] // One value per node.
+pub enum LockNode {
+    Server(RedisServer),
+    Storage(ProtectedStorage),
+    Client(LockClient),
+}
+
+impl LockNode {
+    /// Node `id`: the server and the storage where the settings say, clients elsewhere.
+    pub fn new(id: NodeId, settings: &Rc<LockSettings>) -> LockNode {
+        if id == settings.server {
+            LockNode::Server(RedisServer::new(settings.persistent))
+        } else if id == settings.storage {
+            LockNode::Storage(ProtectedStorage::default())
+        } else {
+            LockNode::Client(LockClient::new(Rc::clone(settings)))
+        }
+    }
+}
+
+type LockCtx<'a> = Ctx<'a, LockMsg, LockObs>;
+
+impl Process for LockNode {
+    type Msg = LockMsg;
+    type Obs = LockObs;
+
+    fn on_start(&mut self, ctx: &mut LockCtx<'_>) {
+        match self {
+            LockNode::Server(server) => server.on_start(ctx),
+            LockNode::Storage(_) => {}
+            LockNode::Client(client) => client.on_start(ctx),
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut LockCtx<'_>, from: NodeId, msg: LockMsg) {
+        match self {
+            LockNode::Server(server) => server.on_message(ctx, from, msg),
+            LockNode::Storage(storage) => storage.on_message(ctx, from, msg),
+            LockNode::Client(client) => client.on_message(ctx, msg),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut LockCtx<'_>, timer: TimerId, tag: u64) {
+        if let LockNode::Client(client) = self {
+            client.on_timer(ctx, timer, tag);
+        }
+    }
+}

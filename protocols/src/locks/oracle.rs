@@ -1,0 +1,88 @@
+//! The lock oracles, judged in true global time.
+//!
+//! - **Mutual exclusion**: when a client acquires, no other client may still believe it
+//!   holds the lock, that is, have neither released nor seen its own clock pass its
+//!   validity. With fencing such overlaps are counted as warnings: the storage's checks
+//!   are what keep the resource safe.
+//! - **Unsafe access**: acquisitions are numbered in the order the server really granted
+//!   the lock; the storage must never accept an access of an older generation after one of
+//!   a newer generation (the lost update fencing exists to prevent).
+
+use std::collections::BTreeMap;
+
+use checker::Violation;
+use sim_core::{NodeId, Observation};
+
+use super::LockObs;
+
+/// The oracles' memory of a run.
+#[derive(Default)]
+pub struct LockOracle {
+    fencing: bool,
+    generation_of: BTreeMap<String, u64>,
+    generations: u64,
+    /// Token -> (client, validity end on the client's clock).
+    beliefs: BTreeMap<String, (NodeId, u64)>,
+    highest_accepted: Option<(u64, String)>,
+    /// Overlapping beliefs seen with fencing on (warnings, not violations).
+    pub overlaps: u64,
+}
+
+impl LockOracle {
+    pub fn new(fencing: bool) -> Self {
+        LockOracle { fencing, ..LockOracle::default() }
+    }
+
+    /// Judges one observation; `local_ns` reads a node's clock now.
+    pub fn observe(
+        &mut self,
+        observation: &Observation<LockObs>,
+        local_ns: &dyn Fn(NodeId) -> u64,
+    ) -> Option<Violation> {
+        let (t_ns, node) = (observation.t_ns, observation.node);
+        match &observation.obs {
+            LockObs::Granted { value, .. } => {
+                self.generations += 1;
+                self.generation_of.insert(value.clone(), self.generations);
+            }
+            LockObs::Acquired { token, valid_until_local_ns, .. } => {
+                let still_believing = self
+                    .beliefs
+                    .iter()
+                    .find(|(_, (holder, until))| *holder != node && local_ns(*holder) < *until)
+                    .map(|(other, (holder, until))| (other.clone(), *holder, *until));
+                self.beliefs.insert(token.clone(), (node, *valid_until_local_ns));
+                if let Some((other, holder, until)) = still_believing {
+                    if self.fencing {
+                        self.overlaps += 1;
+                    } else {
+                        let message = format!(
+                            "client {node} acquired the lock as {token} while client {holder} still believed it held it as {other} (its clock reads {:.3} ms, its validity ends at {:.3} ms)",
+                            local_ns(holder) as f64 / 1e6,
+                            until as f64 / 1e6
+                        );
+                        return Some(Violation::new("mutual-exclusion", message, t_ns, Some(node)));
+                    }
+                }
+            }
+            LockObs::Released { token } => {
+                self.beliefs.remove(token);
+            }
+            LockObs::Accepted { holder, write, .. } => {
+                let generation = self.generation_of.get(holder).copied().unwrap_or(0);
+                if let Some((highest, newer)) = &self.highest_accepted
+                    && generation < *highest
+                {
+                    let what = if *write { "write" } else { "read" };
+                    let message = format!(
+                        "the storage accepted a {what} from {holder} (lock generation {generation}) after accepting {newer} (generation {highest})"
+                    );
+                    return Some(Violation::new("unsafe-access", message, t_ns, Some(node)));
+                }
+                self.highest_accepted = Some((generation, holder.clone()));
+            }
+            _ => {}
+        }
+        None
+    }
+}
