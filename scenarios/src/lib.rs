@@ -9,6 +9,7 @@ pub mod cli;
 pub mod experiment;
 pub mod fuzz;
 pub mod library;
+pub mod lock_harness;
 pub mod nemesis;
 pub mod output;
 pub mod raft_harness;

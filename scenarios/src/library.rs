@@ -3,12 +3,13 @@
 use crate::scenario::{Scenario, ScenarioError, parse};
 
 /// Name and JSON text of every built-in scenario.
-pub const BUILT_IN: [(&str, &str); 5] = [
+pub const BUILT_IN: [(&str, &str); 6] = [
     ("raft", include_str!("../library/raft.json")),
     ("raft-leader-isolation", include_str!("../library/raft-leader-isolation.json")),
     ("raft-minority-partition", include_str!("../library/raft-minority-partition.json")),
     ("raft-crash-restart", include_str!("../library/raft-crash-restart.json")),
     ("raft-figure8", include_str!("../library/raft-figure8.json")),
+    ("redis-lock-gc-pause", include_str!("../library/redis-lock-gc-pause.json")),
 ];
 
 /// The built-in scenario `name`, if there is one.

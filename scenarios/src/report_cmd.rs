@@ -65,6 +65,18 @@ fn node_labels(servers: usize, clients: usize) -> Vec<String> {
     (0..servers).map(|n| format!("server {n}")).chain((0..clients).map(|c| format!("client {}", servers + c))).collect()
 }
 
+/// Lane labels for a scenario's nodes (the lock protocols have a storage node too).
+fn scenario_labels(scenario: &crate::scenario::Scenario) -> Vec<String> {
+    if scenario.protocol == "redis-lock" {
+        let servers = scenario.cluster.servers;
+        let mut labels: Vec<String> = (0..servers).map(|n| format!("redis {n}")).collect();
+        labels.push(format!("storage {servers}"));
+        labels.extend((0..scenario.cluster.clients).map(|c| format!("client {}", servers + 1 + c)));
+        return labels;
+    }
+    node_labels(scenario.cluster.servers, scenario.cluster.clients)
+}
+
 /// Raft's roles over time, from its observations in the trace.
 pub fn raft_roles(trace: &[Value]) -> Vec<RoleChange> {
     let mut changes = Vec::new();
@@ -174,7 +186,7 @@ pub fn report_of(
         violations: outcome.violations.clone(),
         explanation: outcome.linearizability.as_ref().and_then(|r| r.explanation.clone()),
         metrics,
-        nodes: node_labels(scenario.cluster.servers, scenario.cluster.clients),
+        nodes: scenario_labels(scenario),
         roles: raft_roles(&trace),
         trace,
         ops,

@@ -32,6 +32,13 @@ pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<TraceTo<'_>>) 
             });
             run_with(RaftHarness::new(scenario)?, scenario, seed, sink)
         }
+        "redis-lock" => {
+            let sink = trace.map(|t| match t {
+                TraceTo::File(file) => Box::new(file.clone()) as Box<dyn sim_core::TraceSink<_, _>>,
+                TraceTo::Memory(memory) => Box::new(memory.clone()) as Box<dyn sim_core::TraceSink<_, _>>,
+            });
+            run_with(crate::lock_harness::LockHarness::new(scenario)?, scenario, seed, sink)
+        }
         other => Err(format!("unknown protocol {other:?}")),
     }
 }

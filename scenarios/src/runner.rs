@@ -94,7 +94,7 @@ pub fn run_with<H: Harness>(
 ) -> Result<RunOutcome, String> {
     let faults_ns = (scenario.duration.faults_ms * MS as f64) as u64;
     let end_ns = faults_ns + (scenario.duration.healed_ms * MS as f64) as u64;
-    let nodes = scenario.cluster.servers + scenario.cluster.clients;
+    let nodes = crate::scenario::nodes_of(scenario);
     let limits = Limits { max_events: 200_000_000, max_time_ns: end_ns, max_pending: 2_000_000 };
     let config = SimConfig { seed, nodes, network: scenario.network.clone(), limits };
     let mut sim = Sim::new(config, harness.factory()).map_err(|e| e.to_string())?;
@@ -111,12 +111,19 @@ pub fn run_with<H: Harness>(
             sim.schedule_fault_ms(action.at_ms, action.fault.clone()).map_err(|e| e.to_string())?;
         }
     }
-    for fault in heal_all(scenario.cluster.servers, scenario.cluster.clients) {
+    for fault in heal_all(nodes, 0) {
         sim.schedule_fault(faults_ns, fault).map_err(|e| e.to_string())?;
     }
     let liveness = scenario.checks.liveness;
     let probe_ns = liveness.map(|l| (faults_ns + (l.leader_within_ms * MS as f64) as u64).min(end_ns));
-    let mut drive = Drive { cursor: 0, history: Vec::new(), violations: Vec::new(), aimed, aimed_cursor: 0 };
+    let mut drive = Drive {
+        cursor: 0,
+        history: Vec::new(),
+        violations: Vec::new(),
+        aimed,
+        aimed_cursor: 0,
+        stopped_by_violation: false,
+    };
     let mut stop = drive.until(&mut harness, &mut sim, probe_ns.unwrap_or(end_ns));
     if stop.is_none()
         && let Some(probe) = probe_ns
@@ -132,6 +139,7 @@ pub fn run_with<H: Harness>(
     {
         drive.violations.push(v);
     }
+    let stopped_by_violation = drive.stopped_by_violation;
     let history = drive.history;
     let mut violations = drive.violations;
     if let (Some(probe), Some(l)) = (probe_ns, liveness)
@@ -167,7 +175,7 @@ pub fn run_with<H: Harness>(
         fingerprint: sim.fingerprint().hex(),
         violations,
         metrics,
-        stop: stop.to_string(),
+        stop: if stopped_by_violation { "stopped at the first safety violation".into() } else { stop.to_string() },
         linearizability,
         history,
     })
@@ -180,6 +188,7 @@ struct Drive {
     /// Faults aimed at the leader, resolved when their time comes.
     aimed: Vec<(u64, Fault)>,
     aimed_cursor: usize,
+    stopped_by_violation: bool,
 }
 
 impl Drive {
@@ -188,6 +197,7 @@ impl Drive {
     fn until<H: Harness>(&mut self, harness: &mut H, sim: &mut Sim<H::Node>, until_ns: u64) -> Option<StopReason> {
         loop {
             if !self.violations.is_empty() {
+                self.stopped_by_violation = true;
                 return Some(StopReason::Quiescent);
             }
             let aimed = self.aimed.get(self.aimed_cursor).filter(|(at_ns, _)| *at_ns <= until_ns).cloned();

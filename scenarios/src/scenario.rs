@@ -30,6 +30,9 @@ pub struct Scenario {
     pub network: NetworkConfig,
     #[serde(default)]
     pub raft: RaftConfig,
+    /// Settings of the lock protocols (`redis-lock`).
+    #[serde(default)]
+    pub locks: LocksConfig,
     #[serde(default)]
     pub workload: KvWorkload,
     #[serde(default)]
@@ -37,6 +40,36 @@ pub struct Scenario {
     pub duration: Durations,
     #[serde(default)]
     pub checks: Checks,
+}
+
+/// Settings of the lock protocols.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocksConfig {
+    pub ttl_ms: u64,
+    /// Wait before retrying a taken lock, drawn uniformly.
+    pub retry_ms: [u64; 2],
+    /// Time inside the critical section, drawn uniformly.
+    pub work_ms: [u64; 2],
+    pub request_timeout_ms: u64,
+    /// The server syncs every write (a restart keeps its keys), or keeps them in memory.
+    pub persistent: bool,
+}
+
+impl Default for LocksConfig {
+    fn default() -> Self {
+        LocksConfig { ttl_ms: 100, retry_ms: [10, 20], work_ms: [10, 30], request_timeout_ms: 1_000, persistent: true }
+    }
+}
+
+/// The protocols a scenario can name.
+pub const PROTOCOLS: [&str; 2] = ["raft", "redis-lock"];
+
+/// How many nodes a scenario's cluster has: for `redis-lock`, the protected storage node
+/// sits between the servers and the clients.
+pub fn nodes_of(scenario: &Scenario) -> usize {
+    let extra = usize::from(scenario.protocol == "redis-lock");
+    scenario.cluster.servers + extra + scenario.cluster.clients
 }
 
 /// How many nodes of each role. Servers have ids `0..servers`, clients follow.
@@ -209,14 +242,20 @@ fn range(name: &str, [min, max]: [f64; 2]) -> Result<(), String> {
 
 /// Checks what the types cannot: known protocol and variant, numbers in range, node ids.
 pub fn validate(scenario: &Scenario) -> Result<(), String> {
-    if scenario.protocol != "raft" {
-        return Err(format!("unknown protocol {:?}; known: raft", scenario.protocol));
+    if !PROTOCOLS.contains(&scenario.protocol.as_str()) {
+        return Err(format!("unknown protocol {:?}; known: {}", scenario.protocol, PROTOCOLS.join(", ")));
     }
+    let known: Vec<&str> = match scenario.protocol.as_str() {
+        "raft" => protocols::raft::Variant::ALL.iter().map(|v| v.name()).collect(),
+        _ => vec!["correct", "setnx-then-expire", "unsafe-release", "fencing"],
+    };
     if let Some(variant) = &scenario.variant
-        && protocols::raft::Variant::parse(variant).is_none()
+        && !known.contains(&variant.as_str())
     {
-        let known: Vec<&str> = protocols::raft::Variant::ALL.iter().map(|v| v.name()).collect();
-        return Err(format!("unknown variant {variant:?} of raft; known: {}", known.join(", ")));
+        return Err(format!("unknown variant {variant:?} of {}; known: {}", scenario.protocol, known.join(", ")));
+    }
+    if scenario.protocol == "redis-lock" && scenario.cluster.servers != 1 {
+        return Err(format!("redis-lock uses one server, got cluster.servers = {}", scenario.cluster.servers));
     }
     if scenario.cluster.servers == 0 || scenario.cluster.servers > 64 {
         return Err(format!("cluster.servers must be 1 to 64, got {}", scenario.cluster.servers));
@@ -231,7 +270,7 @@ pub fn validate(scenario: &Scenario) -> Result<(), String> {
     }
     scenario.raft.validate(scenario.cluster.servers)?;
     scenario.workload.validate()?;
-    let nodes = scenario.cluster.servers + scenario.cluster.clients;
+    let nodes = nodes_of(scenario);
     for (index, scheduled) in scenario.nemesis.schedule.iter().enumerate() {
         positive_or_zero(&format!("nemesis.schedule[{index}].at_ms"), scheduled.at_ms)?;
         scheduled.fault.validate(nodes).map_err(|e| format!("nemesis.schedule[{index}]: {e}"))?;

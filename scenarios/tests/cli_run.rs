@@ -24,9 +24,16 @@ fn list_and_show() {
     let names: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["raft", "raft-leader-isolation", "raft-minority-partition", "raft-crash-restart", "raft-figure8"]
+        [
+            "raft",
+            "raft-leader-isolation",
+            "raft-minority-partition",
+            "raft-crash-restart",
+            "raft-figure8",
+            "redis-lock-gc-pause"
+        ]
     );
-    assert!(list.as_array().unwrap().iter().all(|e| e["protocol"] == "raft"));
+    assert!(list.as_array().unwrap().iter().all(|e| e["protocol"] == "raft" || e["protocol"] == "redis-lock"));
     let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");
     let shown = dsim(&["show", "raft"]);

@@ -93,3 +93,16 @@ fn slow_variants_found_within_2000_seeds() {
         assert_eq!(first_violation("raft", None, seed), None, "correct raft failed seed {seed}");
     }
 }
+
+#[test]
+fn redis_lock_gc_pause_fails_without_fencing_and_passes_with_it() {
+    for variant in [None, Some("unsafe-release")] {
+        let outcome = run_scenario(&scenario("redis-lock-gc-pause", variant), 1, None).unwrap();
+        let first = outcome.violations.first().expect("a lost update");
+        assert_eq!(first.kind, "unsafe-access", "{variant:?}");
+        assert_eq!(first.t_ns, 321_000_000);
+        assert_eq!(outcome.stop, "stopped at the first safety violation");
+    }
+    let fenced = run_scenario(&scenario("redis-lock-gc-pause", Some("fencing")), 1, None).unwrap();
+    assert_eq!(fenced.verdict, Verdict::Pass, "{:?}", fenced.violations);
+}
