@@ -175,7 +175,7 @@ pub fn run_with<H: Harness>(
         fingerprint: sim.fingerprint().hex(),
         violations,
         metrics,
-        stop: if stopped_by_violation { "stopped at the first safety violation".into() } else { stop.to_string() },
+        stop: if stopped_by_violation { "at the first safety violation".into() } else { stop.to_string() },
         linearizability,
         history,
     })

@@ -101,7 +101,7 @@ fn redis_lock_gc_pause_fails_without_fencing_and_passes_with_it() {
         let first = outcome.violations.first().expect("a lost update");
         assert_eq!(first.kind, "unsafe-access", "{variant:?}");
         assert_eq!(first.t_ns, 321_000_000);
-        assert_eq!(outcome.stop, "stopped at the first safety violation");
+        assert_eq!(outcome.stop, "at the first safety violation");
     }
     let fenced = run_scenario(&scenario("redis-lock-gc-pause", Some("fencing")), 1, None).unwrap();
     assert_eq!(fenced.verdict, Verdict::Pass, "{:?}", fenced.violations);
