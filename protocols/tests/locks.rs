@@ -15,7 +15,9 @@ fn gc_pause(variant: LockVariant) -> (Option<Violation>, LockOracle, Vec<LockObs
 
 fn run(variant: LockVariant, at_ms: u64, fault: Fault) -> (Option<Violation>, LockOracle, Vec<LockObs>) {
     let settings = Rc::new(LockSettings {
-        server: 0,
+        servers: vec![0],
+        redlock: false,
+        redlock_request_timeout_ms: 10,
         storage: 1,
         variant,
         persistent: true,

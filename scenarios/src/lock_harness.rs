@@ -32,8 +32,11 @@ impl LockHarness {
         };
         let locks = &scenario.locks;
         let storage = scenario.cluster.servers;
+        let redlock = scenario.protocol == "redlock";
         let settings = LockSettings {
-            server: 0,
+            servers: (0..scenario.cluster.servers).collect(),
+            redlock,
+            redlock_request_timeout_ms: locks.redlock_request_timeout_ms,
             storage,
             variant,
             persistent: locks.persistent,
@@ -82,7 +85,7 @@ impl Harness for LockHarness {
     }
 
     fn leader(&self, _sim: &Sim<LockNode>) -> Option<NodeId> {
-        Some(self.settings.server)
+        self.settings.servers.first().copied()
     }
 
     /// Liveness after the heal: every client acquires within the bound (a lock that

@@ -67,7 +67,7 @@ fn node_labels(servers: usize, clients: usize) -> Vec<String> {
 
 /// Lane labels for a scenario's nodes (the lock protocols have a storage node too).
 fn scenario_labels(scenario: &crate::scenario::Scenario) -> Vec<String> {
-    if scenario.protocol == "redis-lock" {
+    if scenario.protocol != "raft" {
         let servers = scenario.cluster.servers;
         let mut labels: Vec<String> = (0..servers).map(|n| format!("redis {n}")).collect();
         labels.push(format!("storage {servers}"));

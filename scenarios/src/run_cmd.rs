@@ -32,7 +32,7 @@ pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<TraceTo<'_>>) 
             });
             run_with(RaftHarness::new(scenario)?, scenario, seed, sink)
         }
-        "redis-lock" => {
+        "redis-lock" | "redlock" => {
             let sink = trace.map(|t| match t {
                 TraceTo::File(file) => Box::new(file.clone()) as Box<dyn sim_core::TraceSink<_, _>>,
                 TraceTo::Memory(memory) => Box::new(memory.clone()) as Box<dyn sim_core::TraceSink<_, _>>,

@@ -52,23 +52,32 @@ pub struct LocksConfig {
     /// Time inside the critical section, drawn uniformly.
     pub work_ms: [u64; 2],
     pub request_timeout_ms: u64,
+    /// RedLock's per-instance timeout while acquiring.
+    pub redlock_request_timeout_ms: u64,
     /// The server syncs every write (a restart keeps its keys), or keeps them in memory.
     pub persistent: bool,
 }
 
 impl Default for LocksConfig {
     fn default() -> Self {
-        LocksConfig { ttl_ms: 100, retry_ms: [10, 20], work_ms: [10, 30], request_timeout_ms: 1_000, persistent: true }
+        LocksConfig {
+            ttl_ms: 100,
+            retry_ms: [10, 20],
+            work_ms: [10, 30],
+            request_timeout_ms: 1_000,
+            redlock_request_timeout_ms: 10,
+            persistent: true,
+        }
     }
 }
 
 /// The protocols a scenario can name.
-pub const PROTOCOLS: [&str; 2] = ["raft", "redis-lock"];
+pub const PROTOCOLS: [&str; 3] = ["raft", "redis-lock", "redlock"];
 
 /// How many nodes a scenario's cluster has: for `redis-lock`, the protected storage node
 /// sits between the servers and the clients.
 pub fn nodes_of(scenario: &Scenario) -> usize {
-    let extra = usize::from(scenario.protocol == "redis-lock");
+    let extra = usize::from(scenario.protocol != "raft");
     scenario.cluster.servers + extra + scenario.cluster.clients
 }
 
@@ -247,7 +256,9 @@ pub fn validate(scenario: &Scenario) -> Result<(), String> {
     }
     let known: Vec<&str> = match scenario.protocol.as_str() {
         "raft" => protocols::raft::Variant::ALL.iter().map(|v| v.name()).collect(),
-        _ => vec!["correct", "setnx-then-expire", "unsafe-release", "fencing"],
+        "redis-lock" => vec!["correct", "setnx-then-expire", "unsafe-release", "fencing"],
+        // RedLock has no fencing tokens by design.
+        _ => vec!["correct", "unsafe-release"],
     };
     if let Some(variant) = &scenario.variant
         && !known.contains(&variant.as_str())

@@ -30,10 +30,16 @@ fn list_and_show() {
             "raft-minority-partition",
             "raft-crash-restart",
             "raft-figure8",
-            "redis-lock-gc-pause"
+            "redis-lock-gc-pause",
+            "redlock-gc-pause",
+            "redlock-pause-in-acquisition",
+            "redlock-clock-jump",
+            "redlock-restart-no-persistence",
+            "redlock-delayed-restart"
         ]
     );
-    assert!(list.as_array().unwrap().iter().all(|e| e["protocol"] == "raft" || e["protocol"] == "redis-lock"));
+    let protocols = ["raft", "redis-lock", "redlock"];
+    assert!(list.as_array().unwrap().iter().all(|e| protocols.contains(&e["protocol"].as_str().unwrap())));
     let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");
     let shown = dsim(&["show", "raft"]);

@@ -106,3 +106,24 @@ fn redis_lock_gc_pause_fails_without_fencing_and_passes_with_it() {
     let fenced = run_scenario(&scenario("redis-lock-gc-pause", Some("fencing")), 1, None).unwrap();
     assert_eq!(fenced.verdict, Verdict::Pass, "{:?}", fenced.violations);
 }
+
+#[test]
+fn redlock_scripted_scenarios_get_their_outcomes() {
+    let expect = [
+        ("redlock-gc-pause", Some("unsafe-access")),
+        ("redlock-pause-in-acquisition", None),
+        ("redlock-clock-jump", Some("mutual-exclusion")),
+        ("redlock-restart-no-persistence", Some("mutual-exclusion")),
+        ("redlock-delayed-restart", None),
+    ];
+    for (name, kind) in expect {
+        let outcome = run_scenario(&scenario(name, None), 1, None).unwrap();
+        assert_eq!(outcome.violations.first().map(|v| v.kind.as_str()), kind, "{name}: {:?}", outcome.violations);
+    }
+    let jump = run_scenario(&scenario("redlock-clock-jump", None), 1, None).unwrap();
+    assert!(
+        jump.violations[0].message.contains("while client 6 still believed it held it as c6-1"),
+        "{}",
+        jump.violations[0].message
+    );
+}

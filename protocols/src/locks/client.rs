@@ -37,6 +37,9 @@ pub struct LockClient {
     sent_local_ns: u64,
     value: u64,
     timeout: Option<TimerId>,
+    /// RedLock: the instance being asked, and how many said yes.
+    instance: usize,
+    granted: usize,
 }
 
 impl LockClient {
@@ -51,6 +54,8 @@ impl LockClient {
             sent_local_ns: 0,
             value: 0,
             timeout: None,
+            instance: 0,
+            granted: 0,
         }
     }
 
@@ -87,24 +92,78 @@ impl LockClient {
         self.sent_local_ns = ctx.now();
         let req = self.next_req();
         let (key, value) = (LOCK_KEY.to_owned(), self.token.clone());
+        if self.settings.redlock {
+            self.instance = 0;
+            self.granted = 0;
+            self.ask_instance(ctx);
+            return;
+        }
         let msg = match self.settings.variant {
             LockVariant::SetnxThenExpire => LockMsg::SetNx { req, key, value },
             _ => LockMsg::SetNxPx { req, key, value, ttl_ms: self.settings.ttl_ms },
         };
-        self.request(ctx, self.settings.server, msg, Step::Acquiring);
+        self.request(ctx, self.settings.servers[0], msg, Step::Acquiring);
+    }
+
+    /// RedLock: `SET NX PX` on the next instance, with the small per-instance timeout.
+    fn ask_instance(&mut self, ctx: &mut LockCtx<'_>) {
+        let req = self.next_req();
+        let msg =
+            LockMsg::SetNxPx { req, key: LOCK_KEY.into(), value: self.token.clone(), ttl_ms: self.settings.ttl_ms };
+        if let Some(timer) = self.timeout.take() {
+            ctx.cancel_timer(timer);
+        }
+        self.step = Step::Acquiring;
+        ctx.send(self.settings.servers[self.instance], msg);
+        self.timeout = Some(ctx.set_timer(self.settings.redlock_request_timeout_ms * MS, TIMER_TIMEOUT));
+    }
+
+    /// RedLock: one instance answered (or timed out); ask the next, or decide.
+    fn instance_done(&mut self, ctx: &mut LockCtx<'_>, granted: bool) {
+        self.granted += usize::from(granted);
+        self.instance += 1;
+        if self.instance < self.settings.servers.len() {
+            self.ask_instance(ctx);
+            return;
+        }
+        if let Some(timer) = self.timeout.take() {
+            ctx.cancel_timer(timer);
+        }
+        let quorum = self.settings.servers.len() / 2 + 1;
+        let elapsed = ctx.now().saturating_sub(self.sent_local_ns);
+        let ttl = self.settings.ttl_ms * MS;
+        let drift = ttl / 100 + 2 * MS;
+        if self.granted >= quorum && elapsed + drift < ttl {
+            self.acquired(ctx);
+        } else {
+            // Too few instances, or too late: undo everywhere and try again later.
+            self.release_everywhere(ctx);
+            self.schedule_attempt(ctx);
+        }
+    }
+
+    fn release_everywhere(&mut self, ctx: &mut LockCtx<'_>) {
+        for server in self.settings.servers.clone() {
+            let req = self.next_req();
+            ctx.send(server, LockMsg::DelIfEquals { req, key: LOCK_KEY.into(), value: self.token.clone() });
+        }
     }
 
     fn acquired(&mut self, ctx: &mut LockCtx<'_>) {
-        let valid_until_local_ns = self.sent_local_ns + self.settings.ttl_ms * MS;
+        let ttl = self.settings.ttl_ms * MS;
+        // RedLock subtracts a clock-drift allowance from the validity.
+        let drift = if self.settings.redlock { ttl / 100 + 2 * MS } else { 0 };
+        let valid_until_local_ns = self.sent_local_ns + ttl - drift;
         ctx.observe(LockObs::Acquired { token: self.token.clone(), valid_until_local_ns, fence: None });
         let req = self.next_req();
         match self.settings.variant {
             LockVariant::SetnxThenExpire => {
                 let msg = LockMsg::Expire { req, key: LOCK_KEY.into(), ttl_ms: self.settings.ttl_ms };
-                self.request(ctx, self.settings.server, msg, Step::Expiring);
+                self.request(ctx, self.settings.servers[0], msg, Step::Expiring);
             }
             LockVariant::Fencing => {
-                self.request(ctx, self.settings.server, LockMsg::Incr { req, key: FENCE_KEY.into() }, Step::Fencing)
+                let msg = LockMsg::Incr { req, key: FENCE_KEY.into() };
+                self.request(ctx, self.settings.servers[0], msg, Step::Fencing)
             }
             _ => self.read(ctx),
         }
@@ -125,7 +184,12 @@ impl LockClient {
             _ => LockMsg::DelIfEquals { req, key, value: self.token.clone() },
         };
         ctx.observe(LockObs::Released { token: self.token.clone() });
-        self.request(ctx, self.settings.server, msg, Step::Releasing);
+        if self.settings.redlock {
+            self.release_everywhere(ctx);
+            self.schedule_attempt(ctx);
+            return;
+        }
+        self.request(ctx, self.settings.servers[0], msg, Step::Releasing);
     }
 
     pub fn on_timer(&mut self, ctx: &mut LockCtx<'_>, timer: TimerId, tag: u64) {
@@ -139,6 +203,7 @@ impl LockClient {
             TIMER_TIMEOUT if self.timeout == Some(timer) => {
                 self.timeout = None;
                 match self.step {
+                    Step::Acquiring if self.settings.redlock => self.instance_done(ctx, false),
                     // The SET may have taken effect; the key expires by itself.
                     Step::Acquiring | Step::Releasing => self.schedule_attempt(ctx),
                     _ => self.release(ctx),
@@ -158,6 +223,7 @@ impl LockClient {
 
     fn on_redis(&mut self, ctx: &mut LockCtx<'_>, reply: RedisReply) {
         match (self.step, reply) {
+            (Step::Acquiring, reply) if self.settings.redlock => self.instance_done(ctx, reply == RedisReply::Ok),
             (Step::Acquiring, RedisReply::Ok | RedisReply::Int(1)) => self.acquired(ctx),
             (Step::Acquiring, _) | (Step::Releasing, _) => self.schedule_attempt(ctx),
             (Step::Expiring, _) => self.read(ctx),

@@ -29,6 +29,13 @@
 //! access of an older lock generation after one of a newer generation, generations
 //! numbered in the order the server really granted the lock).
 //!
+//! **RedLock** takes the local time, tries `SET NX PX` with the same key and token on every
+//! one of N independent servers in turn, each with a small timeout, and holds the lock
+//! only if a majority said yes and less than the ttl has passed; its validity is the ttl
+//! less the time spent and a clock-drift allowance (1% of the ttl plus 2 ms). Otherwise it
+//! releases on every server and retries after a random delay. It has no fencing tokens by
+//! design.
+//!
 //! **Variants**: `setnx-then-expire` (acquire as `SETNX` then `EXPIRE`: a crash between
 //! leaves a key that never expires), `unsafe-release` (release with a plain `DEL`, deleting
 //! a lock someone else now holds), `fencing` (the fix).
@@ -61,8 +68,12 @@ pub enum LockVariant {
 /// What every node of a lock cluster shares.
 #[derive(Clone, Debug)]
 pub struct LockSettings {
-    /// The Redis-like server.
-    pub server: NodeId,
+    /// The Redis-like servers: one for the single-instance lock, N for RedLock.
+    pub servers: Vec<NodeId>,
+    /// Use RedLock over `servers` (a majority of independent instances).
+    pub redlock: bool,
+    /// RedLock's per-instance timeout while acquiring, small next to the ttl.
+    pub redlock_request_timeout_ms: u64,
     /// The protected storage node.
     pub storage: NodeId,
     pub variant: LockVariant,
@@ -178,7 +189,7 @@ pub enum LockNode {
 impl LockNode {
     /// Node `id`: the server and the storage where the settings say, clients elsewhere.
     pub fn new(id: NodeId, settings: &Rc<LockSettings>) -> LockNode {
-        if id == settings.server {
+        if settings.servers.contains(&id) {
             LockNode::Server(RedisServer::new(settings.persistent))
         } else if id == settings.storage {
             LockNode::Storage(ProtectedStorage::default())

@@ -5,7 +5,8 @@
 //!   validity. With fencing such overlaps are counted as warnings: the storage's checks
 //!   are what keep the resource safe.
 //! - **Unsafe access**: acquisitions are numbered in the order the server really granted
-//!   the lock; the storage must never accept an access of an older generation after one of
+//!   the lock (the acquiring reply, or for RedLock the moment a majority had said yes);
+//!   the storage must never accept an access of an older generation after one of
 //!   a newer generation (the lost update fencing exists to prevent).
 
 use std::collections::BTreeMap;
@@ -41,11 +42,11 @@ impl LockOracle {
     ) -> Option<Violation> {
         let (t_ns, node) = (observation.t_ns, observation.node);
         match &observation.obs {
-            LockObs::Granted { value, .. } => {
-                self.generations += 1;
-                self.generation_of.insert(value.clone(), self.generations);
-            }
             LockObs::Acquired { token, valid_until_local_ns, .. } => {
+                // Generations follow the order in which clients really obtained the lock
+                // (for RedLock, when a majority had said yes).
+                self.generations += 1;
+                self.generation_of.insert(token.clone(), self.generations);
                 let still_believing = self
                     .beliefs
                     .iter()
