@@ -33,7 +33,7 @@ fn run(variant: LockVariant, at_ms: u64, fault: Fault) -> (Option<Violation>, Lo
     let config = SimConfig { seed: 1, nodes: 4, network, limits: Limits::default() };
     let mut sim = Sim::new(config, move |id| LockNode::new(id, &settings)).unwrap();
     sim.schedule_fault(at_ms * MS, fault).unwrap();
-    let mut oracle = LockOracle::new(variant == LockVariant::Fencing);
+    let mut oracle = LockOracle::new(variant == LockVariant::Fencing, true);
     let mut seen = 0;
     let mut first = None;
     while sim.now_ns() < 600 * MS && sim.step().is_none() {

@@ -3,13 +3,17 @@
 use crate::scenario::{Scenario, ScenarioError, parse};
 
 /// Name and JSON text of every built-in scenario.
-pub const BUILT_IN: [(&str, &str); 11] = [
+pub const BUILT_IN: [(&str, &str); 15] = [
     ("raft", include_str!("../library/raft.json")),
     ("raft-leader-isolation", include_str!("../library/raft-leader-isolation.json")),
     ("raft-minority-partition", include_str!("../library/raft-minority-partition.json")),
     ("raft-crash-restart", include_str!("../library/raft-crash-restart.json")),
     ("raft-figure8", include_str!("../library/raft-figure8.json")),
+    ("redis-lock", include_str!("../library/redis-lock.json")),
+    ("redis-lock-hostile", include_str!("../library/redis-lock-hostile.json")),
     ("redis-lock-gc-pause", include_str!("../library/redis-lock-gc-pause.json")),
+    ("redlock", include_str!("../library/redlock.json")),
+    ("redlock-hostile", include_str!("../library/redlock-hostile.json")),
     ("redlock-gc-pause", include_str!("../library/redlock-gc-pause.json")),
     ("redlock-pause-in-acquisition", include_str!("../library/redlock-pause-in-acquisition.json")),
     ("redlock-clock-jump", include_str!("../library/redlock-clock-jump.json")),

@@ -47,7 +47,7 @@ impl LockHarness {
         };
         Ok(LockHarness {
             settings: Rc::new(settings),
-            oracle: LockOracle::new(variant == LockVariant::Fencing),
+            oracle: LockOracle::new(variant == LockVariant::Fencing, !redlock),
             clients: (storage + 1..=storage + scenario.cluster.clients).collect(),
             heal_ns: (scenario.duration.faults_ms * MS as f64) as u64,
             bound_ns: scenario.checks.liveness.map(|l| (l.op_within_ms * MS as f64) as u64),

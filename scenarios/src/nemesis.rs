@@ -3,7 +3,7 @@
 use rand::RngExt;
 use sim_core::{Fault, Latency, LinkConfig, SimRng, derive_rng};
 
-use crate::scenario::{Action, GENERATOR_KINDS, Generator, Scenario};
+use crate::scenario::{Action, GENERATOR_KINDS, Generator, Scenario, client_ids};
 
 /// The whole fault schedule of a run: the scenario's explicit actions, then those its
 /// generator draws for this seed, in time order (stable for equal times).
@@ -41,6 +41,7 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
     let total_weight: f64 = kinds.iter().map(|(_, w)| w).sum();
     let end_ms = scenario.duration.faults_ms;
     let servers = scenario.cluster.servers;
+    let targets = Targets { servers, clients: client_ids(scenario), generator };
     let mut out = Vec::new();
     let mut at_ms = 0.0;
     loop {
@@ -68,7 +69,7 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
         let (at_ms, until_ms) = (round(at_ms), round(until_ms));
         match kind {
             "partition_leader" => {
-                let clients = (servers..servers + scenario.cluster.clients).filter(|_| rng.random_bool(0.5)).collect();
+                let clients = targets.clients.clone().filter(|_| rng.random_bool(0.5)).collect();
                 let fault = Fault::Partition { groups: vec![clients] };
                 out.push(Action { at_ms, fault, on_leader: true });
                 out.push(Action { at_ms: until_ms, fault: Fault::Heal, on_leader: false });
@@ -84,7 +85,7 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
                 }));
             }
             _ => {
-                let (start, undo) = fault_pair(kind, servers, scenario.cluster.clients, rng);
+                let (start, undo) = fault_pair(kind, &targets, rng);
                 out.push(Action { at_ms, fault: start, on_leader: false });
                 if let Some(undo) = undo {
                     out.push(Action { at_ms: until_ms, fault: undo, on_leader: false });
@@ -93,6 +94,25 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
         }
     }
     out
+}
+
+/// Who faults may hit, and how hard.
+struct Targets<'a> {
+    servers: usize,
+    clients: std::ops::Range<usize>,
+    generator: &'a Generator,
+}
+
+impl Targets<'_> {
+    fn node(&self, rng: &mut SimRng) -> usize {
+        if self.generator.target_clients && !self.clients.is_empty() {
+            let count = self.servers + self.clients.len();
+            let pick = rng.random_range(0..count);
+            if pick < self.servers { pick } else { self.clients.start + pick - self.servers }
+        } else {
+            rng.random_range(0..self.servers)
+        }
+    }
 }
 
 fn round(ms: f64) -> f64 {
@@ -115,12 +135,13 @@ fn some_servers(servers: usize, count: usize, rng: &mut SimRng) -> Vec<usize> {
 }
 
 /// A fault and what undoes it.
-fn fault_pair(kind: &str, servers: usize, clients: usize, rng: &mut SimRng) -> (Fault, Option<Fault>) {
-    let node = rng.random_range(0..servers);
+fn fault_pair(kind: &str, targets: &Targets<'_>, rng: &mut SimRng) -> (Fault, Option<Fault>) {
+    let node = targets.node(rng);
+    let generator = targets.generator;
     match kind {
-        "partition" => (partition(servers, clients, rng), Some(Fault::Heal)),
+        "partition" => (partition(targets.servers, targets.clients.clone(), rng), Some(Fault::Heal)),
         "crash" => (Fault::Crash { node, torn_write: rng.random_bool(0.2) }, Some(Fault::Restart { node })),
-        "pause" => (Fault::Pause { node, duration_ms: round(rng.random_range(50.0..1_500.0)) }, None),
+        "pause" => (Fault::Pause { node, duration_ms: round(draw(rng, generator.pause_ms)) }, None),
         "drop" => (
             links(LinkConfig { drop: round(rng.random_range(0.05..0.4)), ..LinkConfig::default() }),
             Some(Fault::ResetLinks),
@@ -137,10 +158,14 @@ fn fault_pair(kind: &str, servers: usize, clients: usize, rng: &mut SimRng) -> (
             )
         }
         "clock_drift" => {
-            let drift_ppm = round(rng.random_range(-200_000.0..200_000.0));
+            let max = generator.drift_ppm_max;
+            let drift_ppm = round(rng.random_range(-max..max));
             (Fault::ClockDrift { node, drift_ppm }, Some(Fault::ClockDrift { node, drift_ppm: 0.0 }))
         }
-        "clock_jump" => (Fault::ClockJump { node, delta_ms: round(rng.random_range(-500.0..500.0)) }, None),
+        "clock_jump" => {
+            let max = generator.jump_ms_max;
+            (Fault::ClockJump { node, delta_ms: round(rng.random_range(-max..max)) }, None)
+        }
         other => unreachable!("validated fault kind {other}"),
     }
 }
@@ -151,12 +176,14 @@ fn links(link: LinkConfig) -> Fault {
 
 /// Partitions of several shapes: one server isolated, a minority cut off (each with a
 /// random share of the clients on its side), a bridge, a one-way cut.
-fn partition(servers: usize, clients: usize, rng: &mut SimRng) -> Fault {
+fn partition(servers: usize, clients: std::ops::Range<usize>, rng: &mut SimRng) -> Fault {
     if servers < 2 {
-        return Fault::Heal;
+        // One server: cut a random share of the clients off from it.
+        let cut: Vec<usize> = clients.filter(|_| rng.random_bool(0.5)).collect();
+        return if cut.is_empty() { Fault::Heal } else { Fault::Partition { groups: vec![cut] } };
     }
     let with_clients = |mut group: Vec<usize>, rng: &mut SimRng| {
-        group.extend((servers..servers + clients).filter(|_| rng.random_bool(0.5)));
+        group.extend(clients.clone().filter(|_| rng.random_bool(0.5)));
         group
     };
     match rng.random_range(0..4) {

@@ -138,6 +138,37 @@ pub struct Generator {
     pub fault_ms: [f64; 2],
     #[serde(default = "yes")]
     pub swarm: bool,
+    /// Crashes, pauses and clock faults may hit clients too, not only servers.
+    #[serde(default)]
+    pub target_clients: bool,
+    /// How long a pause lasts, drawn uniformly.
+    #[serde(default = "default_pause")]
+    pub pause_ms: [f64; 2],
+    /// The largest clock drift a `clock_drift` fault sets, either way.
+    #[serde(default = "default_drift")]
+    pub drift_ppm_max: f64,
+    /// The largest clock jump, either way.
+    #[serde(default = "default_jump")]
+    pub jump_ms_max: f64,
+}
+
+fn default_pause() -> [f64; 2] {
+    [50.0, 1_500.0]
+}
+
+fn default_drift() -> f64 {
+    200_000.0
+}
+
+fn default_jump() -> f64 {
+    500.0
+}
+
+/// The node ids of a scenario's clients (after the servers, and after the storage node
+/// for the lock protocols).
+pub fn client_ids(scenario: &Scenario) -> std::ops::Range<usize> {
+    let first = nodes_of(scenario) - scenario.cluster.clients;
+    first..nodes_of(scenario)
 }
 
 fn default_interval() -> [f64; 2] {

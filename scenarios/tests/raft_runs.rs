@@ -127,3 +127,24 @@ fn redlock_scripted_scenarios_get_their_outcomes() {
         jump.violations[0].message
     );
 }
+
+#[test]
+fn lock_swarms_catch_each_variant_on_its_seed_and_pass_the_correct_client() {
+    // Seeds found by `dsim fuzz NAME --variant V --seeds 2000` (the first failing seed).
+    let caught = [
+        ("redis-lock", "setnx-then-expire", 1, "liveness"),
+        ("redis-lock", "unsafe-release", 3, "mutual-exclusion"),
+        ("redlock", "unsafe-release", 1, "mutual-exclusion"),
+        ("redis-lock-hostile", "correct", 13, "unsafe-access"),
+        ("redlock-hostile", "correct", 34, "mutual-exclusion"),
+    ];
+    for (name, variant, seed, kind) in caught {
+        assert_eq!(first_violation(name, Some(variant), seed).as_deref(), Some(kind), "{name} {variant} seed {seed}");
+    }
+    for (name, seed) in [("redis-lock", 3), ("redis-lock", 1), ("redlock", 1)] {
+        assert_eq!(first_violation(name, None, seed), None, "{name} seed {seed}");
+    }
+    // With fencing, the hostile seed that lost an update keeps the counter safe.
+    let fenced = run_scenario(&scenario("redis-lock-hostile", Some("fencing")), 13, None).unwrap();
+    assert!(fenced.violations.iter().all(|v| v.kind != "unsafe-access"), "{:?}", fenced.violations);
+}

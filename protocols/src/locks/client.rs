@@ -10,6 +10,8 @@ use super::{LockCtx, LockMsg, LockObs, LockSettings, LockVariant, RedisReply, St
 const LOCK_KEY: &str = "lock";
 const FENCE_KEY: &str = "fence";
 
+const KEY_ATTEMPT: &str = "lock-client/attempt";
+
 const TIMER_ACQUIRE: u64 = 1;
 const TIMER_TIMEOUT: u64 = 2;
 const TIMER_WORK: u64 = 3;
@@ -19,7 +21,6 @@ enum Step {
     Idle,
     Acquiring,
     Expiring,
-    Fencing,
     Reading,
     Working,
     Writing,
@@ -60,7 +61,11 @@ impl LockClient {
     }
 
     pub fn on_start(&mut self, ctx: &mut LockCtx<'_>) {
-        // A restarted client starts over: its unsent release and beliefs died with it.
+        // A restarted client starts over: its beliefs died with it. Attempt numbers are
+        // durable, so that tokens are never reused (a reused token would let the new
+        // incarnation release the old one's lock).
+        self.attempt = ctx.storage().get(KEY_ATTEMPT).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+        ctx.observe(LockObs::ClientStarted);
         self.schedule_attempt(ctx);
     }
 
@@ -87,6 +92,11 @@ impl LockClient {
 
     fn begin_acquire(&mut self, ctx: &mut LockCtx<'_>) {
         self.attempt += 1;
+        ctx.storage().put(KEY_ATTEMPT, self.attempt.to_le_bytes().to_vec());
+        ctx.storage().sync();
+        // Request ids are scoped by attempt, so a late reply to an earlier attempt (or an
+        // earlier incarnation) never passes for the answer to this one.
+        self.req = self.attempt << 32;
         self.token = format!("c{}-{}", ctx.id(), self.attempt);
         self.fence = None;
         self.sent_local_ns = ctx.now();
@@ -98,9 +108,11 @@ impl LockClient {
             self.ask_instance(ctx);
             return;
         }
+        let ttl_ms = self.settings.ttl_ms;
         let msg = match self.settings.variant {
             LockVariant::SetnxThenExpire => LockMsg::SetNx { req, key, value },
-            _ => LockMsg::SetNxPx { req, key, value, ttl_ms: self.settings.ttl_ms },
+            LockVariant::Fencing => LockMsg::SetNxPxFence { req, key, value, ttl_ms, fence_key: FENCE_KEY.into() },
+            _ => LockMsg::SetNxPx { req, key, value, ttl_ms },
         };
         self.request(ctx, self.settings.servers[0], msg, Step::Acquiring);
     }
@@ -145,7 +157,12 @@ impl LockClient {
     fn release_everywhere(&mut self, ctx: &mut LockCtx<'_>) {
         for server in self.settings.servers.clone() {
             let req = self.next_req();
-            ctx.send(server, LockMsg::DelIfEquals { req, key: LOCK_KEY.into(), value: self.token.clone() });
+            let key = LOCK_KEY.to_owned();
+            let msg = match self.settings.variant {
+                LockVariant::UnsafeRelease => LockMsg::Del { req, key },
+                _ => LockMsg::DelIfEquals { req, key, value: self.token.clone() },
+            };
+            ctx.send(server, msg);
         }
     }
 
@@ -154,18 +171,13 @@ impl LockClient {
         // RedLock subtracts a clock-drift allowance from the validity.
         let drift = if self.settings.redlock { ttl / 100 + 2 * MS } else { 0 };
         let valid_until_local_ns = self.sent_local_ns + ttl - drift;
-        ctx.observe(LockObs::Acquired { token: self.token.clone(), valid_until_local_ns, fence: None });
-        let req = self.next_req();
-        match self.settings.variant {
-            LockVariant::SetnxThenExpire => {
-                let msg = LockMsg::Expire { req, key: LOCK_KEY.into(), ttl_ms: self.settings.ttl_ms };
-                self.request(ctx, self.settings.servers[0], msg, Step::Expiring);
-            }
-            LockVariant::Fencing => {
-                let msg = LockMsg::Incr { req, key: FENCE_KEY.into() };
-                self.request(ctx, self.settings.servers[0], msg, Step::Fencing)
-            }
-            _ => self.read(ctx),
+        ctx.observe(LockObs::Acquired { token: self.token.clone(), valid_until_local_ns, fence: self.fence });
+        if self.settings.variant == LockVariant::SetnxThenExpire {
+            let req = self.next_req();
+            let msg = LockMsg::Expire { req, key: LOCK_KEY.into(), ttl_ms: self.settings.ttl_ms };
+            self.request(ctx, self.settings.servers[0], msg, Step::Expiring);
+        } else {
+            self.read(ctx);
         }
     }
 
@@ -224,13 +236,13 @@ impl LockClient {
     fn on_redis(&mut self, ctx: &mut LockCtx<'_>, reply: RedisReply) {
         match (self.step, reply) {
             (Step::Acquiring, reply) if self.settings.redlock => self.instance_done(ctx, reply == RedisReply::Ok),
+            (Step::Acquiring, RedisReply::Int(fence)) if self.settings.variant == LockVariant::Fencing => {
+                self.fence = Some(fence as u64);
+                self.acquired(ctx);
+            }
             (Step::Acquiring, RedisReply::Ok | RedisReply::Int(1)) => self.acquired(ctx),
             (Step::Acquiring, _) | (Step::Releasing, _) => self.schedule_attempt(ctx),
             (Step::Expiring, _) => self.read(ctx),
-            (Step::Fencing, RedisReply::Int(fence)) => {
-                self.fence = Some(fence as u64);
-                self.read(ctx);
-            }
             _ => {}
         }
     }

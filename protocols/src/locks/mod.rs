@@ -20,7 +20,8 @@
 //! **What faults do.** A pause longer than the ttl (a GC pause) lets the key expire while
 //! the client still acts as the holder: another client acquires, and the woken client's
 //! write overwrites the newer holder's (a lost update). With **fencing**, the lock service
-//! hands out an increasing number with every acquisition (`INCR`), requests to the storage
+//! hands out an increasing number with every acquisition (an `INCR` run atomically with the
+//! `SET`, as a script would, so the numbers follow the order of the grants), requests to the storage
 //! carry it, and the storage rejects any number lower than the highest it has seen, so the
 //! stale write is refused.
 //!
@@ -116,6 +117,15 @@ pub enum LockMsg {
         value: String,
         ttl_ms: u64,
     },
+    /// `SET key value NX PX ttl` and, if it took, `INCR fence_key`, atomically (a script):
+    /// the fencing number is handed out with the grant, in grant order.
+    SetNxPxFence {
+        req: u64,
+        key: String,
+        value: String,
+        ttl_ms: u64,
+        fence_key: String,
+    },
     SetNx {
         req: u64,
         key: String,
@@ -176,6 +186,8 @@ pub enum LockObs {
     Refused { holder: String, fence: u64, highest: u64 },
     /// A client completed a critical section (its write was accepted).
     CriticalSectionDone { token: String },
+    /// A client (re)started: whatever its earlier incarnation believed is gone.
+    ClientStarted,
 }
 
 /// A node of a lock cluster.

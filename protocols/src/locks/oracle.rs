@@ -20,6 +20,7 @@ use super::LockObs;
 #[derive(Default)]
 pub struct LockOracle {
     fencing: bool,
+    by_grant: bool,
     generation_of: BTreeMap<String, u64>,
     generations: u64,
     /// Token -> (client, validity end on the client's clock).
@@ -30,8 +31,17 @@ pub struct LockOracle {
 }
 
 impl LockOracle {
-    pub fn new(fencing: bool) -> Self {
-        LockOracle { fencing, ..LockOracle::default() }
+    /// `by_grant`: number generations by the server's grants (a single instance), rather
+    /// than by the clients' acquisitions (RedLock, where a grant is a majority's).
+    pub fn new(fencing: bool, by_grant: bool) -> Self {
+        LockOracle { fencing, by_grant, ..LockOracle::default() }
+    }
+
+    fn number(&mut self, token: &str) {
+        if !self.generation_of.contains_key(token) {
+            self.generations += 1;
+            self.generation_of.insert(token.to_owned(), self.generations);
+        }
     }
 
     /// Judges one observation; `local_ns` reads a node's clock now.
@@ -42,11 +52,13 @@ impl LockOracle {
     ) -> Option<Violation> {
         let (t_ns, node) = (observation.t_ns, observation.node);
         match &observation.obs {
+            LockObs::Granted { value, .. } if self.by_grant => self.number(value),
             LockObs::Acquired { token, valid_until_local_ns, .. } => {
-                // Generations follow the order in which clients really obtained the lock
-                // (for RedLock, when a majority had said yes).
-                self.generations += 1;
-                self.generation_of.insert(token.clone(), self.generations);
+                // Generations follow the order in which the lock was really granted: the
+                // server's grant, or for RedLock the moment a majority had said yes.
+                if !self.by_grant {
+                    self.number(token);
+                }
                 let still_believing = self
                     .beliefs
                     .iter()
@@ -69,6 +81,7 @@ impl LockOracle {
             LockObs::Released { token } => {
                 self.beliefs.remove(token);
             }
+            LockObs::ClientStarted => self.beliefs.retain(|_, (holder, _)| *holder != node),
             LockObs::Accepted { holder, write, .. } => {
                 let generation = self.generation_of.get(holder).copied().unwrap_or(0);
                 if let Some((highest, newer)) = &self.highest_accepted

@@ -71,6 +71,17 @@ impl RedisServer {
                     (req, RedisReply::Ok)
                 }
             }
+            LockMsg::SetNxPxFence { req, key, value, ttl_ms, fence_key } => {
+                if self.live(&key, now).is_some() {
+                    (req, RedisReply::Nil)
+                } else {
+                    self.write(ctx, &key, Some((value.clone(), Some(now + ttl_ms * MS))));
+                    ctx.observe(LockObs::Granted { key, value });
+                    let fence = self.live(&fence_key, now).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
+                    self.write(ctx, &fence_key, Some((fence.to_string(), None)));
+                    (req, RedisReply::Int(fence))
+                }
+            }
             LockMsg::SetNx { req, key, value } => {
                 if self.live(&key, now).is_some() {
                     (req, RedisReply::Int(0))
