@@ -19,6 +19,8 @@ pub struct LockHarness {
     heal_ns: u64,
     bound_ns: Option<u64>,
     first_acquired_after_heal: BTreeMap<NodeId, u64>,
+    /// Each acquisition's wait (ns) and attempts.
+    acquisitions: Vec<(u64, u64)>,
 }
 
 impl LockHarness {
@@ -52,6 +54,7 @@ impl LockHarness {
             heal_ns: (scenario.duration.faults_ms * MS as f64) as u64,
             bound_ns: scenario.checks.liveness.map(|l| (l.op_within_ms * MS as f64) as u64),
             first_acquired_after_heal: BTreeMap::new(),
+            acquisitions: Vec::new(),
         })
     }
 
@@ -70,8 +73,11 @@ impl Harness for LockHarness {
     }
 
     fn observe(&mut self, observation: &Observation<LockObs>, sim: &Sim<LockNode>) -> Option<Violation> {
-        if matches!(observation.obs, LockObs::Acquired { .. }) && observation.t_ns >= self.heal_ns {
-            self.first_acquired_after_heal.entry(observation.node).or_insert(observation.t_ns);
+        if let LockObs::Acquired { waited_ns, attempts, .. } = observation.obs {
+            self.acquisitions.push((waited_ns, attempts));
+            if observation.t_ns >= self.heal_ns {
+                self.first_acquired_after_heal.entry(observation.node).or_insert(observation.t_ns);
+            }
         }
         self.oracle.observe(observation, &|node| sim.local_time_ns(node))
     }
@@ -104,5 +110,23 @@ impl Harness for LockHarness {
 
     fn model(&self) -> ModelKind {
         ModelKind::Mutex
+    }
+
+    fn protocol_metrics(&self) -> BTreeMap<String, f64> {
+        let mut waits: Vec<u64> = self.acquisitions.iter().map(|(w, _)| *w).collect();
+        waits.sort_unstable();
+        let count = waits.len();
+        let mean_ms = if count == 0 { 0.0 } else { waits.iter().sum::<u64>() as f64 / count as f64 / 1e6 };
+        let p99_ms = waits
+            .get(((count as f64 * 0.99).ceil() as usize).clamp(1, count.max(1)) - 1)
+            .map_or(0.0, |w| *w as f64 / 1e6);
+        let retries: u64 = self.acquisitions.iter().map(|(_, a)| a.saturating_sub(1)).sum();
+        BTreeMap::from([
+            ("acquisitions".to_owned(), count as f64),
+            ("retries".to_owned(), retries as f64),
+            ("acquisition_latency_mean_ms".to_owned(), mean_ms),
+            ("acquisition_latency_p99_ms".to_owned(), p99_ms),
+            ("overlaps_with_fencing".to_owned(), self.oracle.overlaps as f64),
+        ])
     }
 }

@@ -120,8 +120,6 @@ pub fn raft_roles(trace: &[Value]) -> Vec<RoleChange> {
 
 fn metrics_rows(outcome: &RunOutcome) -> Vec<(String, String)> {
     let m = &outcome.metrics;
-    let during: Vec<_> = outcome.history.iter().collect();
-    let _ = during;
     vec![
         ("events".into(), m.events.to_string()),
         ("virtual time".into(), format!("{:.1} ms", m.virtual_ms)),
@@ -138,6 +136,9 @@ fn metrics_rows(outcome: &RunOutcome) -> Vec<(String, String)> {
         ("latency p99".into(), format!("{:.1} ms", m.latency_p99_ms)),
         ("latency max".into(), format!("{:.1} ms", m.latency_max_ms)),
     ]
+    .into_iter()
+    .chain(m.protocol.iter().map(|(name, value)| (name.replace('_', " "), format!("{value}"))))
+    .collect()
 }
 
 /// Availability: the share of operations that succeeded, among those invoked in

@@ -159,6 +159,13 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
         "latency ms: p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}\n",
         m.latency_p50_ms, m.latency_p90_ms, m.latency_p99_ms, m.latency_max_ms
     );
+    for (name, value) in &m.protocol {
+        out += &format!(
+            "{}: {}\n",
+            name.replace('_', " "),
+            if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value:.2}") }
+        );
+    }
     if let Some(report) = &outcome.linearizability {
         let verdict = match report.verdict {
             Verdict::Pass => "linearizable",

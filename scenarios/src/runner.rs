@@ -43,6 +43,11 @@ pub trait Harness {
 
     /// The model the client history is checked against.
     fn model(&self) -> ModelKind;
+
+    /// The protocol's own figures for the run summary.
+    fn protocol_metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        std::collections::BTreeMap::new()
+    }
 }
 
 /// A boxed trace sink for the messages and observations of node type `P`.
@@ -65,6 +70,10 @@ pub struct RunMetrics {
     pub latency_p90_ms: f64,
     pub latency_p99_ms: f64,
     pub latency_max_ms: f64,
+    /// The protocol's own figures (for the locks: acquisitions, retries, acquisition
+    /// latency, overlaps seen with fencing).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub protocol: std::collections::BTreeMap<String, f64>,
 }
 
 /// Everything a run produced.
@@ -165,7 +174,8 @@ pub fn run_with<H: Harness>(
     } else {
         Verdict::Pass
     };
-    let metrics = metrics(&sim, &history, schedule.len());
+    let mut metrics = metrics(&sim, &history, schedule.len());
+    metrics.protocol = harness.protocol_metrics();
     Ok(RunOutcome {
         scenario: scenario.name.clone(),
         protocol: scenario.protocol.clone(),
@@ -332,5 +342,6 @@ fn metrics<P: Process>(sim: &Sim<P>, events: &[Event], faults: usize) -> RunMetr
         latency_p90_ms: percentile(0.9),
         latency_p99_ms: percentile(0.99),
         latency_max_ms: percentile(1.0),
+        protocol: std::collections::BTreeMap::new(),
     }
 }

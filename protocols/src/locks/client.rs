@@ -41,6 +41,9 @@ pub struct LockClient {
     /// RedLock: the instance being asked, and how many said yes.
     instance: usize,
     granted: usize,
+    /// When this client started trying for the lock it is after, and how many attempts.
+    cycle_start_ns: Option<u64>,
+    cycle_attempts: u64,
 }
 
 impl LockClient {
@@ -57,6 +60,8 @@ impl LockClient {
             timeout: None,
             instance: 0,
             granted: 0,
+            cycle_start_ns: None,
+            cycle_attempts: 0,
         }
     }
 
@@ -92,6 +97,8 @@ impl LockClient {
 
     fn begin_acquire(&mut self, ctx: &mut LockCtx<'_>) {
         self.attempt += 1;
+        self.cycle_start_ns.get_or_insert(ctx.now());
+        self.cycle_attempts += 1;
         ctx.storage().put(KEY_ATTEMPT, self.attempt.to_le_bytes().to_vec());
         ctx.storage().sync();
         // Request ids are scoped by attempt, so a late reply to an earlier attempt (or an
@@ -171,7 +178,10 @@ impl LockClient {
         // RedLock subtracts a clock-drift allowance from the validity.
         let drift = if self.settings.redlock { ttl / 100 + 2 * MS } else { 0 };
         let valid_until_local_ns = self.sent_local_ns + ttl - drift;
-        ctx.observe(LockObs::Acquired { token: self.token.clone(), valid_until_local_ns, fence: self.fence });
+        let waited_ns = ctx.now().saturating_sub(self.cycle_start_ns.take().unwrap_or(self.sent_local_ns));
+        let attempts = std::mem::take(&mut self.cycle_attempts);
+        let token = self.token.clone();
+        ctx.observe(LockObs::Acquired { token, valid_until_local_ns, fence: self.fence, waited_ns, attempts });
         if self.settings.variant == LockVariant::SetnxThenExpire {
             let req = self.next_req();
             let msg = LockMsg::Expire { req, key: LOCK_KEY.into(), ttl_ms: self.settings.ttl_ms };

@@ -176,8 +176,9 @@ pub enum LockMsg {
 pub enum LockObs {
     /// The server set the lock key to `value` (a grant, in true order).
     Granted { key: String, value: String },
-    /// A client believes it holds the lock until its clock reads `valid_until_local_ns`.
-    Acquired { token: String, valid_until_local_ns: u64, fence: Option<u64> },
+    /// A client believes it holds the lock until its clock reads `valid_until_local_ns`;
+    /// it had been trying since `waited_ns` ago (local time), over `attempts` attempts.
+    Acquired { token: String, valid_until_local_ns: u64, fence: Option<u64>, waited_ns: u64, attempts: u64 },
     /// A client gave the lock up (it sent its release).
     Released { token: String },
     /// The storage accepted a read or write from the holder of `holder`.
