@@ -21,6 +21,7 @@ fn run(variant: LockVariant, at_ms: u64, fault: Fault) -> (Option<Violation>, Lo
         storage: 1,
         variant,
         persistent: true,
+        volatile_servers: vec![],
         ttl_ms: 100,
         retry_ms: [10, 20],
         work_ms: [20, 20],
@@ -95,4 +96,85 @@ fn server_clock_jump_breaks_mutual_exclusion() {
     let (violation, oracle, _) = run(LockVariant::Fencing, 14, jump);
     assert_eq!(violation, None);
     assert_eq!(oracle.overlaps, 1);
+}
+
+/// The server's commands, one by one: GET, INCR, compare-and-delete, DEL, SET NX PX with
+/// expiry on the server's own clock.
+#[test]
+fn redis_commands() {
+    use protocols::locks::{LockMsg, RedisReply, RedisServer};
+    use sim_core::{Ctx, NodeId, Process, TimerId};
+
+    /// Sends a fixed script of commands to server 0 and keeps the replies.
+    struct Script {
+        commands: Vec<(u64, LockMsg)>,
+        replies: Vec<RedisReply>,
+    }
+    enum Node {
+        Server(RedisServer),
+        Client(Script),
+    }
+    impl Process for Node {
+        type Msg = LockMsg;
+        type Obs = LockObs;
+        fn on_start(&mut self, ctx: &mut Ctx<'_, LockMsg, LockObs>) {
+            if let Node::Client(script) = self {
+                for (index, (at_ms, _)) in script.commands.iter().enumerate() {
+                    ctx.set_timer(at_ms * MS, index as u64);
+                }
+            }
+        }
+        fn on_message(&mut self, ctx: &mut Ctx<'_, LockMsg, LockObs>, from: NodeId, msg: LockMsg) {
+            match (self, msg) {
+                (Node::Server(server), msg) => server.on_message(ctx, from, msg),
+                (Node::Client(script), LockMsg::Reply { reply, .. }) => script.replies.push(reply),
+                _ => {}
+            }
+        }
+        fn on_timer(&mut self, ctx: &mut Ctx<'_, LockMsg, LockObs>, _: TimerId, tag: u64) {
+            if let Node::Client(script) = self {
+                ctx.send(0, script.commands[tag as usize].1.clone());
+            }
+        }
+    }
+    let s = |v: &str| v.to_owned();
+    let commands = vec![
+        (10, LockMsg::SetNxPx { req: 1, key: s("k"), value: s("a"), ttl_ms: 50 }),
+        (20, LockMsg::SetNxPx { req: 2, key: s("k"), value: s("b"), ttl_ms: 50 }),
+        (30, LockMsg::Get { req: 3, key: s("k") }),
+        (40, LockMsg::DelIfEquals { req: 4, key: s("k"), value: s("b") }),
+        (100, LockMsg::Get { req: 5, key: s("k") }),
+        (110, LockMsg::Incr { req: 6, key: s("n") }),
+        (120, LockMsg::Incr { req: 7, key: s("n") }),
+        (130, LockMsg::Del { req: 8, key: s("n") }),
+    ];
+    let network = NetworkConfig {
+        default: LinkConfig { latency: Latency::Constant { ms: 1.0 }, ..LinkConfig::default() },
+        links: vec![],
+    };
+    let config = SimConfig { seed: 1, nodes: 2, network, limits: Limits::default() };
+    let mut sim = Sim::new(config, move |id| {
+        if id == 0 {
+            Node::Server(RedisServer::new(false))
+        } else {
+            Node::Client(Script { commands: commands.clone(), replies: Vec::new() })
+        }
+    })
+    .unwrap();
+    sim.run();
+    let Some(Node::Client(script)) = sim.process(1) else { panic!("client 1 is up") };
+    assert_eq!(
+        script.replies,
+        vec![
+            RedisReply::Ok,
+            RedisReply::Nil,
+            RedisReply::Bulk(s("a")),
+            RedisReply::Int(0),
+            // Expired 50 ms after it was set at 11 ms, on the server's clock.
+            RedisReply::Nil,
+            RedisReply::Int(1),
+            RedisReply::Int(2),
+            RedisReply::Int(1),
+        ]
+    );
 }

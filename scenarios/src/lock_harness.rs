@@ -42,6 +42,7 @@ impl LockHarness {
             storage,
             variant,
             persistent: locks.persistent,
+            volatile_servers: locks.volatile_servers.clone(),
             ttl_ms: locks.ttl_ms,
             retry_ms: locks.retry_ms,
             work_ms: locks.work_ms,

@@ -56,6 +56,9 @@ pub struct LocksConfig {
     pub redlock_request_timeout_ms: u64,
     /// The server syncs every write (a restart keeps its keys), or keeps them in memory.
     pub persistent: bool,
+    /// Servers that keep their keys in memory only, whatever `persistent` says.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volatile_servers: Vec<usize>,
 }
 
 impl Default for LocksConfig {
@@ -67,6 +70,7 @@ impl Default for LocksConfig {
             request_timeout_ms: 1_000,
             redlock_request_timeout_ms: 10,
             persistent: true,
+            volatile_servers: Vec::new(),
         }
     }
 }
@@ -291,6 +295,9 @@ pub fn validate(scenario: &Scenario) -> Result<(), String> {
         // RedLock has no fencing tokens by design.
         _ => vec!["correct", "unsafe-release"],
     };
+    if scenario.protocol == "redlock" && scenario.variant.as_deref() == Some("fencing") {
+        return Err("redlock has no fencing variant: RedLock hands out no fencing tokens, by design".into());
+    }
     if let Some(variant) = &scenario.variant
         && !known.contains(&variant.as_str())
     {

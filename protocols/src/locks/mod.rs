@@ -80,6 +80,8 @@ pub struct LockSettings {
     pub variant: LockVariant,
     /// Persist every write (synced), or come back empty after a restart.
     pub persistent: bool,
+    /// Servers that keep their keys in memory only, whatever `persistent` says.
+    pub volatile_servers: Vec<NodeId>,
     pub ttl_ms: u64,
     /// Wait before retrying a taken lock, drawn uniformly.
     pub retry_ms: [u64; 2],
@@ -95,6 +97,7 @@ pub enum RedisReply {
     Ok,
     Nil,
     Int(i64),
+    Bulk(String),
 }
 
 /// What the storage answered.
@@ -146,6 +149,10 @@ pub enum LockMsg {
         key: String,
     },
     Incr {
+        req: u64,
+        key: String,
+    },
+    Get {
         req: u64,
         key: String,
     },
@@ -203,7 +210,7 @@ impl LockNode {
     /// Node `id`: the server and the storage where the settings say, clients elsewhere.
     pub fn new(id: NodeId, settings: &Rc<LockSettings>) -> LockNode {
         if settings.servers.contains(&id) {
-            LockNode::Server(RedisServer::new(settings.persistent))
+            LockNode::Server(RedisServer::new(settings.persistent && !settings.volatile_servers.contains(&id)))
         } else if id == settings.storage {
             LockNode::Storage(ProtectedStorage::default())
         } else {

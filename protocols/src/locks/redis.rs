@@ -113,6 +113,10 @@ impl RedisServer {
                 }
                 (req, RedisReply::Int(i64::from(existed)))
             }
+            LockMsg::Get { req, key } => match self.live(&key, now) {
+                Some(value) => (req, RedisReply::Bulk(value.clone())),
+                None => (req, RedisReply::Nil),
+            },
             LockMsg::Incr { req, key } => {
                 let next = self.live(&key, now).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
                 self.write(ctx, &key, Some((next.to_string(), None)));
