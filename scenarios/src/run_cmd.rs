@@ -6,37 +6,22 @@ use serde::Serialize;
 
 use crate::cli::exit;
 use crate::library;
-use crate::output::{JsonLinesTrace, write_atomic};
+use crate::output::write_atomic;
 use crate::raft_harness::RaftHarness;
 use crate::report_cmd::{Outputs, report_of, trace_header, write_trace};
 use crate::runner::{RunOutcome, run_with};
 use crate::scenario::Scenario;
 use sim_core::MemorySink;
 
-/// Where a run's trace events go.
-#[derive(Clone, Copy)]
-pub enum TraceTo<'a> {
-    /// Streamed to a JSON-lines file.
-    File(&'a JsonLinesTrace),
-    /// Kept in memory (for reports and Perfetto export).
-    Memory(&'a MemorySink),
-}
-
-/// Runs a scenario with a seed, recording the trace if asked to.
-pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<TraceTo<'_>>) -> Result<RunOutcome, String> {
+/// Runs a scenario with a seed, recording every trace event into `trace` if given.
+pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<&MemorySink>) -> Result<RunOutcome, String> {
     match scenario.protocol.as_str() {
         "raft" => {
-            let sink = trace.map(|t| match t {
-                TraceTo::File(file) => Box::new(file.clone()) as Box<dyn sim_core::TraceSink<_, _>>,
-                TraceTo::Memory(memory) => Box::new(memory.clone()) as Box<dyn sim_core::TraceSink<_, _>>,
-            });
+            let sink = trace.map(|m| Box::new(m.clone()) as Box<dyn sim_core::TraceSink<_, _>>);
             run_with(RaftHarness::new(scenario)?, scenario, seed, sink)
         }
         "redis-lock" | "redlock" => {
-            let sink = trace.map(|t| match t {
-                TraceTo::File(file) => Box::new(file.clone()) as Box<dyn sim_core::TraceSink<_, _>>,
-                TraceTo::Memory(memory) => Box::new(memory.clone()) as Box<dyn sim_core::TraceSink<_, _>>,
-            });
+            let sink = trace.map(|m| Box::new(m.clone()) as Box<dyn sim_core::TraceSink<_, _>>);
             run_with(crate::lock_harness::LockHarness::new(scenario)?, scenario, seed, sink)
         }
         other => Err(format!("unknown protocol {other:?}")),
@@ -109,7 +94,7 @@ pub fn report_run(
     json: bool,
 ) -> Result<u8, String> {
     let memory = outputs.needs_trace().then(MemorySink::default);
-    let outcome = run_scenario(scenario, seed, memory.as_ref().map(TraceTo::Memory))?;
+    let outcome = run_scenario(scenario, seed, memory.as_ref())?;
     let replay = replay_command(source, &outcome, is_file);
     let trace: Vec<serde_json::Value> = memory.map(|m| m.take_values()).unwrap_or_default();
     let trace_events = outputs.trace.as_ref().map(|_| trace.len() as u64);
