@@ -195,11 +195,3 @@ pub fn corrupt_one_read(events: &mut [Event], seed: u64) -> bool {
     };
     true
 }
-
-/// Numbers events' lines as if each were one line of a file.
-pub fn number_lines(events: &mut [Event]) {
-    for (index, event) in events.iter_mut().enumerate() {
-        event.line = index + 1;
-        event.column = 1;
-    }
-}

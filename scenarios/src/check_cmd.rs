@@ -234,20 +234,11 @@ pub fn bench_checker(quick: bool) -> CheckerBench {
             build(events)
         })
         .collect();
-    let kv_split = vec![build(generate(&Config {
-        shape: Shape::Kv { keys: 10 },
-        ops: 1712,
-        clients: 50,
-        info_rate: 0.05,
-        seed: 1,
-    }))];
-    let kv_whole = vec![build(generate(&Config {
-        shape: Shape::Kv { keys: 5 },
-        ops: 337,
-        clients: 10,
-        info_rate: 0.05,
-        seed: 2,
-    }))];
+    let kv = |keys, ops, clients, info_rate, seed| {
+        vec![build(generate(&Config { shape: Shape::Kv { keys }, ops, clients, info_rate, seed }))]
+    };
+    let kv_split = kv(10, 1712, 50, 0.05, 1);
+    let kv_whole = kv(5, 337, 10, 0.05, 2);
     let mut cases = vec![
         run_case(
             "etcd-shaped cas-register x102 (73-90 ops, 15% info)",
@@ -260,13 +251,7 @@ pub fn bench_checker(quick: bool) -> CheckerBench {
         run_case("kv 337 ops, 10 clients, not split", &kv_whole, ModelKind::Kv, false, Some(2.0)),
     ];
     if !quick {
-        let big = vec![build(generate(&Config {
-            shape: Shape::Kv { keys: 1000 },
-            ops: 100_000,
-            clients: 50,
-            info_rate: 0.02,
-            seed: 3,
-        }))];
+        let big = kv(1000, 100_000, 50, 0.02, 3);
         cases.push(run_case("kv 100,000 ops, 50 clients, 1000 keys, split", &big, ModelKind::Kv, true, None));
     }
     CheckerBench { cases, peak_rss_bytes: peak_rss_bytes() }

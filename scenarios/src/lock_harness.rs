@@ -58,11 +58,6 @@ impl LockHarness {
             acquisitions: Vec::new(),
         })
     }
-
-    /// Overlapping beliefs seen with fencing on.
-    pub fn overlaps(&self) -> u64 {
-        self.oracle.overlaps
-    }
 }
 
 impl Harness for LockHarness {

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use checker::Verdict;
-use checker::history::{Event, HistoryBuilder};
 use clap::{Args, ValueEnum};
 use reports::{Report, RoleChange};
 use serde_json::Value;
@@ -152,16 +151,6 @@ fn availability(ops: &[checker::history::Op], from: u64, to: u64) -> String {
     format!("{:.1}% of {}", 100.0 * ok as f64 / window.len() as f64, window.len())
 }
 
-fn ops_of(history: &[Event]) -> Vec<checker::history::Op> {
-    let mut builder = HistoryBuilder::default();
-    for event in history {
-        if builder.push(event.clone()).is_err() {
-            break;
-        }
-    }
-    builder.finish().ops
-}
-
 /// A report of a finished run.
 pub fn report_of(
     outcome: &RunOutcome,
@@ -172,7 +161,7 @@ pub fn report_of(
 ) -> Report {
     let heal_ns = (scenario.duration.faults_ms * 1e6) as u64;
     let end_ns = (outcome.metrics.virtual_ms * 1e6) as u64;
-    let ops = ops_of(&outcome.history);
+    let ops = crate::runner::history_of(&outcome.history).map(|h| h.ops).unwrap_or_default();
     let mut metrics = metrics_rows(outcome);
     metrics.push(("availability during faults".into(), availability(&ops, 0, heal_ns)));
     metrics.push(("availability after heal".into(), availability(&ops, heal_ns, u64::MAX)));

@@ -150,15 +150,18 @@ pub fn run_with<H: Harness>(
     }
     let stopped_by_violation = drive.stopped_by_violation;
     let history = drive.history;
+    // Built once; the checks and the metrics all read it.
+    let built = history_of(&history);
     let mut violations = drive.violations;
-    if let (Some(probe), Some(l)) = (probe_ns, liveness)
+    if let (Some(probe), Some(l), Ok(ops)) = (probe_ns, liveness, &built)
         && violations.iter().all(|v| v.kind == "liveness")
     {
-        violations.extend(operation_liveness(&history, probe, end_ns, (l.op_within_ms * MS as f64) as u64));
+        violations.extend(operation_liveness(ops, probe, end_ns, (l.op_within_ms * MS as f64) as u64));
     }
     let safety_failed = violations.iter().any(|v| v.kind != "liveness");
     let linearizability = if scenario.checks.linearizability && !safety_failed {
-        Some(check_history(&harness, &history, scenario.checks.budget_steps, sim.now_ns())?)
+        let ops = built.as_ref().map_err(Clone::clone)?;
+        Some(check_history(&harness, ops, scenario.checks.budget_steps)?)
     } else {
         None
     };
@@ -174,7 +177,7 @@ pub fn run_with<H: Harness>(
     } else {
         Verdict::Pass
     };
-    let mut metrics = metrics(&sim, &history, schedule.len());
+    let mut metrics = metrics(&sim, built.as_ref().ok(), schedule.len());
     metrics.protocol = harness.protocol_metrics();
     Ok(RunOutcome {
         scenario: scenario.name.clone(),
@@ -244,7 +247,8 @@ impl Drive {
     }
 }
 
-fn build_history(events: &[Event]) -> Result<checker::History, String> {
+/// The history the clients' events make.
+pub fn history_of(events: &[Event]) -> Result<checker::History, String> {
     let mut builder = HistoryBuilder::default();
     for event in events {
         builder.push(event.clone()).map_err(|e| format!("the simulated clients broke the history conventions: {e}"))?;
@@ -254,30 +258,28 @@ fn build_history(events: &[Event]) -> Result<checker::History, String> {
 
 fn check_history<H: Harness>(
     harness: &H,
-    events: &[Event],
+    history: &checker::History,
     budget_steps: u64,
-    _now: u64,
 ) -> Result<checker::Report, String> {
-    let history = build_history(events)?;
     let options = CheckOptions { budget: Budget { steps_max: budget_steps, ..Budget::default() }, split: true };
-    checker::check(harness.model(), None, &history, &options).map_err(|e| e.to_string())
+    checker::check(harness.model(), None, history, &options).map_err(|e| e.to_string())
 }
 
 fn linearizability_violation(report: &checker::Report) -> Violation {
-    let (message, t_ns) = match &report.explanation {
+    let message = match &report.explanation {
         Some(e) => {
             let key = e.partition.as_ref().map(|k| format!(" on key {k}")).unwrap_or_default();
-            (format!("the client history is not linearizable{key}: no order explains {}", e.op), 0)
+            format!("the client history is not linearizable{key}: no order explains {}", e.op)
         }
-        None => ("the client history is not linearizable".to_owned(), 0),
+        None => "the client history is not linearizable".to_owned(),
     };
-    Violation::new("linearizability", message, t_ns, None)
+    // Judged after the run: no single event to point at.
+    Violation::new("linearizability", message, 0, None)
 }
 
 /// Every operation invoked at or after `from_ns` must complete (ok or fail) within
 /// `bound_ns`; one still pending at the end only counts if it had the time.
-fn operation_liveness(events: &[Event], from_ns: u64, end_ns: u64, bound_ns: u64) -> Option<Violation> {
-    let history = build_history(events).ok()?;
+fn operation_liveness(history: &checker::History, from_ns: u64, end_ns: u64, bound_ns: u64) -> Option<Violation> {
     for op in &history.ops {
         let invoked = op.invoke_time_ns.unwrap_or(0);
         if invoked < from_ns {
@@ -301,11 +303,11 @@ fn operation_liveness(events: &[Event], from_ns: u64, end_ns: u64, bound_ns: u64
     None
 }
 
-fn metrics<P: Process>(sim: &Sim<P>, events: &[Event], faults: usize) -> RunMetrics {
+fn metrics<P: Process>(sim: &Sim<P>, history: Option<&checker::History>, faults: usize) -> RunMetrics {
     let engine = sim.metrics();
     let mut latencies: Vec<u64> = Vec::new();
     let (mut ok, mut fail, mut info) = (0, 0, 0);
-    if let Ok(history) = build_history(events) {
+    if let Some(history) = history {
         for op in &history.ops {
             match op.outcome {
                 Outcome::Ok => ok += 1,

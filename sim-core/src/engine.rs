@@ -610,16 +610,15 @@ impl<P: Process> Sim<P> {
 
     /// Handles the event in `slot`; false when it was stale or deferred (not counted).
     fn dispatch(&mut self, slot: u32) -> bool {
-        let node = match self.core.slab[slot as usize].as_ref().expect("queued slot") {
-            Payload::Start { node } | Payload::Timer { node, .. } | Payload::Resume { node, .. } => Some(*node),
+        // The node whose handler this event runs (a resume and a fault run none).
+        let handler_node = match self.core.slab[slot as usize].as_ref().expect("queued slot") {
+            Payload::Start { node } | Payload::Timer { node, .. } => Some(*node),
             Payload::Deliver { to, .. } => Some(*to),
-            Payload::Fault { .. } => None,
+            Payload::Resume { .. } | Payload::Fault { .. } => None,
         };
-        if let Some(node) = node {
-            let node = node as usize;
-            let is_resume = matches!(self.core.slab[slot as usize], Some(Payload::Resume { .. }));
-            let state = &mut self.core.nodes[node];
-            if state.up && state.paused_until_ns.is_some() && !is_resume {
+        if let Some(node) = handler_node {
+            let state = &mut self.core.nodes[node as usize];
+            if state.up && state.paused_until_ns.is_some() {
                 // A paused node handles nothing: the event waits for the resume.
                 state.deferred.push(slot);
                 return false;
