@@ -149,6 +149,9 @@ pub struct KvWorkload {
     pub request_timeout_ms: f64,
     /// How long a client tries before giving up on an operation (recorded as info).
     pub op_timeout_ms: f64,
+    /// How long a client waits before asking the next server when one answered that it
+    /// knows no leader.
+    pub no_leader_backoff_ms: f64,
 }
 
 impl Default for KvWorkload {
@@ -160,6 +163,7 @@ impl Default for KvWorkload {
             value_size: 8,
             request_timeout_ms: 150.0,
             op_timeout_ms: 2_000.0,
+            no_leader_backoff_ms: 10.0,
         }
     }
 }
@@ -177,6 +181,7 @@ impl KvWorkload {
         positive("rate_per_client", self.rate_per_client)?;
         positive("request_timeout_ms", self.request_timeout_ms)?;
         positive("op_timeout_ms", self.op_timeout_ms)?;
+        positive("no_leader_backoff_ms", self.no_leader_backoff_ms)?;
         if self.keys == 0 {
             return Err("workload.keys must be at least 1".into());
         }

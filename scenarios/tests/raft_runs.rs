@@ -20,10 +20,10 @@ fn first_violation(name: &str, variant: Option<&str>, seed: u64) -> Option<Strin
 
 /// Seeds found by `dsim fuzz raft --variant V` (the first failing seed of each).
 const CAUGHT: [(&str, u64, &str); 4] = [
-    ("commit-old-term", 277, "leader-completeness"),
-    ("vote-without-log-check", 1, "leader-completeness"),
-    ("volatile-vote", 204, "election-safety"),
-    ("no-truncate", 386, "log-matching"),
+    ("commit-old-term", 53, "leader-completeness"),
+    ("vote-without-log-check", 4, "leader-completeness"),
+    ("volatile-vote", 289, "election-safety"),
+    ("no-truncate", 16, "log-matching"),
 ];
 
 #[test]

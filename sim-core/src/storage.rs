@@ -11,10 +11,11 @@ use rand::RngExt;
 
 use crate::rng::SimRng;
 
+/// An unsynced write, remembered by what it replaced so that a crash can undo it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Write {
-    Put(String, Vec<u8>),
-    Delete(String),
+struct Undo {
+    key: String,
+    previous: Option<Vec<u8>>,
 }
 
 /// Counters for one node's storage.
@@ -27,11 +28,16 @@ pub struct StorageMetrics {
 }
 
 /// Durable key-value storage with explicit sync.
+///
+/// One map holds what reads see; the unsynced writes are kept as an undo log (the value
+/// each replaced), so a crash rolls the map back to its durable state without a second
+/// copy of the data, and a write costs no copy of its value.
 #[derive(Clone, Debug, Default)]
 pub struct Storage {
-    durable: BTreeMap<String, Vec<u8>>,
     live: BTreeMap<String, Vec<u8>>,
-    unsynced: Vec<Write>,
+    unsynced: Vec<Undo>,
+    /// The oldest unsynced put as written, the one a torn write cuts short.
+    first_put: Option<(String, Vec<u8>)>,
     metrics: StorageMetrics,
 }
 
@@ -46,15 +52,18 @@ impl Storage {
         let key = key.into();
         self.metrics.writes += 1;
         self.metrics.bytes_written += value.len() as u64;
-        self.live.insert(key.clone(), value.clone());
-        self.unsynced.push(Write::Put(key, value));
+        if self.first_put.is_none() {
+            self.first_put = Some((key.clone(), value.clone()));
+        }
+        let previous = self.live.insert(key.clone(), value);
+        self.unsynced.push(Undo { key, previous });
     }
 
     /// Deletes `key`; durable after the next sync.
     pub fn delete(&mut self, key: &str) {
         self.metrics.writes += 1;
-        self.live.remove(key);
-        self.unsynced.push(Write::Delete(key.to_owned()));
+        let previous = self.live.remove(key);
+        self.unsynced.push(Undo { key: key.to_owned(), previous });
     }
 
     /// Keys and values whose key starts with `prefix`, in key order.
@@ -71,9 +80,8 @@ impl Storage {
             return;
         }
         self.metrics.syncs += 1;
-        for write in self.unsynced.drain(..) {
-            apply(&mut self.durable, write);
-        }
+        self.unsynced.clear();
+        self.first_put = None;
     }
 
     /// Whether writes are waiting for a sync.
@@ -88,17 +96,20 @@ impl Storage {
             // Everything written is durable: nothing to lose, nothing to tear.
             return;
         }
-        let mut unsynced = std::mem::take(&mut self.unsynced);
-        let torn_position = unsynced.iter().position(|w| matches!(w, Write::Put(..))).filter(|_| torn);
-        if let Some(position) = torn_position
-            && let Write::Put(key, mut value) = unsynced.remove(position)
-        {
+        let mut lost = self.unsynced.len() as u64;
+        for undo in self.unsynced.drain(..).rev() {
+            match undo.previous {
+                Some(value) => self.live.insert(undo.key, value),
+                None => self.live.remove(&undo.key),
+            };
+        }
+        if let Some((key, mut value)) = self.first_put.take().filter(|_| torn) {
             let keep = if value.is_empty() { 0 } else { rng.random_range(0..value.len()) };
             value.truncate(keep);
-            self.durable.insert(key, value);
+            self.live.insert(key, value);
+            lost -= 1;
         }
-        self.metrics.writes_lost += unsynced.len() as u64;
-        self.live = self.durable.clone();
+        self.metrics.writes_lost += lost;
     }
 
     /// Counters.
@@ -114,17 +125,6 @@ impl Storage {
     /// Whether no key is visible.
     pub fn is_empty(&self) -> bool {
         self.live.is_empty()
-    }
-}
-
-fn apply(map: &mut BTreeMap<String, Vec<u8>>, write: Write) {
-    match write {
-        Write::Put(key, value) => {
-            map.insert(key, value);
-        }
-        Write::Delete(key) => {
-            map.remove(&key);
-        }
     }
 }
 
@@ -170,5 +170,87 @@ mod tests {
         storage.put("meta", vec![0]);
         let keys: Vec<&str> = storage.scan_prefix("log/").map(|(k, _)| k).collect();
         assert_eq!(keys, ["log/1", "log/2"]);
+    }
+
+    /// The plain definition: a durable map and the list of unsynced writes.
+    #[derive(Default)]
+    struct Reference {
+        durable: BTreeMap<String, Vec<u8>>,
+        unsynced: Vec<(String, Option<Vec<u8>>)>,
+    }
+
+    impl Reference {
+        fn live(&self) -> BTreeMap<String, Vec<u8>> {
+            let mut live = self.durable.clone();
+            for (key, value) in &self.unsynced {
+                match value {
+                    Some(value) => live.insert(key.clone(), value.clone()),
+                    None => live.remove(key),
+                };
+            }
+            live
+        }
+
+        fn crash(&mut self, torn: bool, rng: &mut SimRng) {
+            let unsynced = std::mem::take(&mut self.unsynced);
+            if torn && let Some((key, Some(mut value))) = unsynced.into_iter().find(|(_, v)| v.is_some()) {
+                let keep = if value.is_empty() { 0 } else { rng.random_range(0..value.len()) };
+                value.truncate(keep);
+                self.durable.insert(key, value);
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put(u8, Vec<u8>),
+        Delete(u8),
+        Sync,
+        Crash(bool),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0u8..6, proptest::collection::vec(any::<u8>(), 0..5)).prop_map(|(k, v)| Op::Put(k, v)),
+            2 => (0u8..6).prop_map(Op::Delete),
+            1 => Just(Op::Sync),
+            1 => any::<bool>().prop_map(Op::Crash),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The undo log behaves exactly as a durable map plus a list of unsynced writes,
+        /// torn writes included (both draw the same random length).
+        #[test]
+        fn matches_the_two_map_definition(ops in proptest::collection::vec(op(), 0..60)) {
+            let (mut rng_a, mut rng_b) = (derive_rng(3, "s"), derive_rng(3, "s"));
+            let mut storage = Storage::default();
+            let mut reference = Reference::default();
+            for op in ops {
+                match op {
+                    Op::Put(k, v) => {
+                        storage.put(format!("k{k}"), v.clone());
+                        reference.unsynced.push((format!("k{k}"), Some(v)));
+                    }
+                    Op::Delete(k) => {
+                        storage.delete(&format!("k{k}"));
+                        reference.unsynced.push((format!("k{k}"), None));
+                    }
+                    Op::Sync => {
+                        storage.sync();
+                        reference.durable = reference.live();
+                        reference.unsynced.clear();
+                    }
+                    Op::Crash(torn) => {
+                        storage.crash(torn, &mut rng_a);
+                        reference.crash(torn, &mut rng_b);
+                    }
+                }
+                let live: BTreeMap<String, Vec<u8>> =
+                    storage.scan_prefix("").map(|(k, v)| (k.to_owned(), v.to_vec())).collect();
+                proptest::prop_assert_eq!(live, reference.live());
+            }
+        }
     }
 }

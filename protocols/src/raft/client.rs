@@ -18,6 +18,8 @@ const KEY_INCARNATION: &str = "client/incarnation";
 
 struct InFlight {
     seq: u64,
+    /// Sends of this operation so far; a redirect is acted on only for the latest.
+    attempt: u64,
     op: KvOp,
     request_timer: Option<TimerId>,
     give_up_timer: TimerId,
@@ -91,37 +93,51 @@ impl Client {
         }));
         let give_up_ns = (self.settings.workload.op_timeout_ms * MS as f64) as u64;
         let give_up_timer = ctx.set_timer(give_up_ns, TIMER_GIVE_UP);
-        self.in_flight = Some(InFlight { seq: self.seq, op, request_timer: None, give_up_timer });
+        self.in_flight = Some(InFlight { seq: self.seq, attempt: 0, op, request_timer: None, give_up_timer });
         self.send_request(ctx);
     }
 
     fn send_request(&mut self, ctx: &mut RaftCtx<'_>) {
         let request_ns = (self.settings.workload.request_timeout_ms * MS as f64) as u64;
-        let timer = ctx.set_timer(request_ns, TIMER_REQUEST);
+        self.arm_request_timer(ctx, request_ns);
         let Some(flight) = self.in_flight.as_mut() else {
             return;
         };
-        if let Some(previous) = flight.request_timer.replace(timer) {
-            ctx.cancel_timer(previous);
-        }
-        let request = Msg::Request { client: self.session, seq: flight.seq, op: flight.op.clone() };
+        flight.attempt += 1;
+        let request =
+            Msg::Request { client: self.session, seq: flight.seq, attempt: flight.attempt, op: flight.op.clone() };
         ctx.send(self.leader_guess, request);
     }
 
+    /// (Re)arms the timer after which the client tries the next server.
+    fn arm_request_timer(&mut self, ctx: &mut RaftCtx<'_>, after_ns: u64) {
+        let timer = ctx.set_timer(after_ns, TIMER_REQUEST);
+        if let Some(previous) = self.in_flight.as_mut().and_then(|f| f.request_timer.replace(timer)) {
+            ctx.cancel_timer(previous);
+        }
+    }
+
     pub fn on_message(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, msg: Msg) {
-        let Msg::Reply { seq, answer } = msg else {
+        let Msg::Reply { seq, attempt, answer } = msg else {
             return;
         };
         if self.ignore_stale_reply(seq) {
             return;
         }
         match answer {
-            Answer::NotLeader { hint } => {
-                self.leader_guess = match hint {
-                    Some(leader) if leader != from => leader,
-                    _ => (from + 1) % self.settings.servers,
-                };
+            // A redirect answers one send: one of an earlier send (late, or duplicated
+            // by the network) was already acted on.
+            Answer::NotLeader { .. } if self.in_flight.as_ref().is_some_and(|f| f.attempt != attempt) => {}
+            Answer::NotLeader { hint: Some(leader) } if leader != from => {
+                self.leader_guess = leader;
                 self.send_request(ctx);
+            }
+            Answer::NotLeader { .. } => {
+                // No leader known there: wait a little before asking the next server, so
+                // that a cluster without a leader is not flooded while it elects one.
+                self.leader_guess = from;
+                let backoff_ns = (self.settings.workload.no_leader_backoff_ms * MS as f64) as u64;
+                self.arm_request_timer(ctx, backoff_ns);
             }
             Answer::Result(result) => {
                 self.leader_guess = from;

@@ -223,13 +223,18 @@ pub enum Msg {
         leader_commit: u64,
     },
     AppendEntriesReply(AppendReply),
+    /// A client's request; `attempt` numbers its sends of one operation, so that a
+    /// redirect answers one send only (a duplicated redirect must not fork the client's
+    /// retries).
     Request {
         client: u64,
         seq: u64,
+        attempt: u64,
         op: KvOp,
     },
     Reply {
         seq: u64,
+        attempt: u64,
         answer: Answer,
     },
 }

@@ -30,6 +30,7 @@ struct Waiter {
     node: NodeId,
     client: u64,
     seq: u64,
+    attempt: u64,
 }
 
 /// One Raft server.
@@ -195,7 +196,7 @@ impl Server {
                 self.on_append_entries(ctx, from, term, prev_log_index, prev_log_term, entries, leader_commit)
             }
             Msg::AppendEntriesReply(reply) => self.on_append_reply(ctx, from, &reply),
-            Msg::Request { client, seq, op } => self.on_client_request(ctx, from, client, seq, op),
+            Msg::Request { client, seq, attempt, op } => self.on_client_request(ctx, from, client, seq, attempt, op),
             Msg::Reply { .. } => {}
         }
     }
@@ -257,6 +258,9 @@ impl Server {
         if term > self.current_term {
             self.current_term = term;
             self.voted_for = None;
+            // Whoever leads the new term is not known yet (a stale hint could send
+            // clients round in circles).
+            self.leader_hint = None;
             self.persist_term_vote(ctx);
         }
         if self.role != Role::Follower {
@@ -540,18 +544,27 @@ impl Server {
                 && waiter.seq == command.seq
                 && let Some(result) = result
             {
-                ctx.send(waiter.node, Msg::Reply { seq: waiter.seq, answer: Answer::Result(result) });
+                let answer = Answer::Result(result);
+                ctx.send(waiter.node, Msg::Reply { seq: waiter.seq, attempt: waiter.attempt, answer });
             }
         }
     }
 
-    fn on_client_request(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, client: u64, seq: u64, op: KvOp) {
+    fn on_client_request(
+        &mut self,
+        ctx: &mut RaftCtx<'_>,
+        from: NodeId,
+        client: u64,
+        seq: u64,
+        attempt: u64,
+        op: KvOp,
+    ) {
         if self.role != Role::Leader {
-            ctx.send(from, Msg::Reply { seq, answer: Answer::NotLeader { hint: self.leader_hint } });
+            ctx.send(from, Msg::Reply { seq, attempt, answer: Answer::NotLeader { hint: self.leader_hint } });
             return;
         }
         if let Some(result) = self.store.cached(client, seq) {
-            ctx.send(from, Msg::Reply { seq, answer: Answer::Result(result.clone()) });
+            ctx.send(from, Msg::Reply { seq, attempt, answer: Answer::Result(result.clone()) });
             return;
         }
         let waiting = self.waiters.iter().find(|(_, w)| w.client == client && w.seq == seq).map(|(i, _)| *i);
@@ -559,13 +572,13 @@ impl Server {
             && self.log.get(index as usize - 1).is_some_and(|e| e.term == self.current_term)
         {
             // A retry of a command already in this term's log: answer when it applies.
-            self.waiters.insert(index, Waiter { node: from, client, seq });
+            self.waiters.insert(index, Waiter { node: from, client, seq, attempt });
             return;
         }
         let old_last = self.last_index();
         self.log.push(Rc::new(Entry { term: self.current_term, command: Command::Kv(KvCommand { client, seq, op }) }));
         self.persist_log(ctx, old_last + 1, old_last);
-        self.waiters.insert(self.last_index(), Waiter { node: from, client, seq });
+        self.waiters.insert(self.last_index(), Waiter { node: from, client, seq, attempt });
         self.broadcast_append(ctx);
         self.advance_commit(ctx);
     }
