@@ -8,6 +8,8 @@ use checker::value::Value;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use crate::codec::{Reader, Writer};
+
 /// A key-value operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,7 +68,7 @@ pub struct KvCommand {
 
 /// The state machine: the map, and each client's last applied sequence number with its
 /// result, so that a retried command is applied once and answered the same.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct KvStore {
     data: BTreeMap<String, String>,
     sessions: BTreeMap<u64, (u64, KvResult)>,
@@ -115,6 +117,48 @@ impl KvStore {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.data.get(key).map(String::as_str)
+    }
+
+    /// Writes the whole state (map and sessions) into a snapshot record.
+    pub fn encode(&self, out: &mut Writer) {
+        out.u64(self.data.len() as u64);
+        for (key, value) in &self.data {
+            out.text(key);
+            out.text(value);
+        }
+        out.u64(self.sessions.len() as u64);
+        for (client, (seq, result)) in &self.sessions {
+            out.u64(*client);
+            out.u64(*seq);
+            match result {
+                KvResult::Value(value) => {
+                    out.u8(0);
+                    out.text(value);
+                }
+                KvResult::Done => out.u8(1),
+                KvResult::CasMismatch => out.u8(2),
+            }
+        }
+    }
+
+    /// Reads what [`KvStore::encode`] wrote; `None` if the record is torn or corrupt.
+    pub fn decode(reader: &mut Reader<'_>) -> Option<KvStore> {
+        let mut store = KvStore::default();
+        for _ in 0..reader.u64()? {
+            let key = reader.text()?;
+            store.data.insert(key, reader.text()?);
+        }
+        for _ in 0..reader.u64()? {
+            let (client, seq) = (reader.u64()?, reader.u64()?);
+            let result = match reader.u8()? {
+                0 => KvResult::Value(reader.text()?),
+                1 => KvResult::Done,
+                2 => KvResult::CasMismatch,
+                _ => return None,
+            };
+            store.sessions.insert(client, (seq, result));
+        }
+        Some(store)
     }
 }
 

@@ -5,6 +5,7 @@
 //! observations, which the protocol's invariant checker judges as the run goes, and
 //! client operations leave it as a history that the checker judges at the end.
 
+pub mod codec;
 pub mod kv;
 pub mod locks;
 pub mod raft;

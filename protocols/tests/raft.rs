@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use protocols::kv::KvWorkload;
 use protocols::raft::server::Role;
-use protocols::raft::{RaftConfig, RaftNode, RaftObs, Settings, TimeoutOverride, Variant};
+use protocols::raft::{RaftConfig, RaftNode, RaftObs, Settings, SnapshotSource, TimeoutOverride, Variant};
 use sim_core::{Fault, Latency, Limits, LinkConfig, LinkOverride, MS, NetworkConfig, Observation, Sim, SimConfig};
 
 fn overrides(timeouts: &[(usize, f64)]) -> Vec<TimeoutOverride> {
@@ -139,7 +139,78 @@ fn isolated_leader_is_replaced_and_its_uncommitted_writes_discarded() {
     // No server ever applied an entry of term 1 past the truncation point.
     assert!(applied(sim.observations()).iter().all(|a| a.3 != 1 || a.2 < truncated[0].1));
     // All logs agree at the end.
-    let logs: Vec<Vec<u64>> =
-        (0..5).map(|n| sim.process(n).unwrap().as_server().unwrap().log().iter().map(|e| e.term).collect()).collect();
+    let logs: Vec<(u64, Option<u64>)> = (0..5)
+        .map(|n| sim.process(n).unwrap().as_server().unwrap().log())
+        .map(|log| (log.last_index(), log.prefix_hash(log.last_index())))
+        .collect();
     assert!(logs.windows(2).all(|w| w[0] == w[1]), "{logs:?}");
+}
+
+/// `(node, last index, source)` of every snapshot taken, installed or restored.
+fn snapshots(observations: &[Observation<RaftObs>]) -> Vec<(usize, u64, SnapshotSource)> {
+    observations
+        .iter()
+        .filter_map(|o| match o.obs {
+            RaftObs::Snapshot { last_index, source, .. } => Some((o.node, last_index, source)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_follower_behind_the_leaders_snapshot_installs_it_and_a_restart_restores_one() {
+    let raft = RaftConfig {
+        election_timeout_overrides: overrides(&[(0, 100.0), (1, 500.0), (2, 500.0), (3, 500.0), (4, 500.0)]),
+        snapshot_every: 8,
+        ..RaftConfig::default()
+    };
+    let workload = KvWorkload { rate_per_client: 20.0, keys: 2, ..KvWorkload::default() };
+    let settings = Rc::new(Settings {
+        servers: 5,
+        clients: 2,
+        variant: Variant::Correct,
+        raft,
+        workload,
+        // Clients stop before server 4 is back: its state can only come from the snapshot
+        // and the entries after it.
+        clients_stop_ns: 2_500 * MS,
+    });
+    let config = SimConfig {
+        seed: 3,
+        nodes: 7,
+        network: NetworkConfig { default: constant(5.0), links: vec![] },
+        limits: Limits::default(),
+    };
+    let mut sim = Sim::new(config, move |id| RaftNode::new(id, &settings)).unwrap();
+    // Server 4 is down from 0.5 s to 3 s while the others apply and compact.
+    sim.schedule_fault(500 * MS, Fault::Crash { node: 4, torn_write: false }).unwrap();
+    sim.schedule_fault(3_000 * MS, Fault::Restart { node: 4 }).unwrap();
+    // Server 1 restarts at 4.5 s and reads its latest snapshot back.
+    sim.schedule_fault(4_500 * MS, Fault::Crash { node: 1, torn_write: false }).unwrap();
+    sim.schedule_fault(4_510 * MS, Fault::Restart { node: 1 }).unwrap();
+    sim.run_until(6_000 * MS);
+
+    let taken = snapshots(sim.observations());
+    let leader_snapshots: Vec<u64> =
+        taken.iter().filter(|s| s.0 == 0 && s.2 == SnapshotSource::Taken).map(|s| s.1).collect();
+    assert!(leader_snapshots.len() >= 5, "{leader_snapshots:?}");
+    assert!(leader_snapshots.windows(2).all(|w| w[1] - w[0] >= 8), "every 8 applied entries: {leader_snapshots:?}");
+    // Server 4 came back behind the leader's compacted log: it got a snapshot first.
+    let installed: Vec<_> = taken.iter().filter(|s| s.0 == 4 && s.2 == SnapshotSource::Installed).collect();
+    assert_eq!(installed.len(), 1, "{taken:?}");
+    assert!(installed[0].1 > 8);
+    assert!(taken.iter().any(|s| s.0 == 1 && s.2 == SnapshotSource::Restored), "{taken:?}");
+    // At the end every server applied the same log to the same state.
+    let servers: Vec<_> = (0..5).map(|n| sim.process(n).unwrap().as_server().unwrap()).collect();
+    let leader = servers[0];
+    assert_eq!(leader.role(), Role::Leader);
+    assert!(leader.log().base_index() > 0, "the leader compacted its log");
+    for server in &servers {
+        assert_eq!(server.last_applied(), leader.last_applied());
+        assert_eq!(server.store(), leader.store());
+        let last = server.log().last_index();
+        assert_eq!(last, leader.log().last_index());
+        assert_eq!(server.log().prefix_hash(last), leader.log().prefix_hash(last));
+    }
+    assert!(leader.store().get("k0").is_some_and(|v| !v.is_empty()) || leader.store().get("k1").is_some());
 }

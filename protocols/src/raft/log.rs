@@ -1,100 +1,180 @@
-//! A server's log, with each entry's digest and a running hash of every prefix, so that
-//! the invariant checks compare logs in constant time per pair.
+//! A server's log: the entries after its latest snapshot, each entry's digest and a
+//! running hash of every prefix, so that the invariant checks compare logs in constant
+//! time per pair.
+//!
+//! Indices are Raft's, from 1. Entries up to `base_index` have been compacted into a
+//! snapshot; the log still knows that last compacted entry's term and prefix hash, which
+//! is what the consistency check and the invariants need of it.
 
-use std::ops::Deref;
 use std::rc::Rc;
 
 use sim_core::fingerprint::{hash_value, splitmix64};
 
 use super::{Command, Entry};
+use crate::codec::{Reader, Writer};
 use crate::kv::{KvCommand, KvOp};
 
-/// The entries (index `i` at position `i - 1`), their digests and prefix hashes.
+/// The entries after the snapshot, their digests and prefix hashes.
 #[derive(Clone, Debug, Default)]
 pub struct Log {
+    /// The last index the snapshot covers (0: no snapshot).
+    base_index: u64,
+    base_term: u64,
+    /// The prefix hash of entries `1..=base_index` (0 for none).
+    base_prefix: u64,
+    /// Entry `base_index + 1 + k` at position `k`.
     entries: Vec<Rc<Entry>>,
     digests: Vec<u64>,
-    /// `prefix[k]`: a hash of the digests of entries `0..=k`.
+    /// `prefix[k]`: the hash of the digests of entries `1..=base_index + 1 + k`.
     prefix: Vec<u64>,
 }
 
+/// The prefix hash after `previous` extended by an entry of digest `digest`.
+pub fn extend_prefix(previous: u64, digest: u64) -> u64 {
+    splitmix64(previous ^ digest)
+}
+
 impl Log {
+    /// The index of the last entry (the snapshot's last index if no entry follows it).
+    pub fn last_index(&self) -> u64 {
+        self.base_index + self.entries.len() as u64
+    }
+
+    /// The last index covered by the snapshot (0: none).
+    pub fn base_index(&self) -> u64 {
+        self.base_index
+    }
+
+    /// Entries held (after the snapshot).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn position(&self, index: u64) -> Option<usize> {
+        (index > self.base_index && index <= self.last_index()).then(|| (index - self.base_index - 1) as usize)
+    }
+
+    /// The term of the entry at `index`: 0 at index 0, the snapshot's last term at its
+    /// last index, `None` inside the snapshot or past the end.
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        if index == self.base_index {
+            return Some(self.base_term);
+        }
+        self.position(index).map(|p| self.entries[p].term)
+    }
+
+    /// The entry at `index`, if held.
+    pub fn entry(&self, index: u64) -> Option<&Rc<Entry>> {
+        self.position(index).map(|p| &self.entries[p])
+    }
+
+    /// Entries `from..=to` (all held).
+    pub fn slice(&self, from: u64, to: u64) -> &[Rc<Entry>] {
+        if from > to {
+            return &[];
+        }
+        let (a, b) = (self.position(from).expect("held"), self.position(to).expect("held"));
+        &self.entries[a..=b]
+    }
+
+    /// The digest of the entry at `index`, if held.
+    pub fn digest(&self, index: u64) -> Option<u64> {
+        self.position(index).map(|p| self.digests[p])
+    }
+
+    /// The hash of entries `1..=index`, known from the snapshot's last index on: two logs
+    /// hold the same entries up to there exactly when these agree (barring a 64-bit
+    /// collision).
+    pub fn prefix_hash(&self, index: u64) -> Option<u64> {
+        if index == self.base_index {
+            return Some(self.base_prefix);
+        }
+        self.position(index).map(|p| self.prefix[p])
+    }
+
     pub fn push(&mut self, entry: Rc<Entry>) {
         let digest = hash_value(&entry);
-        let previous = self.prefix.last().copied().unwrap_or(0);
+        let previous = self.prefix.last().copied().unwrap_or(self.base_prefix);
         self.entries.push(entry);
         self.digests.push(digest);
-        self.prefix.push(splitmix64(previous ^ digest));
+        self.prefix.push(extend_prefix(previous, digest));
     }
 
-    /// Keeps the first `len` entries.
-    pub fn truncate(&mut self, len: usize) {
-        self.entries.truncate(len);
-        self.digests.truncate(len);
-        self.prefix.truncate(len);
+    /// Deletes the entries from `index` on (`index` past the snapshot).
+    pub fn truncate_from(&mut self, index: u64) {
+        assert!(index > self.base_index, "a snapshot's entries are committed and never truncated");
+        let keep = (index - self.base_index - 1) as usize;
+        self.entries.truncate(keep);
+        self.digests.truncate(keep);
+        self.prefix.truncate(keep);
     }
 
-    /// Replaces the entry at position `position`, keeping what follows (only the
-    /// `no-truncate` variant does this).
-    pub fn overwrite(&mut self, position: usize, entry: Rc<Entry>) {
+    /// Replaces the entry at `index`, keeping what follows (only the `no-truncate`
+    /// variant does this).
+    pub fn overwrite(&mut self, index: u64, entry: Rc<Entry>) {
+        let position = self.position(index).expect("held");
         let rest: Vec<Rc<Entry>> = self.entries.drain(position..).skip(1).collect();
-        self.truncate(position);
+        self.truncate_from(index);
         self.push(entry);
         for kept in rest {
             self.push(kept);
         }
     }
 
-    /// The digest of the entry at `position`.
-    pub fn digest(&self, position: usize) -> Option<u64> {
-        self.digests.get(position).copied()
+    /// Drops the entries up to `index` (held), which a snapshot now covers.
+    pub fn compact(&mut self, index: u64) {
+        if index <= self.base_index {
+            return;
+        }
+        let position = self.position(index).expect("compacting held entries");
+        self.base_term = self.entries[position].term;
+        self.base_prefix = self.prefix[position];
+        self.base_index = index;
+        self.entries.drain(..=position);
+        self.digests.drain(..=position);
+        self.prefix.drain(..=position);
     }
 
-    /// The hash of entries `0..=position`: two logs hold the same entries up to there
-    /// exactly when these agree (barring a 64-bit collision).
-    pub fn prefix_hash(&self, position: usize) -> Option<u64> {
-        self.prefix.get(position).copied()
-    }
-}
-
-impl Deref for Log {
-    type Target = [Rc<Entry>];
-
-    fn deref(&self) -> &[Rc<Entry>] {
-        &self.entries
+    /// Replaces the whole log by a snapshot's position (an installed snapshot whose last
+    /// entry the log does not hold).
+    pub fn reset(&mut self, base_index: u64, base_term: u64, base_prefix: u64) {
+        *self = Log { base_index, base_term, base_prefix, ..Log::default() };
     }
 }
 
 /// An entry's durable record: little-endian fixed-width numbers and length-prefixed
 /// strings (serde_json made recovery the slowest part of a crash-heavy run).
 pub fn encode_entry(entry: &Entry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48);
-    out.extend_from_slice(&entry.term.to_le_bytes());
+    let mut out = Writer { bytes: Vec::with_capacity(48) };
+    out.u64(entry.term);
     match &entry.command {
-        Command::Noop => out.push(0),
+        Command::Noop => out.u8(0),
         Command::Kv(command) => {
-            out.push(1);
-            out.extend_from_slice(&command.client.to_le_bytes());
-            out.extend_from_slice(&command.seq.to_le_bytes());
+            out.u8(1);
+            out.u64(command.client);
+            out.u64(command.seq);
             let (tag, strings): (u8, Vec<&str>) = match &command.op {
                 KvOp::Get { key } => (0, vec![key]),
                 KvOp::Put { key, value } => (1, vec![key, value]),
                 KvOp::Append { key, value } => (2, vec![key, value]),
                 KvOp::Cas { key, from, to } => (3, vec![key, from, to]),
             };
-            out.push(tag);
+            out.u8(tag);
             for text in strings {
-                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-                out.extend_from_slice(text.as_bytes());
+                out.text(text);
             }
         }
     }
-    out
+    out.bytes
 }
 
 /// Reads a record written by [`encode_entry`]; `None` if it is torn or corrupt.
 pub fn decode_entry(bytes: &[u8]) -> Option<Entry> {
-    let mut reader = Reader { bytes };
+    let mut reader = Reader::new(bytes);
     let term = reader.u64()?;
     let command = match reader.u8()? {
         0 => Command::Noop,
@@ -112,35 +192,7 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Entry> {
         }
         _ => return None,
     };
-    reader.bytes.is_empty().then_some(Entry { term, command })
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl Reader<'_> {
-    fn take(&mut self, count: usize) -> Option<&[u8]> {
-        if self.bytes.len() < count {
-            return None;
-        }
-        let (head, rest) = self.bytes.split_at(count);
-        self.bytes = rest;
-        Some(head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes")))
-    }
-
-    fn text(&mut self) -> Option<String> {
-        let len = u32::from_le_bytes(self.take(4)?.try_into().expect("four bytes")) as usize;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
-    }
+    reader.is_done().then_some(Entry { term, command })
 }
 
 #[cfg(test)]
@@ -167,5 +219,42 @@ mod tests {
                 assert_eq!(decode_entry(&record[..cut]), None);
             }
         }
+    }
+
+    fn entry(term: u64, seq: u64) -> Rc<Entry> {
+        let op = KvOp::Put { key: "k".into(), value: format!("v{seq}") };
+        Rc::new(Entry { term, command: Command::Kv(KvCommand { client: 1, seq, op }) })
+    }
+
+    #[test]
+    fn compaction_keeps_terms_and_prefix_hashes_from_the_snapshot_on() {
+        let mut full = Log::default();
+        for seq in 1..=20 {
+            full.push(entry(1 + seq / 7, seq));
+        }
+        let mut compacted = full.clone();
+        compacted.compact(9);
+        assert_eq!((compacted.base_index(), compacted.last_index(), compacted.len()), (9, 20, 11));
+        assert_eq!(compacted.term_at(9), full.term_at(9));
+        assert_eq!(compacted.term_at(8), None);
+        assert_eq!(compacted.entry(9), None);
+        for index in 9..=20 {
+            assert_eq!(compacted.prefix_hash(index), full.prefix_hash(index), "index {index}");
+        }
+        // Growing, truncating and compacting again agree with the uncompacted log.
+        for log in [&mut full, &mut compacted] {
+            log.truncate_from(15);
+            log.push(entry(9, 99));
+            log.compact(12);
+        }
+        assert_eq!(compacted.prefix_hash(15), full.prefix_hash(15));
+        assert_eq!(compacted.slice(13, 15), full.slice(13, 15));
+        // A log reset to a snapshot's position continues its hash chain.
+        let mut reset = Log::default();
+        reset.reset(12, full.term_at(12).unwrap(), full.prefix_hash(12).unwrap());
+        for index in 13..=15 {
+            reset.push(full.entry(index).unwrap().clone());
+        }
+        assert_eq!(reset.prefix_hash(15), full.prefix_hash(15));
     }
 }

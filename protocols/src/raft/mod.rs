@@ -26,8 +26,25 @@
 //!
 //! **Durability.** `currentTerm`, `votedFor` and the log are written and synced before
 //! the server answers any message; a restarted server recovers them from storage, starts
-//! as a follower with an empty state machine and re-applies entries as it learns their
-//! commitment. Torn records at the log's tail are dropped on recovery.
+//! as a follower with the state machine of its latest snapshot (or an empty one) and
+//! applies the entries after it as it learns their commitment. A torn record ends the
+//! log on recovery, and records past the end are deleted then.
+//!
+//! **Snapshots and compaction** (section 7). Once `snapshot_every` applied entries follow
+//! its last snapshot, a server writes a snapshot of its state machine (sessions
+//! included) with the last index and term it covers, syncs it, and only then deletes the
+//! older snapshot and the log records it covers; a crash in between leaves a complete
+//! snapshot either way. A leader whose follower needs entries it has compacted sends its
+//! snapshot (`InstallSnapshot`, whole, as the paper allows for small state); the
+//! follower keeps the entries after the snapshot's last one if its log holds that entry
+//! with the same term, else discards its log, then replaces its state machine. Entries at
+//! or below a follower's snapshot are committed, so an `AppendEntries` reaching below it
+//! is checked from the snapshot's last entry on.
+//!
+//! **Clients and redirects.** A server that is not the leader answers with the leader it
+//! knows of; the client follows the hint at once, or after `no_leader_backoff_ms` when
+//! there is none. Requests carry an attempt number and a redirect is followed only for
+//! the latest attempt, so a duplicated redirect cannot fork the client's retries.
 //!
 //! **Clients and reads.** Each client has a session: a client id and a sequence number
 //! per operation. The state machine remembers each session's last result, so a retried
@@ -37,14 +54,17 @@
 //! when it gives up: the operation may still take effect later.
 //!
 //! **Invariants** ([`invariants`]): election safety (at most one leader per term), leader
-//! append-only, log matching, leader completeness, state machine safety; at the end the
+//! append-only, log matching, leader completeness, state machine safety (every snapshot
+//! taken, installed or restored must hold exactly the entries applied at its indices,
+//! compared by prefix hash); at the end the
 //! client history must be linearizable (the checker's kv model), and after the last heal
 //! a leader must be elected and every operation complete within the scenario's bound.
 //!
 //! **Known-bug variants** ([`Variant`]): `commit-old-term`, `vote-without-log-check`,
 //! `volatile-vote`, `no-truncate`; each is a faithful copy of a classic mistake.
 //!
-//! Not built: pre-vote, leadership transfer, membership changes, snapshots.
+//! Not built: pre-vote, leadership transfer, membership changes, chunked snapshot
+//! transfer.
 
 pub mod client;
 pub mod invariants;
@@ -56,7 +76,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use sim_core::{Ctx, NodeId, Process, TimerId};
 
-use crate::kv::{ClientObs, KvCommand, KvOp, KvResult, KvWorkload};
+use crate::kv::{ClientObs, KvCommand, KvOp, KvResult, KvStore, KvWorkload};
 
 pub use client::Client;
 pub use invariants::RaftInvariants;
@@ -116,6 +136,9 @@ pub struct RaftConfig {
     /// commit without waiting for a client's command (the paper's section 8). Turning it
     /// off leaves the bare algorithm of Figure 2, where Figure 8's scenario is reachable.
     pub noop_on_election: bool,
+    /// A server snapshots its state machine and compacts its log once this many applied
+    /// entries follow its last snapshot (the paper's section 7); 0 never does.
+    pub snapshot_every: u64,
     /// Per-server election timeout ranges, for scripted scenarios that need to decide
     /// who stands for election first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -137,6 +160,7 @@ impl Default for RaftConfig {
             heartbeat_ms: 50.0,
             max_entries_per_append: 64,
             noop_on_election: true,
+            snapshot_every: 64,
             election_timeout_overrides: Vec::new(),
         }
     }
@@ -194,6 +218,29 @@ pub enum Command {
     Kv(KvCommand),
 }
 
+/// A snapshot: the state machine after applying entries `1..=last_index`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Snapshot {
+    pub last_index: u64,
+    pub last_term: u64,
+    /// The prefix hash of the entries it covers (see [`log::Log::prefix_hash`]): stored
+    /// with it, so that the invariants can check a snapshot against the committed log.
+    pub prefix_hash: u64,
+    pub store: KvStore,
+}
+
+/// How a server came to hold a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotSource {
+    /// It took one of its own state machine.
+    Taken,
+    /// Its leader sent it (InstallSnapshot).
+    Installed,
+    /// It read its own back from storage after a restart.
+    Restored,
+}
+
 /// The answer to a client request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Answer {
@@ -223,6 +270,13 @@ pub enum Msg {
         leader_commit: u64,
     },
     AppendEntriesReply(AppendReply),
+    /// The leader's snapshot, to a follower that needs entries the leader has compacted
+    /// (sent whole; shared with the sender like entries are). Answered with an
+    /// `AppendEntriesReply` whose `match_index` is the snapshot's last index.
+    InstallSnapshot {
+        term: u64,
+        snapshot: Rc<Snapshot>,
+    },
     /// A client's request; `attempt` numbers its sends of one operation, so that a
     /// redirect answers one send only (a duplicated redirect must not fork the client's
     /// retries).
@@ -282,6 +336,13 @@ pub enum RaftObs {
         term: u64,
         digest: u64,
         current_term: u64,
+    },
+    /// A server took, installed or restored a snapshot.
+    Snapshot {
+        last_index: u64,
+        last_term: u64,
+        prefix_hash: u64,
+        source: SnapshotSource,
     },
     /// A server deleted its log from `from_index` on (while leader: `as_leader`).
     Truncated {

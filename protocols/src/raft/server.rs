@@ -7,7 +7,8 @@ use rand::RngExt;
 use sim_core::{MS, NodeId, TimerId};
 
 use super::log::{Log, decode_entry, encode_entry};
-use super::{Answer, AppendReply, Command, Entry, Msg, RaftCtx, RaftObs, Settings, Variant};
+use super::{Answer, AppendReply, Command, Entry, Msg, RaftCtx, RaftObs, Settings, Snapshot, SnapshotSource, Variant};
+use crate::codec::{Reader, Writer};
 use crate::kv::{KvCommand, KvOp, KvStore};
 
 const TIMER_ELECTION: u64 = 1;
@@ -15,6 +16,7 @@ const TIMER_HEARTBEAT: u64 = 2;
 
 const KEY_TERM_VOTE: &str = "raft/term-vote";
 const KEY_LOG_PREFIX: &str = "raft/log/";
+const KEY_SNAPSHOT_PREFIX: &str = "raft/snapshot/";
 
 /// A server's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub struct Server {
     current_term: u64,
     voted_for: Option<NodeId>,
     log: Log,
+    /// The latest snapshot (its entries are compacted out of `log`).
+    snapshot: Option<Rc<Snapshot>>,
     // Volatile.
     role: Role,
     commit_index: u64,
@@ -66,6 +70,7 @@ impl Server {
             current_term: 0,
             voted_for: None,
             log: Log::default(),
+            snapshot: None,
             role: Role::Follower,
             commit_index: 0,
             last_applied: 0,
@@ -104,12 +109,17 @@ impl Server {
         &self.store
     }
 
-    fn last_index(&self) -> u64 {
-        self.log.len() as u64
+    pub fn last_applied(&self) -> u64 {
+        self.last_applied
     }
 
+    fn last_index(&self) -> u64 {
+        self.log.last_index()
+    }
+
+    /// The term of the entry at `index`, which must be held or be the snapshot's last.
     fn term_at(&self, index: u64) -> u64 {
-        if index == 0 { 0 } else { self.log[index as usize - 1].term }
+        self.log.term_at(index).expect("a term of the log or its snapshot's last entry")
     }
 
     fn majority(&self) -> usize {
@@ -123,8 +133,10 @@ impl Server {
             // The bug: term and vote live only in memory.
             return;
         }
-        let record = serde_json::to_vec(&(self.current_term, self.voted_for)).expect("serialisable");
-        ctx.storage().put(KEY_TERM_VOTE, record);
+        let mut record = Writer::default();
+        record.u64(self.current_term);
+        record.u64(self.voted_for.map_or(0, |v| v as u64 + 1));
+        ctx.storage().put(KEY_TERM_VOTE, record.bytes);
         ctx.storage().sync();
     }
 
@@ -132,7 +144,7 @@ impl Server {
     /// `old_last`), and syncs.
     fn persist_log(&self, ctx: &mut RaftCtx<'_>, from_index: u64, old_last: u64) {
         for index in from_index..=self.last_index() {
-            let record = encode_entry(&self.log[index as usize - 1]);
+            let record = encode_entry(self.log.entry(index).expect("held"));
             ctx.storage().put(log_key(index), record);
         }
         for index in self.last_index() + 1..=old_last {
@@ -141,21 +153,88 @@ impl Server {
         ctx.storage().sync();
     }
 
-    fn recover(&mut self, ctx: &mut RaftCtx<'_>) {
-        if let Some(bytes) = ctx.storage().get(KEY_TERM_VOTE)
-            && let Ok((term, vote)) = serde_json::from_slice::<(u64, Option<NodeId>)>(bytes)
-        {
-            self.current_term = term;
-            self.voted_for = vote;
-        }
+    /// Writes a snapshot, syncs it, and only then deletes what it replaces: older
+    /// snapshots, the log records it covers and, when the log was discarded for it
+    /// (`discarded_to`), every record up to the old log's end. A crash in between leaves
+    /// either the old snapshot with its records or the new one.
+    fn persist_snapshot(&self, ctx: &mut RaftCtx<'_>, snapshot: &Snapshot, discarded_to: Option<u64>) {
+        let key = snapshot_key(snapshot.last_index);
+        ctx.storage().put(key.clone(), encode_snapshot(snapshot));
+        ctx.storage().sync();
+        let delete_to = discarded_to.unwrap_or(0).max(snapshot.last_index);
         let storage = ctx.storage();
-        for (_, bytes) in storage.scan_prefix(KEY_LOG_PREFIX) {
+        let stale: Vec<String> = storage
+            .scan_prefix(KEY_SNAPSHOT_PREFIX)
+            .map(|(k, _)| k)
+            .filter(|k| *k != key)
+            .chain(
+                storage
+                    .scan_prefix(KEY_LOG_PREFIX)
+                    .map(|(k, _)| k)
+                    .take_while(|k| record_index(k).is_some_and(|i| i <= delete_to)),
+            )
+            .map(str::to_owned)
+            .collect();
+        for key in &stale {
+            ctx.storage().delete(key);
+        }
+        ctx.storage().sync();
+    }
+
+    fn recover(&mut self, ctx: &mut RaftCtx<'_>) {
+        if let Some(bytes) = ctx.storage().get(KEY_TERM_VOTE) {
+            let mut reader = Reader::new(bytes);
+            if let (Some(term), Some(vote)) = (reader.u64(), reader.u64()) {
+                self.current_term = term;
+                self.voted_for = vote.checked_sub(1).map(|v| v as NodeId);
+            }
+        }
+        // The newest snapshot that reads back whole (a torn one is ignored: the one
+        // before it and its log records are still there).
+        let snapshot = ctx.storage().scan_prefix(KEY_SNAPSHOT_PREFIX).filter_map(|(_, b)| decode_snapshot(b)).last();
+        if let Some(snapshot) = snapshot {
+            self.log.reset(snapshot.last_index, snapshot.last_term, snapshot.prefix_hash);
+            self.store = snapshot.store.clone();
+            self.commit_index = snapshot.last_index;
+            self.last_applied = snapshot.last_index;
+            self.observe_snapshot(ctx, &snapshot, SnapshotSource::Restored);
+            self.snapshot = Some(Rc::new(snapshot));
+        }
+        let mut leftovers = Vec::new();
+        let storage = ctx.storage();
+        for (key, bytes) in storage.scan_prefix(KEY_LOG_PREFIX) {
+            let index = record_index(key).unwrap_or(0);
+            if index <= self.log.base_index() {
+                // Covered by the snapshot (a crash came before their deletion).
+                continue;
+            }
+            if !leftovers.is_empty() || index != self.log.last_index() + 1 {
+                leftovers.push(key.to_owned());
+                continue;
+            }
             // A torn record ends the log: what follows it cannot be trusted.
             match decode_entry(bytes) {
                 Some(entry) => self.log.push(Rc::new(entry)),
-                None => break,
+                None => leftovers.push(key.to_owned()),
             }
         }
+        // Records past the end (a torn one, or ones whose deletion a crash lost) go, so
+        // that they cannot rejoin the log once it grows back to them.
+        if !leftovers.is_empty() {
+            for key in &leftovers {
+                ctx.storage().delete(key);
+            }
+            ctx.storage().sync();
+        }
+    }
+
+    fn observe_snapshot(&self, ctx: &mut RaftCtx<'_>, snapshot: &Snapshot, source: SnapshotSource) {
+        ctx.observe(RaftObs::Snapshot {
+            last_index: snapshot.last_index,
+            last_term: snapshot.last_term,
+            prefix_hash: snapshot.prefix_hash,
+            source,
+        });
     }
 
     // ------------------------------------------------------------ handlers
@@ -196,6 +275,7 @@ impl Server {
                 self.on_append_entries(ctx, from, term, prev_log_index, prev_log_term, entries, leader_commit)
             }
             Msg::AppendEntriesReply(reply) => self.on_append_reply(ctx, from, &reply),
+            Msg::InstallSnapshot { term, snapshot } => self.on_install_snapshot(ctx, from, term, snapshot),
             Msg::Request { client, seq, attempt, op } => self.on_client_request(ctx, from, client, seq, attempt, op),
             Msg::Reply { .. } => {}
         }
@@ -353,9 +433,15 @@ impl Server {
 
     fn send_append(&self, ctx: &mut RaftCtx<'_>, peer: NodeId) {
         let next = self.next_index[peer].clamp(1, self.last_index() + 1);
+        if next <= self.log.base_index() {
+            // The entries this follower needs are compacted: it gets the snapshot.
+            let snapshot = self.snapshot.clone().expect("a compacted log has a snapshot");
+            ctx.send(peer, Msg::InstallSnapshot { term: self.current_term, snapshot });
+            return;
+        }
         let prev_log_index = next - 1;
         let end = self.last_index().min(prev_log_index + self.settings.raft.max_entries_per_append as u64);
-        let entries = self.log[prev_log_index as usize..end as usize].to_vec();
+        let entries = self.log.slice(next, end).to_vec();
         ctx.send(
             peer,
             Msg::AppendEntries {
@@ -396,6 +482,7 @@ impl Server {
             ctx.observe(RaftObs::HeardFromLeader { term, leader: from });
         }
         self.reset_election_timer(ctx);
+        let (prev_log_index, prev_log_term, entries) = self.skip_compacted(prev_log_index, prev_log_term, entries);
         if prev_log_index > self.last_index() {
             let reply = self.refusal(prev_log_index, self.last_index() + 1, None);
             ctx.send(from, reply);
@@ -403,7 +490,9 @@ impl Server {
         }
         let found_term = self.term_at(prev_log_index);
         if found_term != prev_log_term {
-            let first_of_term = (1..=prev_log_index).find(|i| self.term_at(*i) == found_term).unwrap_or(prev_log_index);
+            let first_of_term = (self.log.base_index().max(1)..=prev_log_index)
+                .find(|i| self.term_at(*i) == found_term)
+                .unwrap_or(prev_log_index);
             let reply = self.refusal(prev_log_index, first_of_term, Some(found_term));
             ctx.send(from, reply);
             return;
@@ -423,6 +512,27 @@ impl Server {
             conflict_term: None,
         };
         ctx.send(from, Msg::AppendEntriesReply(reply));
+    }
+
+    /// Entries at or below this server's snapshot are committed, so the leader's agree
+    /// with them (log matching, leader completeness): the consistency check moves to the
+    /// snapshot's last index, with the leader's term there if it sent that entry.
+    fn skip_compacted(
+        &self,
+        prev_log_index: u64,
+        prev_log_term: u64,
+        entries: Vec<Rc<Entry>>,
+    ) -> (u64, u64, Vec<Rc<Entry>>) {
+        let base = self.log.base_index();
+        if prev_log_index >= base {
+            return (prev_log_index, prev_log_term, entries);
+        }
+        let skip = (base - prev_log_index) as usize;
+        match entries.get(skip - 1) {
+            Some(at_base) => (base, at_base.term, entries[skip..].to_vec()),
+            // Everything sent lies inside the snapshot.
+            None => (base, self.term_at(base), Vec::new()),
+        }
     }
 
     fn refusal(&self, rejected_prev: u64, conflict_index: u64, conflict_term: Option<u64>) -> Msg {
@@ -448,11 +558,11 @@ impl Server {
                     continue;
                 }
                 if self.settings.variant == Variant::NoTruncate {
-                    self.log.overwrite(index as usize - 1, entry);
+                    self.log.overwrite(index, entry);
                     first_written.get_or_insert(index);
                     continue;
                 }
-                self.log.truncate(index as usize - 1);
+                self.log.truncate_from(index);
                 // Clients waiting on the deleted entries are answered by nobody: they retry.
                 self.waiters.split_off(&index);
                 ctx.observe(RaftObs::Truncated { from_index: index, as_leader: self.role == Role::Leader });
@@ -491,7 +601,7 @@ impl Server {
         // Skip the follower's whole conflicting term: to just past the leader's last
         // entry of that term if it has one, else to the follower's first of it.
         let hinted = match reply.conflict_term {
-            Some(t) => match (1..=self.last_index()).rev().find(|i| self.term_at(*i) == t) {
+            Some(t) => match (self.log.base_index().max(1)..=self.last_index()).rev().find(|i| self.term_at(*i) == t) {
                 Some(last_of_term) => last_of_term + 1,
                 None => reply.conflict_index,
             },
@@ -532,8 +642,8 @@ impl Server {
         while self.last_applied < self.commit_index {
             self.last_applied += 1;
             let index = self.last_applied;
-            let entry = &self.log[index as usize - 1];
-            let digest = self.log.digest(index as usize - 1).expect("applied entries exist");
+            let entry = self.log.entry(index).expect("an entry past the snapshot");
+            let digest = self.log.digest(index).expect("an entry past the snapshot");
             ctx.observe(RaftObs::Applied { index, term: entry.term, digest, current_term: self.current_term });
             let Command::Kv(command) = &entry.command else {
                 continue;
@@ -548,6 +658,77 @@ impl Server {
                 ctx.send(waiter.node, Msg::Reply { seq: waiter.seq, attempt: waiter.attempt, answer });
             }
         }
+        self.maybe_snapshot(ctx);
+    }
+
+    /// Snapshots the state machine and compacts the log once enough applied entries
+    /// follow the last snapshot.
+    fn maybe_snapshot(&mut self, ctx: &mut RaftCtx<'_>) {
+        let every = self.settings.raft.snapshot_every;
+        if every == 0 || self.last_applied < self.log.base_index() + every {
+            return;
+        }
+        let index = self.last_applied;
+        let snapshot = Snapshot {
+            last_index: index,
+            last_term: self.term_at(index),
+            prefix_hash: self.log.prefix_hash(index).expect("an applied entry"),
+            store: self.store.clone(),
+        };
+        self.persist_snapshot(ctx, &snapshot, None);
+        self.log.compact(index);
+        self.observe_snapshot(ctx, &snapshot, SnapshotSource::Taken);
+        self.snapshot = Some(Rc::new(snapshot));
+    }
+
+    fn on_install_snapshot(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, snapshot: Rc<Snapshot>) {
+        let last = snapshot.last_index;
+        if term < self.current_term {
+            let reply = self.refusal(last, self.last_index() + 1, None);
+            ctx.send(from, reply);
+            return;
+        }
+        if term > self.current_term || self.role != Role::Follower {
+            self.step_down(ctx, term);
+        }
+        self.leader_hint = Some(from);
+        if self.heard_term < term {
+            self.heard_term = term;
+            ctx.observe(RaftObs::HeardFromLeader { term, leader: from });
+        }
+        self.reset_election_timer(ctx);
+        // A snapshot this server already has the entries of (it committed them) changes
+        // nothing.
+        if last > self.commit_index {
+            let old_last = self.last_index();
+            let discarded = if self.log.term_at(last) == Some(snapshot.last_term) {
+                // The log holds the snapshot's last entry: keep what follows it.
+                self.log.compact(last);
+                None
+            } else {
+                self.log.reset(last, snapshot.last_term, snapshot.prefix_hash);
+                Some(old_last)
+            };
+            self.store = snapshot.store.clone();
+            self.commit_index = last;
+            self.last_applied = last;
+            self.waiters = self.waiters.split_off(&(last + 1));
+            if discarded.is_some() {
+                self.waiters.clear();
+            }
+            self.persist_snapshot(ctx, &snapshot, discarded);
+            self.observe_snapshot(ctx, &snapshot, SnapshotSource::Installed);
+            self.snapshot = Some(snapshot);
+        }
+        let reply = AppendReply {
+            term: self.current_term,
+            success: true,
+            match_index: last,
+            rejected_prev: 0,
+            conflict_index: 0,
+            conflict_term: None,
+        };
+        ctx.send(from, Msg::AppendEntriesReply(reply));
     }
 
     fn on_client_request(
@@ -569,7 +750,7 @@ impl Server {
         }
         let waiting = self.waiters.iter().find(|(_, w)| w.client == client && w.seq == seq).map(|(i, _)| *i);
         if let Some(index) = waiting
-            && self.log.get(index as usize - 1).is_some_and(|e| e.term == self.current_term)
+            && self.log.entry(index).is_some_and(|e| e.term == self.current_term)
         {
             // A retry of a command already in this term's log: answer when it applies.
             self.waiters.insert(index, Waiter { node: from, client, seq, attempt });
@@ -586,4 +767,51 @@ impl Server {
 
 fn log_key(index: u64) -> String {
     format!("{KEY_LOG_PREFIX}{index:012}")
+}
+
+fn snapshot_key(last_index: u64) -> String {
+    format!("{KEY_SNAPSHOT_PREFIX}{last_index:012}")
+}
+
+/// The index a log record's key names.
+fn record_index(key: &str) -> Option<u64> {
+    key.strip_prefix(KEY_LOG_PREFIX)?.parse().ok()
+}
+
+fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
+    let mut out = Writer::default();
+    out.u64(snapshot.last_index);
+    out.u64(snapshot.last_term);
+    out.u64(snapshot.prefix_hash);
+    snapshot.store.encode(&mut out);
+    out.bytes
+}
+
+/// Reads a snapshot record; `None` if it is torn or corrupt.
+fn decode_snapshot(bytes: &[u8]) -> Option<Snapshot> {
+    let mut reader = Reader::new(bytes);
+    let (last_index, last_term, prefix_hash) = (reader.u64()?, reader.u64()?, reader.u64()?);
+    let store = KvStore::decode(&mut reader)?;
+    reader.is_done().then_some(Snapshot { last_index, last_term, prefix_hash, store })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_records_round_trip_and_torn_ones_are_refused() {
+        let mut store = KvStore::default();
+        let put = KvOp::Put { key: "k1".into(), value: "v".into() };
+        store.apply(&KvCommand { client: 3, seq: 1, op: put });
+        store.apply(&KvCommand { client: 4, seq: 7, op: KvOp::Get { key: "k1".into() } });
+        let cas = KvOp::Cas { key: "k2".into(), from: "x".into(), to: "y".into() };
+        store.apply(&KvCommand { client: 5, seq: 2, op: cas });
+        let snapshot = Snapshot { last_index: 40, last_term: 6, prefix_hash: 0xfeed, store };
+        let record = encode_snapshot(&snapshot);
+        assert_eq!(decode_snapshot(&record), Some(snapshot));
+        for cut in 0..record.len() {
+            assert_eq!(decode_snapshot(&record[..cut]), None, "cut at {cut}");
+        }
+    }
 }
