@@ -182,7 +182,8 @@ impl Default for OpMix {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KvWorkload {
-    /// Operations each client starts per second (on average).
+    /// Operations each client starts per second (on average; a client has one operation
+    /// in flight, so one that takes longer than the interval delays the next).
     pub rate_per_client: f64,
     /// Keys the operations spread over.
     pub keys: usize,

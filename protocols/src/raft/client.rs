@@ -36,11 +36,14 @@ pub struct Client {
     seq: u64,
     leader_guess: NodeId,
     in_flight: Option<InFlight>,
+    /// When (local time) the next operation is due: operations start at the workload's
+    /// rate, or as soon as the one before completes if that takes longer.
+    next_due_ns: u64,
 }
 
 impl Client {
     pub fn new(id: NodeId, settings: Rc<Settings>) -> Client {
-        Client { id, settings, session: 0, process: 0, seq: 0, leader_guess: 0, in_flight: None }
+        Client { id, settings, session: 0, process: 0, seq: 0, leader_guess: 0, in_flight: None, next_due_ns: 0 }
     }
 
     fn index(&self) -> u64 {
@@ -58,14 +61,20 @@ impl Client {
         self.session = self.index() + clients * incarnation;
         self.process = self.session;
         self.leader_guess = ctx.rng().random_range(0..self.settings.servers);
+        self.next_due_ns = ctx.now() + self.draw_interval(ctx);
         self.schedule_next(ctx);
     }
 
-    fn schedule_next(&mut self, ctx: &mut RaftCtx<'_>) {
+    /// The time between two operations' starts: uniform in 0.5–1.5 of the mean.
+    fn draw_interval(&self, ctx: &mut RaftCtx<'_>) -> u64 {
         let mean_ns = 1e9 / self.settings.workload.rate_per_client;
-        let wait_ns = (mean_ns * ctx.rng().random_range(0.5..1.5)) as u64;
-        if ctx.now().saturating_add(wait_ns) < self.settings.clients_stop_ns {
-            ctx.set_timer(wait_ns, TIMER_NEXT_OP);
+        (mean_ns * ctx.rng().random_range(0.5..1.5)) as u64
+    }
+
+    fn schedule_next(&mut self, ctx: &mut RaftCtx<'_>) {
+        let at = self.next_due_ns.max(ctx.now());
+        if at < self.settings.clients_stop_ns {
+            ctx.set_timer(at - ctx.now(), TIMER_NEXT_OP);
         }
     }
 
@@ -82,6 +91,7 @@ impl Client {
     }
 
     fn invoke(&mut self, ctx: &mut RaftCtx<'_>) {
+        self.next_due_ns = ctx.now() + self.draw_interval(ctx);
         self.seq += 1;
         let tag = format!("c{}.{}", self.session, self.seq);
         let op = self.settings.workload.next_op(ctx.rng(), &tag);
