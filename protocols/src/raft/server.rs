@@ -465,23 +465,9 @@ impl Server {
         entries: Vec<Rc<Entry>>,
         leader_commit: u64,
     ) {
-        if term < self.current_term {
-            let reply = self.refusal(prev_log_index, self.last_index() + 1, None);
-            ctx.send(from, reply);
+        if !self.follow_leader(ctx, from, term, prev_log_index) {
             return;
         }
-        if term > self.current_term || self.role != Role::Follower {
-            // A leader hearing from another leader of its own term can only happen when
-            // election safety is already broken (a known-bug variant); the invariant
-            // checker reports that, and this server yields.
-            self.step_down(ctx, term);
-        }
-        self.leader_hint = Some(from);
-        if self.heard_term < term {
-            self.heard_term = term;
-            ctx.observe(RaftObs::HeardFromLeader { term, leader: from });
-        }
-        self.reset_election_timer(ctx);
         let (prev_log_index, prev_log_term, entries) = self.skip_compacted(prev_log_index, prev_log_term, entries);
         if prev_log_index > self.last_index() {
             let reply = self.refusal(prev_log_index, self.last_index() + 1, None);
@@ -503,15 +489,31 @@ impl Server {
             self.commit_index = leader_commit.min(last_new);
             self.apply_committed(ctx);
         }
-        let reply = AppendReply {
-            term: self.current_term,
-            success: true,
-            match_index: last_new,
-            rejected_prev: 0,
-            conflict_index: 0,
-            conflict_term: None,
-        };
-        ctx.send(from, Msg::AppendEntriesReply(reply));
+        ctx.send(from, self.acceptance(last_new));
+    }
+
+    /// What a server does with a message from a leader (`AppendEntries` or
+    /// `InstallSnapshot`) of `term`: refuse one of an older term (false), else follow
+    /// that leader and restart the election timeout.
+    fn follow_leader(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, rejected_prev: u64) -> bool {
+        if term < self.current_term {
+            let reply = self.refusal(rejected_prev, self.last_index() + 1, None);
+            ctx.send(from, reply);
+            return false;
+        }
+        if term > self.current_term || self.role != Role::Follower {
+            // A leader hearing from another leader of its own term can only happen when
+            // election safety is already broken (a known-bug variant); the invariant
+            // checker reports that, and this server yields.
+            self.step_down(ctx, term);
+        }
+        self.leader_hint = Some(from);
+        if self.heard_term < term {
+            self.heard_term = term;
+            ctx.observe(RaftObs::HeardFromLeader { term, leader: from });
+        }
+        self.reset_election_timer(ctx);
+        true
     }
 
     /// Entries at or below this server's snapshot are committed, so the leader's agree
@@ -533,6 +535,18 @@ impl Server {
             // Everything sent lies inside the snapshot.
             None => (base, self.term_at(base), Vec::new()),
         }
+    }
+
+    /// Success: this server's log now matches the leader's up to `match_index`.
+    fn acceptance(&self, match_index: u64) -> Msg {
+        Msg::AppendEntriesReply(AppendReply {
+            term: self.current_term,
+            success: true,
+            match_index,
+            rejected_prev: 0,
+            conflict_index: 0,
+            conflict_term: None,
+        })
     }
 
     fn refusal(&self, rejected_prev: u64, conflict_index: u64, conflict_term: Option<u64>) -> Msg {
@@ -683,20 +697,9 @@ impl Server {
 
     fn on_install_snapshot(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, snapshot: Rc<Snapshot>) {
         let last = snapshot.last_index;
-        if term < self.current_term {
-            let reply = self.refusal(last, self.last_index() + 1, None);
-            ctx.send(from, reply);
+        if !self.follow_leader(ctx, from, term, last) {
             return;
         }
-        if term > self.current_term || self.role != Role::Follower {
-            self.step_down(ctx, term);
-        }
-        self.leader_hint = Some(from);
-        if self.heard_term < term {
-            self.heard_term = term;
-            ctx.observe(RaftObs::HeardFromLeader { term, leader: from });
-        }
-        self.reset_election_timer(ctx);
         // A snapshot this server already has the entries of (it committed them) changes
         // nothing.
         if last > self.commit_index {
@@ -720,15 +723,7 @@ impl Server {
             self.observe_snapshot(ctx, &snapshot, SnapshotSource::Installed);
             self.snapshot = Some(snapshot);
         }
-        let reply = AppendReply {
-            term: self.current_term,
-            success: true,
-            match_index: last,
-            rejected_prev: 0,
-            conflict_index: 0,
-            conflict_term: None,
-        };
-        ctx.send(from, Msg::AppendEntriesReply(reply));
+        ctx.send(from, self.acceptance(last));
     }
 
     fn on_client_request(
