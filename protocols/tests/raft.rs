@@ -214,3 +214,29 @@ fn a_follower_behind_the_leaders_snapshot_installs_it_and_a_restart_restores_one
     }
     assert!(leader.store().get("k0").is_some_and(|v| !v.is_empty()) || leader.store().get("k1").is_some());
 }
+
+#[test]
+fn a_term_and_vote_record_torn_by_a_crash_falls_back_to_the_previous_one() {
+    let raft = RaftConfig {
+        election_timeout_overrides: overrides(&[(0, 100.0), (1, 600.0), (2, 450.0)]),
+        ..RaftConfig::default()
+    };
+    let mut sim = cluster(3, 0, raft, NetworkConfig { default: constant(5.0), links: vec![] }, 1);
+    // Server 0 leads term 1 (server 1 voted for it and wrote that down); at 300 ms it is
+    // cut off, and server 2 stands for term 2 at about 750 ms.
+    sim.schedule_fault(300 * MS, Fault::Partition { groups: vec![vec![0]] }).unwrap();
+    // Server 1 dies making its next storage write, the record of term 2, which lands torn.
+    sim.schedule_fault(310 * MS, Fault::CrashDuringWrite { node: 1, writes: 0, torn_write: true }).unwrap();
+    sim.schedule_fault(1_000 * MS, Fault::Restart { node: 1 }).unwrap();
+    sim.run_until(1_000 * MS + 1);
+    let torn: Vec<usize> = ["raft/term-vote/0", "raft/term-vote/1"]
+        .iter()
+        .filter_map(|key| sim.storage(1).get(key).map(<[u8]>::len))
+        .collect();
+    assert_eq!(torn.len(), 2, "both slots written");
+    assert!(torn.contains(&16) && torn.iter().any(|len| *len < 16), "one whole, one torn: {torn:?}");
+    // It recovered term 1 and its vote for server 0 from the whole slot, not an empty
+    // state in which it could vote again in term 1.
+    let server = sim.process(1).unwrap().as_server().unwrap();
+    assert_eq!((server.current_term(), server.voted_for()), (1, Some(0)));
+}

@@ -40,7 +40,7 @@ pub enum Command {
     Experiment(ExperimentCommand),
     /// Render a report from a recorded trace.
     #[command(
-        after_help = "Example:\n  dsim run raft --seed 53 --variant commit-old-term --trace run.jsonl --history ops.jsonl\n  dsim report run.jsonl --history ops.jsonl -o run.html"
+        after_help = "Example:\n  dsim run raft --seed 3 --variant commit-old-term --trace run.jsonl --history ops.jsonl\n  dsim report run.jsonl --history ops.jsonl -o run.html"
     )]
     Report(crate::report_cmd::ReportArgs),
     /// List the built-in scenarios.

@@ -75,7 +75,7 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
                 out.push(Action { at_ms: until_ms, fault: Fault::Heal, on_leader: false });
             }
             "crash_leader" => {
-                let fault = Fault::Crash { node: 0, torn_write: false };
+                let fault = crash(0, rng);
                 out.push(Action { at_ms, fault, on_leader: true });
                 // Whoever leads then was crashed: restart every server (a no-op for those up).
                 out.extend((0..servers).map(|node| Action {
@@ -140,7 +140,7 @@ fn fault_pair(kind: &str, targets: &Targets<'_>, rng: &mut SimRng) -> (Fault, Op
     let generator = targets.generator;
     match kind {
         "partition" => (partition(targets.servers, targets.clients.clone(), rng), Some(Fault::Heal)),
-        "crash" => (Fault::Crash { node, torn_write: rng.random_bool(0.2) }, Some(Fault::Restart { node })),
+        "crash" => (crash(node, rng), Some(Fault::Restart { node })),
         "pause" => (Fault::Pause { node, duration_ms: round(draw(rng, generator.pause_ms)) }, None),
         "drop" => (
             links(LinkConfig { drop: round(rng.random_range(0.05..0.4)), ..LinkConfig::default() }),
@@ -167,6 +167,16 @@ fn fault_pair(kind: &str, targets: &Targets<'_>, rng: &mut SimRng) -> (Fault, Op
             (Fault::ClockJump { node, delta_ms: round(rng.random_range(-max..max)) }, None)
         }
         other => unreachable!("validated fault kind {other}"),
+    }
+}
+
+/// Half the crashes strike between events, half in the middle of the node's storage
+/// I/O (after 0–2 more writes), where unsynced writes are lost or torn.
+fn crash(node: usize, rng: &mut SimRng) -> Fault {
+    if rng.random_bool(0.5) {
+        Fault::CrashDuringWrite { node, writes: rng.random_range(0..3), torn_write: rng.random_bool(0.5) }
+    } else {
+        Fault::Crash { node, torn_write: rng.random_bool(0.2) }
     }
 }
 
@@ -213,6 +223,7 @@ pub fn aim_at_leader(fault: &Fault, leader: usize) -> Fault {
     let mut aimed = fault.clone();
     match &mut aimed {
         Fault::Crash { node, .. }
+        | Fault::CrashDuringWrite { node, .. }
         | Fault::Restart { node }
         | Fault::Pause { node, .. }
         | Fault::ClockOffset { node, .. }

@@ -32,7 +32,7 @@ fn report_from_a_trace_and_perfetto_export() {
         "run",
         "raft",
         "--seed",
-        "53",
+        "3",
         "--variant",
         "commit-old-term",
         "--trace",
@@ -59,7 +59,7 @@ fn report_from_a_trace_and_perfetto_export() {
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let html = std::fs::read_to_string(path("r.html")).unwrap();
     assert!(html.contains("Space-time diagram, 3000.0–4000.0 ms"));
-    assert!(html.contains("dsim run raft --seed 53 --variant commit-old-term"));
+    assert!(html.contains("dsim run raft --seed 3 --variant commit-old-term"));
     let output = dsim(&["run", "raft-crash-restart", "--trace", &path("p.json"), "--trace-format", "perfetto"]);
     assert_eq!(output.status.code(), Some(0));
     let perfetto: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("p.json")).unwrap()).unwrap();

@@ -393,6 +393,10 @@ impl<M: Data, O: Data> Ctx<'_, M, O> {
 
     /// Sends `msg` to `to` through the virtual network.
     pub fn send(&mut self, to: NodeId, msg: M) {
+        if self.dying() {
+            // Struck by a crash during a write: nothing after it leaves the node.
+            return;
+        }
         self.core.send(self.node, to, msg);
     }
 
@@ -427,7 +431,14 @@ impl<M: Data, O: Data> Ctx<'_, M, O> {
 
     /// Emits a typed observation, stamped with true global time.
     pub fn observe(&mut self, obs: O) {
+        if self.dying() {
+            return;
+        }
         self.core.observe(self.node, obs);
+    }
+
+    fn dying(&self) -> bool {
+        self.core.nodes[self.node].storage.dying().is_some()
     }
 }
 
@@ -651,7 +662,23 @@ impl<P: Process> Sim<P> {
         self.core.record(|| TraceEvent::Start { t_ns: now, node, incarnation });
         let (process, mut ctx) = self.ctx_parts(node);
         process.on_start(&mut ctx);
+        self.crash_if_struck(node);
         true
+    }
+
+    /// After a handler: a crash armed by `CrashDuringWrite` that struck during it takes
+    /// the node down now (recorded as a crash at this instant).
+    fn crash_if_struck(&mut self, node: NodeId) {
+        let Some(torn_write) = self.core.nodes[node].storage.dying() else {
+            return;
+        };
+        let now = self.core.now_ns;
+        let fault = Fault::Crash { node, torn_write };
+        self.core.fingerprint.fold_event(&[FP_FAULT, now, u64::MAX, node as u64]);
+        if let Some(sink) = self.core.sink.as_mut() {
+            sink.record(&TraceEvent::Fault { t_ns: now, fault: &fault });
+        }
+        self.crash(node, torn_write);
     }
 
     fn deliver(&mut self, from: NodeId, to: NodeId, msg_id: u64, msg: P::Msg) -> bool {
@@ -671,6 +698,7 @@ impl<P: Process> Sim<P> {
         }
         let (process, mut ctx) = self.ctx_parts(to);
         process.on_message(&mut ctx, from, msg);
+        self.crash_if_struck(to);
         true
     }
 
@@ -700,6 +728,7 @@ impl<P: Process> Sim<P> {
         self.core.record(|| TraceEvent::Timer { t_ns: now, node, timer: index, tag, local_ns: local_now });
         let (process, mut ctx) = self.ctx_parts(node);
         process.on_timer(&mut ctx, TimerId { index, generation }, tag);
+        self.crash_if_struck(node);
         true
     }
 
@@ -752,6 +781,11 @@ impl<P: Process> Sim<P> {
                 self.core.link_models.truncate(self.core.base_models_count);
             }
             Fault::Crash { node, torn_write } => self.crash(node, torn_write),
+            Fault::CrashDuringWrite { node, writes, torn_write } => {
+                if self.core.nodes[node].up {
+                    self.core.nodes[node].storage.arm_crash(writes, torn_write);
+                }
+            }
             Fault::Restart { node } => self.restart(node),
             Fault::Pause { node, duration_ms } => {
                 let duration = ms_to_ns("pause", duration_ms).expect("validated when scheduled");
@@ -835,6 +869,7 @@ impl<P: Process> Sim<P> {
 
     fn restart(&mut self, node: NodeId) {
         if self.core.nodes[node].up {
+            self.core.nodes[node].storage.disarm();
             return;
         }
         self.core.nodes[node].up = true;

@@ -40,7 +40,22 @@ pub enum Fault {
         #[serde(default)]
         torn_write: bool,
     },
-    /// A crashed node is rebuilt from its durable storage and started again.
+    /// The node crashes in the middle of its storage I/O (a kill at an I/O point, as
+    /// FoundationDB's simulator injects): it makes `writes` more storage writes (puts or
+    /// deletes) and dies making the next one. Nothing it would do after that point
+    /// happens (no send, no observation); then it crashes as with `crash`: unsynced
+    /// writes are lost, and with `torn_write` the oldest of them lands cut short. A
+    /// handler that syncs before answering is only ever caught this way with unsynced
+    /// writes.
+    CrashDuringWrite {
+        node: usize,
+        #[serde(default)]
+        writes: u32,
+        #[serde(default)]
+        torn_write: bool,
+    },
+    /// A crashed node is rebuilt from its durable storage and started again; for a node
+    /// that is up, a `crash_during_write` that has not struck yet is called off.
     Restart { node: usize },
     /// The node handles nothing for `duration_ms`: messages and timers wait, then run.
     Pause { node: usize, duration_ms: f64 },
@@ -71,6 +86,7 @@ impl Fault {
             Fault::SetLinks { .. } => "set_links",
             Fault::ResetLinks => "reset_links",
             Fault::Crash { .. } => "crash",
+            Fault::CrashDuringWrite { .. } => "crash_during_write",
             Fault::Restart { .. } => "restart",
             Fault::Pause { .. } => "pause",
             Fault::ClockOffset { .. } => "clock_offset",
@@ -83,6 +99,7 @@ impl Fault {
     pub fn node(&self) -> Option<usize> {
         match self {
             Fault::Crash { node, .. }
+            | Fault::CrashDuringWrite { node, .. }
             | Fault::Restart { node }
             | Fault::Pause { node, .. }
             | Fault::ClockOffset { node, .. }
@@ -121,7 +138,7 @@ impl Fault {
                 check_all(to)?;
                 LinkModel::new(link)?;
             }
-            Fault::Crash { node, .. } | Fault::Restart { node } => check(*node)?,
+            Fault::Crash { node, .. } | Fault::CrashDuringWrite { node, .. } | Fault::Restart { node } => check(*node)?,
             Fault::Pause { node, duration_ms } => {
                 check(*node)?;
                 ms_to_ns("pause duration_ms", *duration_ms)?;

@@ -38,6 +38,11 @@ pub struct Storage {
     unsynced: Vec<Undo>,
     /// The oldest unsynced put as written, the one a torn write cuts short.
     first_put: Option<(String, Vec<u8>)>,
+    /// A crash armed to strike during a later write: `(writes before it, torn)`.
+    crash_point: Option<(u32, bool)>,
+    /// Set when the armed crash struck (with its torn flag): the node is dying, and
+    /// writes and syncs no longer happen.
+    dying: Option<bool>,
     metrics: StorageMetrics,
 }
 
@@ -49,6 +54,9 @@ impl Storage {
 
     /// Writes `value` under `key`; durable after the next [`Storage::sync`].
     pub fn put(&mut self, key: impl Into<String>, value: Vec<u8>) {
+        if self.dying.is_some() {
+            return;
+        }
         let key = key.into();
         self.metrics.writes += 1;
         self.metrics.bytes_written += value.len() as u64;
@@ -57,13 +65,18 @@ impl Storage {
         }
         let previous = self.live.insert(key.clone(), value);
         self.unsynced.push(Undo { key, previous });
+        self.count_write();
     }
 
     /// Deletes `key`; durable after the next sync.
     pub fn delete(&mut self, key: &str) {
+        if self.dying.is_some() {
+            return;
+        }
         self.metrics.writes += 1;
         let previous = self.live.remove(key);
         self.unsynced.push(Undo { key: key.to_owned(), previous });
+        self.count_write();
     }
 
     /// Keys and values whose key starts with `prefix`, in key order.
@@ -76,7 +89,7 @@ impl Storage {
 
     /// Makes every write so far durable.
     pub fn sync(&mut self) {
-        if self.unsynced.is_empty() {
+        if self.unsynced.is_empty() || self.dying.is_some() {
             return;
         }
         self.metrics.syncs += 1;
@@ -92,6 +105,8 @@ impl Storage {
     /// What a crash leaves: unsynced writes are lost; with `torn`, the oldest unsynced put
     /// lands cut short at a random length first.
     pub fn crash(&mut self, torn: bool, rng: &mut SimRng) {
+        self.crash_point = None;
+        self.dying = None;
         if self.unsynced.is_empty() {
             // Everything written is durable: nothing to lose, nothing to tear.
             return;
@@ -110,6 +125,34 @@ impl Storage {
             lost -= 1;
         }
         self.metrics.writes_lost += lost;
+    }
+
+    /// Arms a crash that strikes while the node makes its storage write number
+    /// `writes + 1` from now (see `Fault::CrashDuringWrite`).
+    pub fn arm_crash(&mut self, writes: u32, torn: bool) {
+        self.crash_point = Some((writes, torn));
+    }
+
+    /// Calls off an armed crash that has not struck.
+    pub fn disarm(&mut self) {
+        self.crash_point = None;
+    }
+
+    /// `Some(torn)` once an armed crash struck: the node must crash when its handler
+    /// returns, and nothing it does from now on may take effect.
+    pub fn dying(&self) -> Option<bool> {
+        self.dying
+    }
+
+    fn count_write(&mut self) {
+        match &mut self.crash_point {
+            Some((0, torn)) => {
+                self.dying = Some(*torn);
+                self.crash_point = None;
+            }
+            Some((writes, _)) => *writes -= 1,
+            None => {}
+        }
     }
 
     /// Counters.

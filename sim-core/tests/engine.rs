@@ -387,3 +387,79 @@ fn trace_records_every_kind_of_event() {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
     }
 }
+
+/// Node 1 pokes node 0 at start and reports what it receives. On a message, node 0
+/// writes `k0`, `k1`, `k2`, each synced and followed by a send and an observation; at
+/// start, every node reports the length of each key it finds.
+#[derive(Clone, Default)]
+struct Writer;
+
+impl Process for Writer {
+    type Msg = u64;
+    type Obs = Vec<usize>;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, u64, Vec<usize>>) {
+        let lengths = (0..3).map(|k| ctx.storage().get(&format!("k{k}")).map_or(0, <[u8]>::len)).collect();
+        ctx.observe(lengths);
+        if ctx.id() == 1 {
+            ctx.send(0, 99);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, u64, Vec<usize>>, from: NodeId, value: u64) {
+        if ctx.id() == 1 {
+            ctx.observe(vec![999, value as usize]);
+            return;
+        }
+        for k in 0..3 {
+            ctx.storage().put(format!("k{k}"), vec![7; 100]);
+            ctx.storage().sync();
+            ctx.send(from, k);
+            ctx.observe(vec![100 + k as usize]);
+        }
+    }
+
+    fn on_timer(&mut self, _: &mut Ctx<'_, u64, Vec<usize>>, _: TimerId, _: u64) {}
+}
+
+#[test]
+fn a_crash_during_a_write_stops_the_handler_there() {
+    for torn_write in [false, true] {
+        let config = SimConfig { seed: 1, nodes: 2, network: constant_network(1.0), limits: Limits::default() };
+        let mut sim = Sim::new(config, |_| Writer).unwrap();
+        // Node 0 makes one more write, then dies making the next; it restarts at 50 ms.
+        sim.schedule_fault(MS / 2, Fault::CrashDuringWrite { node: 0, writes: 1, torn_write }).unwrap();
+        sim.schedule_fault(50 * MS, Fault::Restart { node: 0 }).unwrap();
+        sim.run();
+        let seen: Vec<(usize, u64, Vec<usize>)> =
+            sim.observations().iter().map(|o| (o.node, o.t_ns / MS, o.obs.clone())).collect();
+        // The poke arrives at 1 ms: k0 is written, synced, sent and observed; the crash
+        // strikes making k1, so neither its send nor anything after it happens.
+        assert_eq!(seen[..3], [(0, 0, vec![0, 0, 0]), (1, 0, vec![0, 0, 0]), (0, 1, vec![100])]);
+        // Node 1 got k0's message only.
+        assert_eq!(seen[3], (1, 2, vec![999, 0]));
+        // The restart finds k0 whole and k1 lost, or cut short when torn.
+        let (node, at_ms, lengths) = &seen[4];
+        assert_eq!((*node, *at_ms), (0, 50));
+        assert_eq!(lengths[0], 100);
+        if torn_write {
+            assert!(lengths[1] < 100, "{lengths:?}");
+        } else {
+            assert_eq!(lengths[1], 0);
+        }
+        assert_eq!(lengths[2], 0);
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert_eq!(sim.metrics().messages_sent, 2, "the poke and k0's message");
+    }
+}
+
+#[test]
+fn a_restart_calls_off_a_crash_during_write_that_has_not_struck() {
+    let config = SimConfig { seed: 1, nodes: 2, network: constant_network(1.0), limits: Limits::default() };
+    let mut sim = Sim::new(config, |_| Writer).unwrap();
+    sim.schedule_fault(MS / 4, Fault::CrashDuringWrite { node: 0, writes: 1, torn_write: true }).unwrap();
+    sim.schedule_fault(MS / 2, Fault::Restart { node: 0 }).unwrap();
+    sim.run();
+    let received: Vec<Vec<usize>> = sim.observations().iter().filter(|o| o.node == 1).map(|o| o.obs.clone()).collect();
+    assert_eq!(received, vec![vec![0, 0, 0], vec![999, 0], vec![999, 1], vec![999, 2]]);
+}

@@ -10,7 +10,8 @@ use super::{LockCtx, LockMsg, LockObs, LockSettings, LockVariant, RedisReply, St
 const LOCK_KEY: &str = "lock";
 const FENCE_KEY: &str = "fence";
 
-const KEY_ATTEMPT: &str = "lock-client/attempt";
+/// Two slots, written alternately: a write torn by a crash leaves the other one whole.
+const KEY_ATTEMPT: [&str; 2] = ["lock-client/attempt/0", "lock-client/attempt/1"];
 
 const TIMER_ACQUIRE: u64 = 1;
 const TIMER_TIMEOUT: u64 = 2;
@@ -68,8 +69,12 @@ impl LockClient {
     pub fn on_start(&mut self, ctx: &mut LockCtx<'_>) {
         // A restarted client starts over: its beliefs died with it. Attempt numbers are
         // durable, so that tokens are never reused (a reused token would let the new
-        // incarnation release the old one's lock).
-        self.attempt = ctx.storage().get(KEY_ATTEMPT).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+        // incarnation release the old one's lock). The newest whole slot is the last
+        // attempt begun; a torn one was being written when the client died, before its
+        // token went anywhere.
+        let storage = ctx.storage();
+        let slots = KEY_ATTEMPT.iter().filter_map(|key| storage.get(key)?.try_into().ok().map(u64::from_le_bytes));
+        self.attempt = slots.max().unwrap_or(0);
         ctx.observe(LockObs::ClientStarted);
         self.schedule_attempt(ctx);
     }
@@ -99,7 +104,7 @@ impl LockClient {
         self.attempt += 1;
         self.cycle_start_ns.get_or_insert(ctx.now());
         self.cycle_attempts += 1;
-        ctx.storage().put(KEY_ATTEMPT, self.attempt.to_le_bytes().to_vec());
+        ctx.storage().put(KEY_ATTEMPT[(self.attempt % 2) as usize], self.attempt.to_le_bytes().to_vec());
         ctx.storage().sync();
         // Request ids are scoped by attempt, so a late reply to an earlier attempt (or an
         // earlier incarnation) never passes for the answer to this one.

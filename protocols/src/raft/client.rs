@@ -14,7 +14,8 @@ const TIMER_NEXT_OP: u64 = 1;
 const TIMER_REQUEST: u64 = 2;
 const TIMER_GIVE_UP: u64 = 3;
 
-const KEY_INCARNATION: &str = "client/incarnation";
+/// Two slots, written alternately: a record torn by a crash leaves the other whole.
+const KEY_INCARNATION: [&str; 2] = ["client/incarnation/0", "client/incarnation/1"];
 
 struct InFlight {
     seq: u64,
@@ -53,9 +54,12 @@ impl Client {
     pub fn on_start(&mut self, ctx: &mut RaftCtx<'_>) {
         // A restarted client is a new session and a new process: its operation in flight
         // at the crash stays indeterminate.
-        let incarnation =
-            ctx.storage().get(KEY_INCARNATION).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
-        ctx.storage().put(KEY_INCARNATION, (incarnation + 1).to_le_bytes().to_vec());
+        // The newest whole slot counts the incarnations begun; a torn one was being
+        // written when the client died, before this session id went anywhere.
+        let storage = ctx.storage();
+        let slots = KEY_INCARNATION.iter().filter_map(|key| storage.get(key)?.try_into().ok().map(u64::from_le_bytes));
+        let incarnation = slots.max().unwrap_or(0);
+        ctx.storage().put(KEY_INCARNATION[(incarnation % 2) as usize], (incarnation + 1).to_le_bytes().to_vec());
         ctx.storage().sync();
         let clients = self.settings.clients as u64;
         self.session = self.index() + clients * incarnation;

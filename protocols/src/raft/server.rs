@@ -14,7 +14,8 @@ use crate::kv::{KvCommand, KvOp, KvStore};
 const TIMER_ELECTION: u64 = 1;
 const TIMER_HEARTBEAT: u64 = 2;
 
-const KEY_TERM_VOTE: &str = "raft/term-vote";
+/// Two slots, written alternately: a record torn by a crash leaves the other whole.
+const KEY_TERM_VOTE: [&str; 2] = ["raft/term-vote/0", "raft/term-vote/1"];
 const KEY_LOG_PREFIX: &str = "raft/log/";
 const KEY_SNAPSHOT_PREFIX: &str = "raft/snapshot/";
 
@@ -45,6 +46,9 @@ pub struct Server {
     log: Log,
     /// The latest snapshot (its entries are compacted out of `log`).
     snapshot: Option<Rc<Snapshot>>,
+    /// The term/vote slot holding the newest whole record (the next write goes to the
+    /// other one).
+    term_vote_slot: usize,
     // Volatile.
     role: Role,
     commit_index: u64,
@@ -71,6 +75,7 @@ impl Server {
             voted_for: None,
             log: Log::default(),
             snapshot: None,
+            term_vote_slot: 1,
             role: Role::Follower,
             commit_index: 0,
             last_applied: 0,
@@ -95,6 +100,10 @@ impl Server {
 
     pub fn current_term(&self) -> u64 {
         self.current_term
+    }
+
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
     }
 
     pub fn log(&self) -> &Log {
@@ -128,7 +137,7 @@ impl Server {
 
     // ------------------------------------------------------------ durability
 
-    fn persist_term_vote(&self, ctx: &mut RaftCtx<'_>) {
+    fn persist_term_vote(&mut self, ctx: &mut RaftCtx<'_>) {
         if self.settings.variant == Variant::VolatileVote {
             // The bug: term and vote live only in memory.
             return;
@@ -136,7 +145,8 @@ impl Server {
         let mut record = Writer::default();
         record.u64(self.current_term);
         record.u64(self.voted_for.map_or(0, |v| v as u64 + 1));
-        ctx.storage().put(KEY_TERM_VOTE, record.bytes);
+        self.term_vote_slot = 1 - self.term_vote_slot;
+        ctx.storage().put(KEY_TERM_VOTE[self.term_vote_slot], record.bytes);
         ctx.storage().sync();
     }
 
@@ -182,12 +192,20 @@ impl Server {
     }
 
     fn recover(&mut self, ctx: &mut RaftCtx<'_>) {
-        if let Some(bytes) = ctx.storage().get(KEY_TERM_VOTE) {
-            let mut reader = Reader::new(bytes);
-            if let (Some(term), Some(vote)) = (reader.u64(), reader.u64()) {
-                self.current_term = term;
-                self.voted_for = vote.checked_sub(1).map(|v| v as NodeId);
-            }
+        // The newer of the two whole term/vote records (a later term, or a vote in the
+        // same term); a torn one was being written when the server died, before it
+        // answered anything on its strength.
+        let newest = (0..2)
+            .filter_map(|slot| {
+                let mut reader = Reader::new(ctx.storage().get(KEY_TERM_VOTE[slot])?);
+                let (term, vote) = (reader.u64()?, reader.u64()?);
+                reader.is_done().then_some((term, vote, slot))
+            })
+            .max();
+        if let Some((term, vote, slot)) = newest {
+            self.current_term = term;
+            self.voted_for = vote.checked_sub(1).map(|v| v as NodeId);
+            self.term_vote_slot = slot;
         }
         // The newest snapshot that reads back whole (a torn one is ignored: the one
         // before it and its log records are still there).
