@@ -3,7 +3,7 @@
 /// What the engine refuses.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum SimError {
-    #[error("unknown node {node} in {context} (the cluster has nodes 0..{nodes})")]
+    #[error("unknown node {node} in {context} (the cluster has {nodes} nodes, numbered from 0)")]
     UnknownNode { node: usize, nodes: usize, context: &'static str },
     #[error("{what} must be a probability between 0 and 1, got {value}")]
     InvalidProbability { what: &'static str, value: f64 },
