@@ -240,3 +240,39 @@ fn a_term_and_vote_record_torn_by_a_crash_falls_back_to_the_previous_one() {
     let server = sim.process(1).unwrap().as_server().unwrap();
     assert_eq!((server.current_term(), server.voted_for()), (1, Some(0)));
 }
+
+#[test]
+fn pre_vote_keeps_a_rejoining_server_from_deposing_the_leader() {
+    let run = |pre_vote: bool| {
+        let raft = RaftConfig {
+            election_timeout_overrides: overrides(&[(0, 100.0), (1, 300.0), (2, 300.0), (3, 300.0), (4, 300.0)]),
+            pre_vote,
+            ..RaftConfig::default()
+        };
+        let mut sim = cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![] }, 1);
+        // Server 4 is cut off from 0.3 s to 2 s; its election timeout fires again and again.
+        sim.schedule_fault(300 * MS, Fault::Partition { groups: vec![vec![4]] }).unwrap();
+        sim.schedule_fault(2_000 * MS, Fault::Heal).unwrap();
+        sim.run_until(1_999 * MS);
+        let isolated_term = sim.process(4).unwrap().as_server().unwrap().current_term();
+        sim.run_until(4_000 * MS);
+        (isolated_term, elections(sim.observations()), sim)
+    };
+    // Without pre-vote, each timeout raises server 4's term; at the heal that term
+    // reaches the others and leader 0 steps down: server 4, whose log is as complete as
+    // theirs (it holds the no-op of term 1), wins term 6 after the heal.
+    let (term, won, _) = run(false);
+    assert_eq!(term, 6, "one term per 300 ms timeout from 0.6 s");
+    assert_eq!(won, vec![(110, 0, 1), (2_025, 4, 6)]);
+    // With pre-vote, nobody grants server 4 a pre-vote while leader 0 is alive: its term
+    // stays 1, and leader 0 leads term 1 to the end. (Its own election took one more
+    // round trip, the pre-vote's: 100 ms + 10 ms + 10 ms.)
+    let (term, won, sim) = run(true);
+    assert_eq!(term, 1);
+    assert_eq!(won, vec![(120, 0, 1)]);
+    for node in 0..5 {
+        let server = sim.process(node).unwrap().as_server().unwrap();
+        assert_eq!(server.current_term(), 1);
+        assert_eq!(server.role(), if node == 0 { Role::Leader } else { Role::Follower });
+    }
+}

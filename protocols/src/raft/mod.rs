@@ -63,8 +63,14 @@
 //! **Known-bug variants** ([`Variant`]): `commit-old-term`, `vote-without-log-check`,
 //! `volatile-vote`, `no-truncate`; each is a faithful copy of a classic mistake.
 //!
-//! Not built: pre-vote, leadership transfer, membership changes, chunked snapshot
-//! transfer.
+//! **Pre-vote** (thesis section 9.6, `raft.pre_vote`, off by default): a server whose
+//! election timeout fires first asks the others whether it could win the next term,
+//! without raising its own; they say yes only for an up-to-date log and when they have
+//! not heard from a leader within the minimum election timeout. With a majority of yes it
+//! stands for election as usual. A server cut off and rejoining cannot depose a working
+//! leader with its inflated term.
+//!
+//! Not built: leadership transfer, membership changes, chunked snapshot transfer.
 
 pub mod client;
 pub mod invariants;
@@ -139,6 +145,11 @@ pub struct RaftConfig {
     /// A server snapshots its state machine and compacts its log once this many applied
     /// entries follow its last snapshot (the paper's section 7); 0 never does.
     pub snapshot_every: u64,
+    /// Pre-vote (the thesis's section 9.6): a server whose election timeout fires first
+    /// asks whether it could win, without raising its term; others say yes only if its log
+    /// is up to date and they have not heard from a leader within the minimum election
+    /// timeout. A server cut off and rejoining then cannot depose a working leader.
+    pub pre_vote: bool,
     /// Per-server election timeout ranges, for scripted scenarios that need to decide
     /// who stands for election first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -161,6 +172,7 @@ impl Default for RaftConfig {
             max_entries_per_append: 64,
             noop_on_election: true,
             snapshot_every: 64,
+            pre_vote: false,
             election_timeout_overrides: Vec::new(),
         }
     }
@@ -257,6 +269,17 @@ pub enum Msg {
         last_log_term: u64,
     },
     RequestVoteReply {
+        term: u64,
+        granted: bool,
+    },
+    /// Would the sender win an election for `term`? Changes nothing at the receiver.
+    PreVote {
+        term: u64,
+        last_log_index: u64,
+        last_log_term: u64,
+    },
+    /// The receiver's answer, with its own current term.
+    PreVoteReply {
         term: u64,
         granted: bool,
     },

@@ -57,6 +57,10 @@ pub struct Server {
     heard_term: u64,
     votes: BTreeSet<NodeId>,
     answered: BTreeSet<NodeId>,
+    /// Pre-votes granted so far, while a pre-vote round runs.
+    pre_votes: Option<BTreeSet<NodeId>>,
+    /// When (local time) this server last accepted a message from a leader.
+    leader_contact_ns: Option<u64>,
     next_index: Vec<u64>,
     match_index: Vec<u64>,
     election_timer: Option<TimerId>,
@@ -83,6 +87,8 @@ impl Server {
             heard_term: 0,
             votes: BTreeSet::new(),
             answered: BTreeSet::new(),
+            pre_votes: None,
+            leader_contact_ns: None,
             next_index: vec![1; servers],
             match_index: vec![0; servers],
             election_timer: None,
@@ -266,8 +272,10 @@ impl Server {
         match tag {
             TIMER_ELECTION if Some(timer) == self.election_timer => {
                 self.election_timer = None;
-                if self.role != Role::Leader {
-                    self.start_election(ctx);
+                match self.role {
+                    Role::Leader => {}
+                    _ if self.settings.raft.pre_vote => self.start_pre_vote(ctx),
+                    _ => self.start_election(ctx),
                 }
             }
             TIMER_HEARTBEAT if Some(timer) == self.heartbeat_timer => {
@@ -289,6 +297,10 @@ impl Server {
                 self.on_request_vote(ctx, from, term, last_log_index, last_log_term)
             }
             Msg::RequestVoteReply { term, granted } => self.on_vote_reply(ctx, from, term, granted),
+            Msg::PreVote { term, last_log_index, last_log_term } => {
+                self.on_pre_vote(ctx, from, term, last_log_index, last_log_term)
+            }
+            Msg::PreVoteReply { term, granted } => self.on_pre_vote_reply(ctx, from, term, granted),
             Msg::AppendEntries { term, prev_log_index, prev_log_term, entries, leader_commit } => {
                 self.on_append_entries(ctx, from, term, prev_log_index, prev_log_term, entries, leader_commit)
             }
@@ -320,7 +332,53 @@ impl Server {
         self.heartbeat_timer = Some(ctx.set_timer(interval, TIMER_HEARTBEAT));
     }
 
+    /// Asks the others whether this server could win the next term, changing nothing.
+    fn start_pre_vote(&mut self, ctx: &mut RaftCtx<'_>) {
+        self.pre_votes = Some(BTreeSet::from([self.id]));
+        self.reset_election_timer(ctx);
+        if self.majority() <= 1 {
+            self.start_election(ctx);
+            return;
+        }
+        let request = Msg::PreVote {
+            term: self.current_term + 1,
+            last_log_index: self.last_index(),
+            last_log_term: self.term_at(self.last_index()),
+        };
+        for peer in (0..self.settings.servers).filter(|p| *p != self.id) {
+            ctx.send(peer, request.clone());
+        }
+    }
+
+    /// Yes only for a later term, an up-to-date log, and when no leader has been heard
+    /// from within the minimum election timeout (a leader says no: it is one).
+    fn on_pre_vote(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, last_log_index: u64, last_log_term: u64) {
+        let min_timeout_ns = (self.settings.raft.election_timeout_ms[0] * MS as f64) as u64;
+        let now = ctx.now();
+        let leader_alive = self.role == Role::Leader
+            || self.leader_contact_ns.is_some_and(|at| now.saturating_sub(at) < min_timeout_ns);
+        let granted = term > self.current_term && !leader_alive && self.log_up_to_date(last_log_index, last_log_term);
+        ctx.send(from, Msg::PreVoteReply { term: self.current_term, granted });
+    }
+
+    fn on_pre_vote_reply(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, granted: bool) {
+        if term > self.current_term {
+            self.step_down(ctx, term);
+            return;
+        }
+        let Some(pre_votes) = self.pre_votes.as_mut() else {
+            return;
+        };
+        if granted {
+            pre_votes.insert(from);
+            if pre_votes.len() >= self.majority() {
+                self.start_election(ctx);
+            }
+        }
+    }
+
     fn start_election(&mut self, ctx: &mut RaftCtx<'_>) {
+        self.pre_votes = None;
         self.current_term += 1;
         self.voted_for = Some(self.id);
         self.role = Role::Candidate;
@@ -353,6 +411,7 @@ impl Server {
 
     /// Adopts a newer term as a follower (and forgets the vote of the older one).
     fn step_down(&mut self, ctx: &mut RaftCtx<'_>, term: u64) {
+        self.pre_votes = None;
         if term > self.current_term {
             self.current_term = term;
             self.voted_for = None;
@@ -526,6 +585,8 @@ impl Server {
             self.step_down(ctx, term);
         }
         self.leader_hint = Some(from);
+        self.leader_contact_ns = Some(ctx.now());
+        self.pre_votes = None;
         if self.heard_term < term {
             self.heard_term = term;
             ctx.observe(RaftObs::HeardFromLeader { term, leader: from });
