@@ -60,3 +60,16 @@ impl<'a> Reader<'a> {
         self.bytes.is_empty()
     }
 }
+
+/// A counter kept in two storage slots, written alternately (`value % 2`): a write torn
+/// by a crash leaves the other slot whole, holding the value before. Reads the newest
+/// whole one.
+pub fn read_counter(storage: &sim_core::Storage, slots: [&str; 2]) -> Option<u64> {
+    slots.iter().filter_map(|key| storage.get(key)?.try_into().ok().map(u64::from_le_bytes)).max()
+}
+
+/// Writes `value` into its slot and syncs (see [`read_counter`]).
+pub fn write_counter(storage: &mut sim_core::Storage, slots: [&str; 2], value: u64) {
+    storage.put(slots[(value % 2) as usize], value.to_le_bytes().to_vec());
+    storage.sync();
+}

@@ -6,6 +6,7 @@ use rand::RngExt;
 use sim_core::{MS, TimerId};
 
 use super::{LockCtx, LockMsg, LockObs, LockSettings, LockVariant, RedisReply, StorageReply};
+use crate::codec::{read_counter, write_counter};
 
 const LOCK_KEY: &str = "lock";
 const FENCE_KEY: &str = "fence";
@@ -72,9 +73,7 @@ impl LockClient {
         // incarnation release the old one's lock). The newest whole slot is the last
         // attempt begun; a torn one was being written when the client died, before its
         // token went anywhere.
-        let storage = ctx.storage();
-        let slots = KEY_ATTEMPT.iter().filter_map(|key| storage.get(key)?.try_into().ok().map(u64::from_le_bytes));
-        self.attempt = slots.max().unwrap_or(0);
+        self.attempt = read_counter(ctx.storage(), KEY_ATTEMPT).unwrap_or(0);
         ctx.observe(LockObs::ClientStarted);
         self.schedule_attempt(ctx);
     }
@@ -104,8 +103,7 @@ impl LockClient {
         self.attempt += 1;
         self.cycle_start_ns.get_or_insert(ctx.now());
         self.cycle_attempts += 1;
-        ctx.storage().put(KEY_ATTEMPT[(self.attempt % 2) as usize], self.attempt.to_le_bytes().to_vec());
-        ctx.storage().sync();
+        write_counter(ctx.storage(), KEY_ATTEMPT, self.attempt);
         // Request ids are scoped by attempt, so a late reply to an earlier attempt (or an
         // earlier incarnation) never passes for the answer to this one.
         self.req = self.attempt << 32;

@@ -8,6 +8,7 @@ use rand::RngExt;
 use sim_core::{MS, NodeId, TimerId};
 
 use super::{Answer, Msg, RaftCtx, RaftObs, Settings};
+use crate::codec::{read_counter, write_counter};
 use crate::kv::{ClientObs, KvOp, KvResult};
 
 const TIMER_NEXT_OP: u64 = 1;
@@ -56,11 +57,8 @@ impl Client {
         // at the crash stays indeterminate.
         // The newest whole slot counts the incarnations begun; a torn one was being
         // written when the client died, before this session id went anywhere.
-        let storage = ctx.storage();
-        let slots = KEY_INCARNATION.iter().filter_map(|key| storage.get(key)?.try_into().ok().map(u64::from_le_bytes));
-        let incarnation = slots.max().unwrap_or(0);
-        ctx.storage().put(KEY_INCARNATION[(incarnation % 2) as usize], (incarnation + 1).to_le_bytes().to_vec());
-        ctx.storage().sync();
+        let incarnation = read_counter(ctx.storage(), KEY_INCARNATION).unwrap_or(0);
+        write_counter(ctx.storage(), KEY_INCARNATION, incarnation + 1);
         let clients = self.settings.clients as u64;
         self.session = self.index() + clients * incarnation;
         self.process = self.session;
