@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use sim_core::fingerprint::{hash_value, splitmix64};
+use sim_core::fingerprint::splitmix64;
 
 use super::{Command, Entry};
 use crate::codec::{Reader, Writer};
@@ -97,7 +97,7 @@ impl Log {
     }
 
     pub fn push(&mut self, entry: Rc<Entry>) {
-        let digest = hash_value(&entry);
+        let digest = entry.digest();
         let previous = self.prefix.last().copied().unwrap_or(self.base_prefix);
         self.entries.push(entry);
         self.digests.push(digest);
@@ -192,7 +192,7 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Entry> {
         }
         _ => return None,
     };
-    reader.is_done().then_some(Entry { term, command })
+    reader.is_done().then(|| Entry::new(term, command))
 }
 
 #[cfg(test)]
@@ -202,15 +202,15 @@ mod tests {
     #[test]
     fn records_round_trip_and_torn_ones_are_refused() {
         let entries = [
-            Entry { term: 3, command: Command::Noop },
-            Entry {
-                term: 9,
-                command: Command::Kv(KvCommand {
+            Entry::new(3, Command::Noop),
+            Entry::new(
+                9,
+                Command::Kv(KvCommand {
                     client: 4,
                     seq: 17,
                     op: KvOp::Cas { key: "k1".into(), from: "".into(), to: "c4.17".into() },
                 }),
-            },
+            ),
         ];
         for entry in entries {
             let record = encode_entry(&entry);
@@ -223,7 +223,7 @@ mod tests {
 
     fn entry(term: u64, seq: u64) -> Rc<Entry> {
         let op = KvOp::Put { key: "k".into(), value: format!("v{seq}") };
-        Rc::new(Entry { term, command: Command::Kv(KvCommand { client: 1, seq, op }) })
+        Rc::new(Entry::new(term, Command::Kv(KvCommand { client: 1, seq, op })))
     }
 
     #[test]

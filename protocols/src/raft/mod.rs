@@ -216,10 +216,39 @@ pub struct Settings {
 }
 
 /// A log entry.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Entry {
     pub term: u64,
     pub command: Command,
+    /// A hash of term and command, computed once: logs, invariants and the fingerprint
+    /// of every message that carries the entry use it instead of rehashing the command.
+    #[serde(skip)]
+    digest: u64,
+}
+
+impl Entry {
+    pub fn new(term: u64, command: Command) -> Entry {
+        let digest = sim_core::fingerprint::hash_value(&(term, &command));
+        Entry { term, command, digest }
+    }
+
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.term == other.term && self.command == other.command
+    }
+}
+
+impl Eq for Entry {}
+
+impl std::hash::Hash for Entry {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+    }
 }
 
 /// What an entry carries.

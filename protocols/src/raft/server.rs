@@ -489,7 +489,7 @@ impl Server {
         ctx.observe(RaftObs::BecameLeader { term: self.current_term, last_log_index: self.last_index() });
         let old_last = self.last_index();
         if self.settings.raft.noop_on_election {
-            self.log.push(Rc::new(Entry { term: self.current_term, command: Command::Noop }));
+            self.log.push(Rc::new(Entry::new(self.current_term, Command::Noop)));
             self.persist_log(ctx, old_last + 1, old_last);
         }
         self.next_index = vec![old_last + 1; self.settings.servers];
@@ -831,7 +831,7 @@ impl Server {
             return;
         }
         let old_last = self.last_index();
-        self.log.push(Rc::new(Entry { term: self.current_term, command: Command::Kv(KvCommand { client, seq, op }) }));
+        self.log.push(Rc::new(Entry::new(self.current_term, Command::Kv(KvCommand { client, seq, op }))));
         self.persist_log(ctx, old_last + 1, old_last);
         self.waiters.insert(self.last_index(), Waiter { node: from, client, seq, attempt });
         self.broadcast_append(ctx);
