@@ -25,7 +25,7 @@ impl Writer {
 
 /// Reads a record field by field.
 pub struct Reader<'a> {
-    pub bytes: &'a [u8],
+    bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
@@ -61,15 +61,49 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A counter kept in two storage slots, written alternately (`value % 2`): a write torn
-/// by a crash leaves the other slot whole, holding the value before. Reads the newest
-/// whole one.
-pub fn read_counter(storage: &sim_core::Storage, slots: [&str; 2]) -> Option<u64> {
-    slots.iter().filter_map(|key| storage.get(key)?.try_into().ok().map(u64::from_le_bytes)).max()
+/// A record kept in two storage slots, written alternately, so that a write torn by a
+/// crash leaves the other slot whole with the record before it. Reading takes the newest
+/// whole record (by the record's own order) and remembers its slot; the next write goes
+/// to the other one.
+#[derive(Clone, Debug)]
+pub struct SlotPair {
+    keys: [&'static str; 2],
+    newest: usize,
 }
 
-/// Writes `value` into its slot and syncs (see [`read_counter`]).
-pub fn write_counter(storage: &mut sim_core::Storage, slots: [&str; 2], value: u64) {
-    storage.put(slots[(value % 2) as usize], value.to_le_bytes().to_vec());
-    storage.sync();
+impl SlotPair {
+    pub const fn new(keys: [&'static str; 2]) -> SlotPair {
+        SlotPair { keys, newest: 1 }
+    }
+
+    /// The newest record that `decode` reads whole, if any.
+    pub fn read<T: Ord>(
+        &mut self,
+        storage: &sim_core::Storage,
+        decode: impl Fn(&mut Reader<'_>) -> Option<T>,
+    ) -> Option<T> {
+        let (record, slot) = (0..2)
+            .filter_map(|slot| {
+                let mut reader = Reader::new(storage.get(self.keys[slot])?);
+                let record = decode(&mut reader)?;
+                reader.is_done().then_some((record, slot))
+            })
+            .max()?;
+        self.newest = slot;
+        Some(record)
+    }
+
+    /// Writes `record` over the older slot and syncs.
+    pub fn write(&mut self, storage: &mut sim_core::Storage, record: Writer) {
+        self.newest = 1 - self.newest;
+        storage.put(self.keys[self.newest], record.bytes);
+        storage.sync();
+    }
+}
+
+/// A record of one number.
+pub fn number(value: u64) -> Writer {
+    let mut record = Writer::default();
+    record.u64(value);
+    record
 }

@@ -221,24 +221,17 @@ fn partition(servers: usize, clients: std::ops::Range<usize>, rng: &mut SimRng) 
 /// `action`'s fault aimed at `leader`.
 pub fn aim_at_leader(fault: &Fault, leader: usize) -> Fault {
     let mut aimed = fault.clone();
-    match &mut aimed {
-        Fault::Crash { node, .. }
-        | Fault::CrashDuringWrite { node, .. }
-        | Fault::Restart { node }
-        | Fault::Pause { node, .. }
-        | Fault::ClockOffset { node, .. }
-        | Fault::ClockDrift { node, .. }
-        | Fault::ClockJump { node, .. } => *node = leader,
-        Fault::Partition { groups } => {
-            for group in groups.iter_mut() {
-                group.retain(|n| *n != leader);
-            }
-            match groups.first_mut() {
-                Some(first) => first.insert(0, leader),
-                None => groups.push(vec![leader]),
-            }
+    if let Some(node) = aimed.node_mut() {
+        *node = leader;
+    }
+    if let Fault::Partition { groups } = &mut aimed {
+        for group in groups.iter_mut() {
+            group.retain(|n| *n != leader);
         }
-        _ => {}
+        match groups.first_mut() {
+            Some(first) => first.insert(0, leader),
+            None => groups.push(vec![leader]),
+        }
     }
     aimed
 }

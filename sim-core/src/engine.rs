@@ -635,7 +635,7 @@ impl<P: Process> Sim<P> {
                 return false;
             }
         }
-        match self.core.take_slot(slot) {
+        let handled = match self.core.take_slot(slot) {
             Payload::Start { node } => self.start_node(node as usize),
             Payload::Deliver { from, to, msg_id, msg } => self.deliver(from as usize, to as usize, msg_id, msg),
             Payload::Timer { node, index, generation, version } => {
@@ -643,13 +643,37 @@ impl<P: Process> Sim<P> {
             }
             Payload::Fault { index } => self.apply_fault(index as usize),
             Payload::Resume { node, pause_id } => self.resume(node as usize, pause_id),
+        };
+        if let Some(node) = handler_node {
+            self.crash_if_struck(node as usize);
         }
+        handled
     }
 
     fn ctx_parts(&mut self, node: NodeId) -> (&mut P, Ctx<'_, P::Msg, P::Obs>) {
         let local_now_ns = self.core.nodes[node].clock.local(self.core.now_ns);
         let process = self.procs[node].as_mut().expect("an up node has a process");
         (process, Ctx { core: &mut self.core, node, local_now_ns })
+    }
+
+    /// After a handler of `node`: a crash armed by `CrashDuringWrite` that struck during
+    /// it takes the node down now (recorded as a crash at this instant).
+    fn crash_if_struck(&mut self, node: NodeId) {
+        if let Some(torn_write) = self.core.nodes[node].storage.dying() {
+            self.crash_struck(node, torn_write);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn crash_struck(&mut self, node: NodeId, torn_write: bool) {
+        let now = self.core.now_ns;
+        let fault = Fault::Crash { node, torn_write };
+        self.core.fingerprint.fold_event(&[FP_FAULT, now, u64::MAX, node as u64]);
+        if let Some(sink) = self.core.sink.as_mut() {
+            sink.record(&TraceEvent::Fault { t_ns: now, fault: &fault });
+        }
+        self.crash(node, torn_write);
     }
 
     fn start_node(&mut self, node: NodeId) -> bool {
@@ -662,23 +686,7 @@ impl<P: Process> Sim<P> {
         self.core.record(|| TraceEvent::Start { t_ns: now, node, incarnation });
         let (process, mut ctx) = self.ctx_parts(node);
         process.on_start(&mut ctx);
-        self.crash_if_struck(node);
         true
-    }
-
-    /// After a handler: a crash armed by `CrashDuringWrite` that struck during it takes
-    /// the node down now (recorded as a crash at this instant).
-    fn crash_if_struck(&mut self, node: NodeId) {
-        let Some(torn_write) = self.core.nodes[node].storage.dying() else {
-            return;
-        };
-        let now = self.core.now_ns;
-        let fault = Fault::Crash { node, torn_write };
-        self.core.fingerprint.fold_event(&[FP_FAULT, now, u64::MAX, node as u64]);
-        if let Some(sink) = self.core.sink.as_mut() {
-            sink.record(&TraceEvent::Fault { t_ns: now, fault: &fault });
-        }
-        self.crash(node, torn_write);
     }
 
     fn deliver(&mut self, from: NodeId, to: NodeId, msg_id: u64, msg: P::Msg) -> bool {
@@ -698,7 +706,6 @@ impl<P: Process> Sim<P> {
         }
         let (process, mut ctx) = self.ctx_parts(to);
         process.on_message(&mut ctx, from, msg);
-        self.crash_if_struck(to);
         true
     }
 
@@ -728,7 +735,6 @@ impl<P: Process> Sim<P> {
         self.core.record(|| TraceEvent::Timer { t_ns: now, node, timer: index, tag, local_ns: local_now });
         let (process, mut ctx) = self.ctx_parts(node);
         process.on_timer(&mut ctx, TimerId { index, generation }, tag);
-        self.crash_if_struck(node);
         true
     }
 
@@ -876,6 +882,7 @@ impl<P: Process> Sim<P> {
         self.core.nodes[node].incarnation += 1;
         self.procs[node] = Some((self.factory)(node));
         self.start_node(node);
+        self.crash_if_struck(node);
     }
 
     fn pause(&mut self, node: NodeId, duration_ns: u64) {

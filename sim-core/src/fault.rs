@@ -95,8 +95,14 @@ impl Fault {
         }
     }
 
-    /// The node a node fault targets.
+    /// The node a node fault targets (through [`Fault::node_mut`], so that one match
+    /// lists the node faults).
     pub fn node(&self) -> Option<usize> {
+        self.clone().node_mut().copied()
+    }
+
+    /// The node a node fault targets, to aim it elsewhere.
+    pub fn node_mut(&mut self) -> Option<&mut usize> {
         match self {
             Fault::Crash { node, .. }
             | Fault::CrashDuringWrite { node, .. }
@@ -104,7 +110,7 @@ impl Fault {
             | Fault::Pause { node, .. }
             | Fault::ClockOffset { node, .. }
             | Fault::ClockDrift { node, .. }
-            | Fault::ClockJump { node, .. } => Some(*node),
+            | Fault::ClockJump { node, .. } => Some(node),
             _ => None,
         }
     }

@@ -16,6 +16,7 @@ use crate::rng::SimRng;
 struct Undo {
     key: String,
     previous: Option<Vec<u8>>,
+    put: bool,
 }
 
 /// Counters for one node's storage.
@@ -31,13 +32,12 @@ pub struct StorageMetrics {
 ///
 /// One map holds what reads see; the unsynced writes are kept as an undo log (the value
 /// each replaced), so a crash rolls the map back to its durable state without a second
-/// copy of the data, and a write costs no copy of its value.
+/// copy of the data, and a write costs no copy of its value (a torn write finds the
+/// value it cuts short at the crash).
 #[derive(Clone, Debug, Default)]
 pub struct Storage {
     live: BTreeMap<String, Vec<u8>>,
     unsynced: Vec<Undo>,
-    /// The oldest unsynced put as written, the one a torn write cuts short.
-    first_put: Option<(String, Vec<u8>)>,
     /// A crash armed to strike during a later write: `(writes before it, torn)`.
     crash_point: Option<(u32, bool)>,
     /// Set when the armed crash struck (with its torn flag): the node is dying, and
@@ -60,11 +60,8 @@ impl Storage {
         let key = key.into();
         self.metrics.writes += 1;
         self.metrics.bytes_written += value.len() as u64;
-        if self.first_put.is_none() {
-            self.first_put = Some((key.clone(), value.clone()));
-        }
         let previous = self.live.insert(key.clone(), value);
-        self.unsynced.push(Undo { key, previous });
+        self.unsynced.push(Undo { key, previous, put: true });
         self.count_write();
     }
 
@@ -75,7 +72,7 @@ impl Storage {
         }
         self.metrics.writes += 1;
         let previous = self.live.remove(key);
-        self.unsynced.push(Undo { key: key.to_owned(), previous });
+        self.unsynced.push(Undo { key: key.to_owned(), previous, put: false });
         self.count_write();
     }
 
@@ -94,7 +91,6 @@ impl Storage {
         }
         self.metrics.syncs += 1;
         self.unsynced.clear();
-        self.first_put = None;
     }
 
     /// Whether writes are waiting for a sync.
@@ -111,6 +107,7 @@ impl Storage {
             // Everything written is durable: nothing to lose, nothing to tear.
             return;
         }
+        let torn_put = if torn { self.oldest_unsynced_put() } else { None };
         let mut lost = self.unsynced.len() as u64;
         for undo in self.unsynced.drain(..).rev() {
             match undo.previous {
@@ -118,13 +115,25 @@ impl Storage {
                 None => self.live.remove(&undo.key),
             };
         }
-        if let Some((key, mut value)) = self.first_put.take().filter(|_| torn) {
+        if let Some((key, mut value)) = torn_put {
             let keep = if value.is_empty() { 0 } else { rng.random_range(0..value.len()) };
             value.truncate(keep);
             self.live.insert(key, value);
             lost -= 1;
         }
         self.metrics.writes_lost += lost;
+    }
+
+    /// The oldest unsynced put as written: the value a later unsynced write to its key
+    /// replaced, or else the live one.
+    fn oldest_unsynced_put(&self) -> Option<(String, Vec<u8>)> {
+        let position = self.unsynced.iter().position(|u| u.put)?;
+        let key = &self.unsynced[position].key;
+        let value = match self.unsynced[position + 1..].iter().find(|u| u.key == *key) {
+            Some(later) => later.previous.clone(),
+            None => self.live.get(key).cloned(),
+        };
+        Some((key.clone(), value.expect("a put's value is live until a later write replaces it")))
     }
 
     /// Arms a crash that strikes while the node makes its storage write number

@@ -6,7 +6,7 @@ use rand::RngExt;
 use sim_core::{MS, TimerId};
 
 use super::{LockCtx, LockMsg, LockObs, LockSettings, LockVariant, RedisReply, StorageReply};
-use crate::codec::{read_counter, write_counter};
+use crate::codec::{SlotPair, number};
 
 const LOCK_KEY: &str = "lock";
 const FENCE_KEY: &str = "fence";
@@ -34,6 +34,8 @@ pub struct LockClient {
     settings: Rc<LockSettings>,
     step: Step,
     attempt: u64,
+    /// Where the last attempt begun is written.
+    attempts: SlotPair,
     req: u64,
     token: String,
     fence: Option<u64>,
@@ -54,6 +56,7 @@ impl LockClient {
             settings,
             step: Step::Idle,
             attempt: 0,
+            attempts: SlotPair::new(KEY_ATTEMPT),
             req: 0,
             token: String::new(),
             fence: None,
@@ -73,7 +76,7 @@ impl LockClient {
         // incarnation release the old one's lock). The newest whole slot is the last
         // attempt begun; a torn one was being written when the client died, before its
         // token went anywhere.
-        self.attempt = read_counter(ctx.storage(), KEY_ATTEMPT).unwrap_or(0);
+        self.attempt = self.attempts.read(ctx.storage(), |r| r.u64()).unwrap_or(0);
         ctx.observe(LockObs::ClientStarted);
         self.schedule_attempt(ctx);
     }
@@ -103,7 +106,7 @@ impl LockClient {
         self.attempt += 1;
         self.cycle_start_ns.get_or_insert(ctx.now());
         self.cycle_attempts += 1;
-        write_counter(ctx.storage(), KEY_ATTEMPT, self.attempt);
+        self.attempts.write(ctx.storage(), number(self.attempt));
         // Request ids are scoped by attempt, so a late reply to an earlier attempt (or an
         // earlier incarnation) never passes for the answer to this one.
         self.req = self.attempt << 32;

@@ -8,7 +8,7 @@ use rand::RngExt;
 use sim_core::{MS, NodeId, TimerId};
 
 use super::{Answer, Msg, RaftCtx, RaftObs, Settings};
-use crate::codec::{read_counter, write_counter};
+use crate::codec::{SlotPair, number};
 use crate::kv::{ClientObs, KvOp, KvResult};
 
 const TIMER_NEXT_OP: u64 = 1;
@@ -41,11 +41,23 @@ pub struct Client {
     /// When (local time) the next operation is due: operations start at the workload's
     /// rate, or as soon as the one before completes if that takes longer.
     next_due_ns: u64,
+    /// Where the count of incarnations begun is written.
+    incarnations: SlotPair,
 }
 
 impl Client {
     pub fn new(id: NodeId, settings: Rc<Settings>) -> Client {
-        Client { id, settings, session: 0, process: 0, seq: 0, leader_guess: 0, in_flight: None, next_due_ns: 0 }
+        Client {
+            id,
+            settings,
+            session: 0,
+            process: 0,
+            seq: 0,
+            leader_guess: 0,
+            in_flight: None,
+            next_due_ns: 0,
+            incarnations: SlotPair::new(KEY_INCARNATION),
+        }
     }
 
     fn index(&self) -> u64 {
@@ -57,8 +69,8 @@ impl Client {
         // at the crash stays indeterminate.
         // The newest whole slot counts the incarnations begun; a torn one was being
         // written when the client died, before this session id went anywhere.
-        let incarnation = read_counter(ctx.storage(), KEY_INCARNATION).unwrap_or(0);
-        write_counter(ctx.storage(), KEY_INCARNATION, incarnation + 1);
+        let incarnation = self.incarnations.read(ctx.storage(), |r| r.u64()).unwrap_or(0);
+        self.incarnations.write(ctx.storage(), number(incarnation + 1));
         let clients = self.settings.clients as u64;
         self.session = self.index() + clients * incarnation;
         self.process = self.session;

@@ -8,7 +8,7 @@ use sim_core::{MS, NodeId, TimerId};
 
 use super::log::{Log, decode_entry, encode_entry};
 use super::{Answer, AppendReply, Command, Entry, Msg, RaftCtx, RaftObs, Settings, Snapshot, SnapshotSource, Variant};
-use crate::codec::{Reader, Writer};
+use crate::codec::{Reader, SlotPair, Writer};
 use crate::kv::{KvCommand, KvOp, KvStore};
 
 const TIMER_ELECTION: u64 = 1;
@@ -46,9 +46,8 @@ pub struct Server {
     log: Log,
     /// The latest snapshot (its entries are compacted out of `log`).
     snapshot: Option<Rc<Snapshot>>,
-    /// The term/vote slot holding the newest whole record (the next write goes to the
-    /// other one).
-    term_vote_slot: usize,
+    /// Where `currentTerm` and `votedFor` are written.
+    term_vote_slots: SlotPair,
     // Volatile.
     role: Role,
     commit_index: u64,
@@ -79,7 +78,7 @@ impl Server {
             voted_for: None,
             log: Log::default(),
             snapshot: None,
-            term_vote_slot: 1,
+            term_vote_slots: SlotPair::new(KEY_TERM_VOTE),
             role: Role::Follower,
             commit_index: 0,
             last_applied: 0,
@@ -151,9 +150,7 @@ impl Server {
         let mut record = Writer::default();
         record.u64(self.current_term);
         record.u64(self.voted_for.map_or(0, |v| v as u64 + 1));
-        self.term_vote_slot = 1 - self.term_vote_slot;
-        ctx.storage().put(KEY_TERM_VOTE[self.term_vote_slot], record.bytes);
-        ctx.storage().sync();
+        self.term_vote_slots.write(ctx.storage(), record);
     }
 
     /// Writes entries from `from_index` on, deletes records past the log's end (up to
@@ -201,17 +198,10 @@ impl Server {
         // The newer of the two whole term/vote records (a later term, or a vote in the
         // same term); a torn one was being written when the server died, before it
         // answered anything on its strength.
-        let newest = (0..2)
-            .filter_map(|slot| {
-                let mut reader = Reader::new(ctx.storage().get(KEY_TERM_VOTE[slot])?);
-                let (term, vote) = (reader.u64()?, reader.u64()?);
-                reader.is_done().then_some((term, vote, slot))
-            })
-            .max();
-        if let Some((term, vote, slot)) = newest {
+        let newest = self.term_vote_slots.read(ctx.storage(), |r| Some((r.u64()?, r.u64()?)));
+        if let Some((term, vote)) = newest {
             self.current_term = term;
             self.voted_for = vote.checked_sub(1).map(|v| v as NodeId);
-            self.term_vote_slot = slot;
         }
         // The newest snapshot that reads back whole (a torn one is ignored: the one
         // before it and its log records are still there).
