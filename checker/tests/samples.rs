@@ -6,7 +6,7 @@ use checker::{CheckOptions, ModelKind, Report, Value, Verdict, check};
 fn sample(name: &str) -> String {
     // Read at run time: the crate may have been built in another folder.
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
-    let path = format!("{crate_dir}/../../shared/data/histories/{name}");
+    let path = format!("{crate_dir}/tests/data/histories/{name}");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

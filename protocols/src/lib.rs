@@ -6,6 +6,8 @@
 //! client operations leave it as a history that the checker judges at the end.
 
 pub mod codec;
+pub mod example;
 pub mod kv;
 pub mod locks;
+pub mod protocol;
 pub mod raft;

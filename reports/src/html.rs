@@ -69,12 +69,21 @@ pub fn html(report: &Report) -> String {
         to as f64 / 1e6
     );
     out.push_str(&svg::space_time(report, &scene));
-    out.push_str(r#"<h2>Client operations</h2><p class="legend"><span><i class="swatch op ok" style="background:#3a9d5d"></i>ok</span><span><i class="swatch" style="background:#c0392b"></i>fail</span><span><i class="swatch" style="background:#e6a23c"></i>info (indeterminate)</span><span>shaded: faults</span></p>"#);
-    out.push_str(&svg::timeline(report, &scene));
-    out.push_str("<h2>Latency over time (log scale)</h2>");
-    out.push_str(&svg::latency(report));
+    if !report.ops.is_empty() {
+        out.push_str(r#"<h2>Client operations</h2><p class="legend"><span><i class="swatch op ok" style="background:#3a9d5d"></i>ok</span><span><i class="swatch" style="background:#c0392b"></i>fail</span><span><i class="swatch" style="background:#e6a23c"></i>info (indeterminate)</span><span>shaded: faults</span></p>"#);
+        out.push_str(&svg::timeline(report, &scene));
+        out.push_str("<h2>Latency over time (log scale)</h2>");
+        out.push_str(&svg::latency(report));
+    }
     if !report.roles.is_empty() {
-        out.push_str(r#"<h2>Roles over time</h2><p class="legend"><span><i class="swatch" style="background:#2a8a4a"></i>leader</span><span><i class="swatch" style="background:#e6a23c"></i>candidate</span><span><i class="swatch" style="background:#c8d3e6"></i>follower</span><span><i class="swatch" style="background:#555"></i>down</span><span>numbers: terms</span></p>"#);
+        out.push_str(r#"<h2>Roles over time</h2><p class="legend">"#);
+        for (role, colour) in crate::model::role_colours(&report.roles) {
+            let _ = write!(out, r#"<span><i class="swatch" style="background:{colour}"></i>{}</span>"#, escape(&role));
+        }
+        if report.roles.iter().any(|r| r.epoch.is_some()) {
+            out.push_str("<span>numbers: epochs (terms)</span>");
+        }
+        out.push_str("</p>");
         out.push_str(&svg::roles(report));
     }
     out.push_str("<h2>Metrics</h2><table>");

@@ -4,13 +4,33 @@ use checker::history::Op;
 use checker::{Explanation, Verdict, Violation};
 use serde_json::Value;
 
-/// A server's role from `t_ns` on.
-#[derive(Clone, Debug, PartialEq)]
+/// A node's role from `t_ns` on, with the protocol's epoch of it (a term), if any.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RoleChange {
     pub t_ns: u64,
     pub node: usize,
     pub role: String,
-    pub term: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+}
+
+/// The colour of each role in a report, in order of first appearance (`down` is always
+/// dark grey).
+pub fn role_colours(roles: &[RoleChange]) -> Vec<(String, &'static str)> {
+    const PALETTE: [&str; 6] = ["#c8d3e6", "#2a8a4a", "#e6a23c", "#8e44ad", "#2c7fb8", "#d35400"];
+    let mut out: Vec<(String, &'static str)> = Vec::new();
+    for change in roles {
+        if out.iter().any(|(role, _)| *role == change.role) {
+            continue;
+        }
+        let colour = if change.role == "down" {
+            "#555"
+        } else {
+            PALETTE[out.iter().filter(|(r, _)| r != "down").count() % PALETTE.len()]
+        };
+        out.push((change.role.clone(), colour));
+    }
+    out
 }
 
 /// Everything a report shows.

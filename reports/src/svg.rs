@@ -253,41 +253,42 @@ pub fn latency(report: &Report) -> String {
     out
 }
 
-/// Each server's role over time, labelled with the term.
+/// Each node's role over time, labelled with its epoch (a term); a lane per node that
+/// has roles.
 pub fn roles(report: &Report) -> String {
     let axis = Axis { from: 0, to: report.end_ns.max(1) };
-    let servers = report.roles.iter().map(|r| r.node + 1).max().unwrap_or(0);
-    let height = 30.0 + servers as f64 * LANE + 30.0;
+    let colours = crate::model::role_colours(&report.roles);
+    let mut lanes: Vec<usize> = report.roles.iter().map(|r| r.node).collect();
+    lanes.sort_unstable();
+    lanes.dedup();
+    let height = 30.0 + lanes.len() as f64 * LANE + 30.0;
     let mut out = format!(
         r#"<svg class="roles" width="{:.0}" height="{height:.0}" viewBox="0 0 {:.0} {height:.0}">"#,
         LEFT + WIDTH + 20.0,
         LEFT + WIDTH + 20.0
     );
-    for node in 0..servers {
-        let yy = 30.0 + node as f64 * LANE;
+    for (lane, &node) in lanes.iter().enumerate() {
+        let yy = 30.0 + lane as f64 * LANE;
         let label = report.nodes.get(node).cloned().unwrap_or_else(|| format!("node {node}"));
         let _ = write!(out, r#"<text class="lanelabel" x="6" y="{:.1}">{}</text>"#, yy + 14.0, escape(&label));
         let changes: Vec<_> = report.roles.iter().filter(|r| r.node == node).collect();
         for (i, change) in changes.iter().enumerate() {
             let until = changes.get(i + 1).map_or(report.end_ns, |next| next.t_ns);
             let (x1, x2) = (axis.x(change.t_ns), axis.x(until));
+            let colour = colours.iter().find(|(r, _)| *r == change.role).map_or("#ccc", |(_, c)| c);
+            let epoch = change.epoch.map(|e| format!(" of epoch {e}")).unwrap_or_default();
             let _ = write!(
                 out,
-                r#"<rect class="role {}" x="{x1:.1}" y="{yy:.1}" width="{:.1}" height="20"><title>{} of term {} from {:.1} ms</title></rect>"#,
+                r#"<rect class="role {}" style="fill:{colour}" x="{x1:.1}" y="{yy:.1}" width="{:.1}" height="20"><title>{}{epoch} from {:.1} ms</title></rect>"#,
                 escape(&change.role),
                 (x2 - x1).max(1.0),
                 escape(&change.role),
-                change.term,
                 change.t_ns as f64 / 1e6
             );
-            if x2 - x1 > 24.0 {
-                let _ = write!(
-                    out,
-                    r#"<text class="term" x="{:.1}" y="{:.1}">{}</text>"#,
-                    x1 + 3.0,
-                    yy + 14.0,
-                    change.term
-                );
+            if let Some(epoch) = change.epoch
+                && x2 - x1 > 24.0
+            {
+                let _ = write!(out, r#"<text class="term" x="{:.1}" y="{:.1}">{epoch}</text>"#, x1 + 3.0, yy + 14.0);
             }
         }
     }

@@ -97,8 +97,8 @@ fn scripted_report() -> Report {
         trace,
         ops: builder.finish().ops,
         roles: vec![
-            RoleChange { t_ns: 0, node: 0, role: "follower".into(), term: 0 },
-            RoleChange { t_ns: 50 * MS, node: 0, role: "leader".into(), term: 1 },
+            RoleChange { t_ns: 0, node: 0, role: "follower".into(), epoch: Some(0) },
+            RoleChange { t_ns: 50 * MS, node: 0, role: "leader".into(), epoch: Some(1) },
         ],
         heal_ns: Some(350 * MS),
         end_ns: sim.now_ns(),

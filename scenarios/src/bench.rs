@@ -83,7 +83,7 @@ pub fn raft_load() -> crate::scenario::Scenario {
     let mut scenario = crate::library::resolve("raft").expect("built in");
     scenario.name = "bench-raft".into();
     scenario.cluster.clients = 10;
-    scenario.workload.rate_per_client = 10.0;
+    scenario.settings["workload"]["rate_per_client"] = serde_json::json!(10.0);
     scenario.duration.faults_ms = 55_000.0;
     scenario.duration.healed_ms = 5_000.0;
     scenario

@@ -260,7 +260,8 @@ fn run_one(scenario: &Scenario, seed: u64) -> SeedResult {
 /// replays this one run exactly.
 pub fn pinned(scenario: &Scenario, seed: u64) -> Scenario {
     let mut pinned = scenario.clone();
-    pinned.nemesis = Nemesis { schedule: materialize(scenario, seed), generator: None };
+    let topology = scenario.topology().expect("a validated scenario has a topology");
+    pinned.nemesis = Nemesis { schedule: materialize(scenario, &topology, seed), generator: None };
     pinned.seed = Some(seed);
     pinned
 }

@@ -3,45 +3,46 @@
 use rand::RngExt;
 use sim_core::{Fault, Latency, LinkConfig, SimRng, derive_rng};
 
-use crate::scenario::{Action, GENERATOR_KINDS, Generator, Scenario, client_ids};
+use protocols::protocol::Topology;
+
+use crate::scenario::{Action, Generator, Scenario, generator_kinds};
 
 /// The whole fault schedule of a run: the scenario's explicit actions, then those its
 /// generator draws for this seed, in time order (stable for equal times).
-pub fn materialize(scenario: &Scenario, seed: u64) -> Vec<Action> {
+pub fn materialize(scenario: &Scenario, topology: &Topology, seed: u64) -> Vec<Action> {
     let mut schedule = scenario.nemesis.schedule.clone();
     if let Some(generator) = &scenario.nemesis.generator {
         let mut rng = derive_rng(seed, "nemesis/generator");
-        schedule.extend(generate(generator, scenario, &mut rng));
+        schedule.extend(generate(generator, scenario, topology, &mut rng));
     }
     schedule.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     schedule
 }
 
 /// The kinds a seed turns on: all with weight, or with swarm a random non-empty subset.
-pub fn enabled_kinds(generator: &Generator, rng: &mut SimRng) -> Vec<(&'static str, f64)> {
-    let weighted: Vec<(&'static str, f64)> = GENERATOR_KINDS
-        .iter()
-        .filter_map(|kind| generator.kinds.get(*kind).filter(|w| **w > 0.0).map(|w| (*kind, *w)))
+pub fn enabled_kinds(generator: &Generator, topology: &Topology, rng: &mut SimRng) -> Vec<(String, f64)> {
+    let weighted: Vec<(String, f64)> = generator_kinds(&topology.target_roles)
+        .into_iter()
+        .filter_map(|kind| generator.kinds.get(&kind).filter(|w| **w > 0.0).map(|w| (kind.clone(), *w)))
         .collect();
     if !generator.swarm || weighted.is_empty() {
         return weighted;
     }
-    let mut chosen: Vec<(&'static str, f64)> = weighted.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
+    let mut chosen: Vec<(String, f64)> = weighted.iter().filter(|_| rng.random_bool(0.5)).cloned().collect();
     if chosen.is_empty() {
-        chosen.push(weighted[rng.random_range(0..weighted.len())]);
+        chosen.push(weighted[rng.random_range(0..weighted.len())].clone());
     }
     chosen
 }
 
-fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec<Action> {
-    let kinds = enabled_kinds(generator, rng);
+fn generate(generator: &Generator, scenario: &Scenario, topology: &Topology, rng: &mut SimRng) -> Vec<Action> {
+    let kinds = enabled_kinds(generator, topology, rng);
     if kinds.is_empty() {
         return Vec::new();
     }
     let total_weight: f64 = kinds.iter().map(|(_, w)| w).sum();
     let end_ms = scenario.duration.faults_ms;
-    let servers = scenario.cluster.servers;
-    let targets = Targets { servers, clients: client_ids(scenario), generator };
+    let targets = Targets { servers: &topology.servers, clients: &topology.clients, generator };
     let mut out = Vec::new();
     let mut at_ms = 0.0;
     loop {
@@ -57,7 +58,7 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
                 pick -= w;
                 hit
             })
-            .map_or(kinds[0].0, |(k, _)| *k);
+            .map_or(kinds[0].0.as_str(), |(k, _)| k.as_str());
         // Half the crashes are quick restarts (well within an election timeout), which
         // is when a server that forgot its vote can still be asked again.
         let lasting_ms = if kind.starts_with("crash") && rng.random_bool(0.5) {
@@ -67,28 +68,29 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
         };
         let until_ms = (at_ms + lasting_ms).min(end_ms);
         let (at_ms, until_ms) = (round(at_ms), round(until_ms));
-        match kind {
-            "partition_leader" => {
-                let clients = targets.clients.clone().filter(|_| rng.random_bool(0.5)).collect();
+        match kind.split_once(':') {
+            Some(("partition", role)) => {
+                let clients = targets.clients.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
                 let fault = Fault::Partition { groups: vec![clients] };
-                out.push(Action { at_ms, fault, on_leader: true });
-                out.push(Action { at_ms: until_ms, fault: Fault::Heal, on_leader: false });
+                out.push(Action { at_ms, fault, target: Some(role.to_owned()) });
+                out.push(Action { at_ms: until_ms, fault: Fault::Heal, target: None });
             }
-            "crash_leader" => {
+            Some((_crash, role)) => {
                 let fault = crash(0, rng);
-                out.push(Action { at_ms, fault, on_leader: true });
-                // Whoever leads then was crashed: restart every server (a no-op for those up).
-                out.extend((0..servers).map(|node| Action {
+                out.push(Action { at_ms, fault, target: Some(role.to_owned()) });
+                // Whoever played the role then was crashed: restart every server (a no-op
+                // for those up).
+                out.extend(targets.servers.iter().map(|&node| Action {
                     at_ms: until_ms,
                     fault: Fault::Restart { node },
-                    on_leader: false,
+                    target: None,
                 }));
             }
-            _ => {
+            None => {
                 let (start, undo) = fault_pair(kind, &targets, rng);
-                out.push(Action { at_ms, fault: start, on_leader: false });
+                out.push(Action { at_ms, fault: start, target: None });
                 if let Some(undo) = undo {
-                    out.push(Action { at_ms: until_ms, fault: undo, on_leader: false });
+                    out.push(Action { at_ms: until_ms, fault: undo, target: None });
                 }
             }
         }
@@ -98,19 +100,19 @@ fn generate(generator: &Generator, scenario: &Scenario, rng: &mut SimRng) -> Vec
 
 /// Who faults may hit, and how hard.
 struct Targets<'a> {
-    servers: usize,
-    clients: std::ops::Range<usize>,
+    servers: &'a [usize],
+    clients: &'a [usize],
     generator: &'a Generator,
 }
 
 impl Targets<'_> {
     fn node(&self, rng: &mut SimRng) -> usize {
         if self.generator.target_clients && !self.clients.is_empty() {
-            let count = self.servers + self.clients.len();
+            let count = self.servers.len() + self.clients.len();
             let pick = rng.random_range(0..count);
-            if pick < self.servers { pick } else { self.clients.start + pick - self.servers }
+            if pick < self.servers.len() { self.servers[pick] } else { self.clients[pick - self.servers.len()] }
         } else {
-            rng.random_range(0..self.servers)
+            self.servers[rng.random_range(0..self.servers.len())]
         }
     }
 }
@@ -123,8 +125,8 @@ fn draw(rng: &mut SimRng, [min, max]: [f64; 2]) -> f64 {
     if max > min { rng.random_range(min..max) } else { min }
 }
 
-fn some_servers(servers: usize, count: usize, rng: &mut SimRng) -> Vec<usize> {
-    let mut all: Vec<usize> = (0..servers).collect();
+fn some_servers(servers: &[usize], count: usize, rng: &mut SimRng) -> Vec<usize> {
+    let mut all: Vec<usize> = servers.to_vec();
     for i in 0..all.len() {
         let j = rng.random_range(i..all.len());
         all.swap(i, j);
@@ -139,7 +141,7 @@ fn fault_pair(kind: &str, targets: &Targets<'_>, rng: &mut SimRng) -> (Fault, Op
     let node = targets.node(rng);
     let generator = targets.generator;
     match kind {
-        "partition" => (partition(targets.servers, targets.clients.clone(), rng), Some(Fault::Heal)),
+        "partition" => (partition(targets.servers, targets.clients, rng), Some(Fault::Heal)),
         "crash" => (crash(node, rng), Some(Fault::Restart { node })),
         "pause" => (Fault::Pause { node, duration_ms: round(draw(rng, generator.pause_ms)) }, None),
         "drop" => (
@@ -186,40 +188,41 @@ fn links(link: LinkConfig) -> Fault {
 
 /// Partitions of several shapes: one server isolated, a minority cut off (each with a
 /// random share of the clients on its side), a bridge, a one-way cut.
-fn partition(servers: usize, clients: std::ops::Range<usize>, rng: &mut SimRng) -> Fault {
+fn partition(server_ids: &[usize], clients: &[usize], rng: &mut SimRng) -> Fault {
+    let servers = server_ids.len();
     if servers < 2 {
         // One server: cut a random share of the clients off from it.
-        let cut: Vec<usize> = clients.filter(|_| rng.random_bool(0.5)).collect();
+        let cut: Vec<usize> = clients.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
         return if cut.is_empty() { Fault::Heal } else { Fault::Partition { groups: vec![cut] } };
     }
     let with_clients = |mut group: Vec<usize>, rng: &mut SimRng| {
-        group.extend(clients.clone().filter(|_| rng.random_bool(0.5)));
+        group.extend(clients.iter().copied().filter(|_| rng.random_bool(0.5)));
         group
     };
     match rng.random_range(0..4) {
         0 => {
-            let isolated = some_servers(servers, 1, rng);
+            let isolated = some_servers(server_ids, 1, rng);
             Fault::Partition { groups: vec![with_clients(isolated, rng)] }
         }
         1 => {
-            let minority = some_servers(servers, servers.div_ceil(2) - 1 + usize::from(servers == 2), rng);
+            let minority = some_servers(server_ids, servers.div_ceil(2) - 1 + usize::from(servers == 2), rng);
             Fault::Partition { groups: vec![with_clients(minority, rng)] }
         }
         2 if servers >= 3 => {
-            let order = some_servers(servers, servers, rng);
+            let order = some_servers(server_ids, servers, rng);
             let half = (servers - 1) / 2;
             Fault::Bridge { left: order[1..=half].to_vec(), bridge: order[0], right: order[half + 1..].to_vec() }
         }
         _ => {
-            let from = some_servers(servers, 1, rng);
-            let to: Vec<usize> = (0..servers).filter(|n| !from.contains(n)).collect();
+            let from = some_servers(server_ids, 1, rng);
+            let to: Vec<usize> = server_ids.iter().copied().filter(|n| !from.contains(n)).collect();
             Fault::Cut { from, to }
         }
     }
 }
 
-/// `action`'s fault aimed at `leader`.
-pub fn aim_at_leader(fault: &Fault, leader: usize) -> Fault {
+/// `action`'s fault aimed at node `leader` (the one playing the role it targets).
+pub fn aim_at(fault: &Fault, leader: usize) -> Fault {
     let mut aimed = fault.clone();
     if let Some(node) = aimed.node_mut() {
         *node = leader;
@@ -237,10 +240,10 @@ pub fn aim_at_leader(fault: &Fault, leader: usize) -> Fault {
 }
 
 /// What the heal at the end of the fault phase does: every cut and link fault removed,
-/// every clock back to true rate, every server up.
-pub fn heal_all(servers: usize, clients: usize) -> Vec<Fault> {
+/// every clock back to true rate, every node up.
+pub fn heal_all(nodes: usize) -> Vec<Fault> {
     let mut faults = vec![Fault::Heal, Fault::ResetLinks];
-    for node in 0..servers + clients {
+    for node in 0..nodes {
         faults.push(Fault::ClockDrift { node, drift_ppm: 0.0 });
         faults.push(Fault::Restart { node });
     }

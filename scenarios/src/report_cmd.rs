@@ -60,66 +60,23 @@ pub fn parse_window(text: &str) -> Result<(u64, u64), String> {
     Ok(((from * 1e6) as u64, (to * 1e6) as u64))
 }
 
-fn node_labels(servers: usize, clients: usize) -> Vec<String> {
-    (0..servers).map(|n| format!("server {n}")).chain((0..clients).map(|c| format!("client {}", servers + c))).collect()
+/// Lane labels of a run's nodes, from its protocol's topology.
+fn labels_of(outcome: &RunOutcome) -> Vec<String> {
+    outcome.topology.as_ref().map(|t| t.nodes.iter().map(|n| n.label.clone()).collect()).unwrap_or_default()
 }
 
-/// Lane labels for a scenario's nodes (the lock protocols have a storage node too).
-fn scenario_labels(scenario: &crate::scenario::Scenario) -> Vec<String> {
-    if scenario.protocol != "raft" {
-        let servers = scenario.cluster.servers;
-        let mut labels: Vec<String> = (0..servers).map(|n| format!("redis {n}")).collect();
-        labels.push(format!("storage {servers}"));
-        labels.extend((0..scenario.cluster.clients).map(|c| format!("client {}", servers + 1 + c)));
-        return labels;
-    }
-    node_labels(scenario.cluster.servers, scenario.cluster.clients)
-}
-
-/// Raft's roles over time, from its observations in the trace.
-pub fn raft_roles(trace: &[Value]) -> Vec<RoleChange> {
-    let mut changes = Vec::new();
-    for event in trace {
-        let t_ns = event.get("t_ns").and_then(Value::as_u64).unwrap_or(0);
-        match event.get("event").and_then(Value::as_str) {
-            Some("start") => {
-                let node = event.get("node").and_then(Value::as_u64).unwrap_or(0) as usize;
-                changes.push(RoleChange { t_ns, node, role: "follower".into(), term: 0 });
-            }
-            Some("observe") => {
-                let node = event.get("node").and_then(Value::as_u64).unwrap_or(0) as usize;
-                let Some(Value::Object(obs)) = event.get("obs") else { continue };
-                let Some((name, body)) = obs.iter().next() else { continue };
-                let term = body.get("term").and_then(Value::as_u64).unwrap_or(0);
-                let role = match name.as_str() {
-                    "BecameLeader" => "leader",
-                    "BecameCandidate" => "candidate",
-                    "BecameFollower" | "HeardFromLeader" => "follower",
-                    _ => continue,
-                };
-                changes.push(RoleChange { t_ns, node, role: role.into(), term });
-            }
-            Some("fault") => {
-                let fault = event.get("fault");
-                if fault.and_then(|f| f.get("kind")).and_then(Value::as_str) == Some("crash")
-                    && let Some(node) = fault.and_then(|f| f.get("node")).and_then(Value::as_u64)
-                {
-                    changes.push(RoleChange { t_ns, node: node as usize, role: "down".into(), term: 0 });
-                }
-            }
-            _ => {}
-        }
-    }
-    // Clients have no role: keep servers only (they are the ones that ever changed role
-    // beyond their start).
-    let servers: Vec<usize> = changes.iter().filter(|c| c.role != "follower" || c.term > 0).map(|c| c.node).collect();
-    changes.retain(|c| servers.contains(&c.node));
-    changes
+/// A run's role changes as reports draw them.
+fn roles_of(outcome: &RunOutcome) -> Vec<RoleChange> {
+    outcome
+        .roles
+        .iter()
+        .map(|r| RoleChange { t_ns: r.t_ns, node: r.node, role: r.role.clone(), epoch: r.epoch })
+        .collect()
 }
 
 fn metrics_rows(outcome: &RunOutcome) -> Vec<(String, String)> {
     let m = &outcome.metrics;
-    vec![
+    let engine: Vec<(String, String)> = vec![
         ("events".into(), m.events.to_string()),
         ("virtual time".into(), format!("{:.1} ms", m.virtual_ms)),
         ("fault actions".into(), m.faults.to_string()),
@@ -127,6 +84,8 @@ fn metrics_rows(outcome: &RunOutcome) -> Vec<(String, String)> {
         ("messages delivered".into(), m.messages_delivered.to_string()),
         ("messages dropped".into(), m.messages_dropped.to_string()),
         ("messages duplicated".into(), m.messages_duplicated.to_string()),
+    ];
+    let operations: Vec<(String, String)> = vec![
         ("operations ok".into(), m.ops_ok.to_string()),
         ("operations fail".into(), m.ops_fail.to_string()),
         ("operations info".into(), m.ops_info.to_string()),
@@ -134,21 +93,18 @@ fn metrics_rows(outcome: &RunOutcome) -> Vec<(String, String)> {
         ("latency p90".into(), format!("{:.1} ms", m.latency_p90_ms)),
         ("latency p99".into(), format!("{:.1} ms", m.latency_p99_ms)),
         ("latency max".into(), format!("{:.1} ms", m.latency_max_ms)),
-    ]
-    .into_iter()
-    .chain(m.protocol.iter().map(|(name, value)| (name.replace('_', " "), format!("{value}"))))
-    .collect()
+    ];
+    let has_history = outcome.history_check != "none";
+    engine
+        .into_iter()
+        .chain(operations.into_iter().filter(|_| has_history))
+        .chain(m.protocol.iter().map(|(name, value)| (name.replace('_', " "), format!("{value}"))))
+        .collect()
 }
 
-/// Availability: the share of operations that succeeded, among those invoked in
-/// `[from, to)`.
-fn availability(ops: &[checker::history::Op], from: u64, to: u64) -> String {
-    let window: Vec<_> = ops.iter().filter(|op| op.invoke_time_ns.is_some_and(|t| t >= from && t < to)).collect();
-    if window.is_empty() {
-        return "no operations".into();
-    }
-    let ok = window.iter().filter(|op| op.outcome != checker::Outcome::Info).count();
-    format!("{:.1}% of {}", 100.0 * ok as f64 / window.len() as f64, window.len())
+/// An availability share as a report cell.
+fn share(value: Option<f64>) -> String {
+    value.map_or_else(|| "no operations".to_owned(), |v| format!("{:.1}%", 100.0 * v))
 }
 
 /// A report of a finished run.
@@ -163,8 +119,13 @@ pub fn report_of(
     let end_ns = (outcome.metrics.virtual_ms * 1e6) as u64;
     let ops = crate::runner::history_of(&outcome.history).map(|h| h.ops).unwrap_or_default();
     let mut metrics = metrics_rows(outcome);
-    metrics.push(("availability during faults".into(), availability(&ops, 0, heal_ns)));
-    metrics.push(("availability after heal".into(), availability(&ops, heal_ns, u64::MAX)));
+    if let Some(a) = &outcome.metrics.availability {
+        metrics.push(("availability during faults".into(), share(a.during_faults)));
+        metrics.push(("availability after heal".into(), share(a.after_heal)));
+        for (client, value) in &a.per_client {
+            metrics.push((format!("availability of client {client}"), share(Some(*value))));
+        }
+    }
     Report {
         scenario: outcome.scenario.clone(),
         protocol: outcome.protocol.clone(),
@@ -176,8 +137,8 @@ pub fn report_of(
         violations: outcome.violations.clone(),
         explanation: outcome.linearizability.as_ref().and_then(|r| r.explanation.clone()),
         metrics,
-        nodes: scenario_labels(scenario),
-        roles: raft_roles(&trace),
+        nodes: labels_of(outcome),
+        roles: roles_of(outcome),
         trace,
         ops,
         heal_ns: Some(heal_ns),
@@ -232,6 +193,8 @@ pub fn trace_header(outcome: &RunOutcome, scenario: &crate::scenario::Scenario, 
         "clients": scenario.cluster.clients,
         "faults_ms": scenario.duration.faults_ms,
         "violations": outcome.violations,
+        "nodes": labels_of(outcome),
+        "roles": roles_of(outcome),
     })
 }
 
@@ -290,18 +253,17 @@ fn report_inner(args: &ReportArgs) -> Result<(), String> {
         None => Vec::new(),
     };
     let end_ns = trace.iter().filter_map(|e| e.get("t_ns").and_then(Value::as_u64)).max().unwrap_or(0);
-    let servers = header.get("servers").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let clients = header.get("clients").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let labels: Vec<String> =
+        header.get("nodes").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+    let roles: Vec<RoleChange> =
+        header.get("roles").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
     let nodes_seen = trace
         .iter()
         .filter_map(|e| e.get("node").or(e.get("to")).and_then(Value::as_u64))
         .max()
         .map_or(0, |n| n as usize + 1);
-    let nodes = if servers + clients >= nodes_seen {
-        node_labels(servers, clients)
-    } else {
-        (0..nodes_seen).map(|n| format!("node {n}")).collect()
-    };
+    let nodes =
+        if labels.len() >= nodes_seen { labels } else { (0..nodes_seen).map(|n| format!("node {n}")).collect() };
     let text_of = |key: &str| header.get(key).and_then(Value::as_str).unwrap_or("unknown").to_owned();
     let verdict = match header.get("verdict").and_then(Value::as_str) {
         Some("pass") => Verdict::Pass,
@@ -320,7 +282,7 @@ fn report_inner(args: &ReportArgs) -> Result<(), String> {
         explanation: None,
         metrics: vec![("trace events".into(), trace.len().to_string())],
         nodes,
-        roles: raft_roles(&trace),
+        roles,
         heal_ns: header.get("faults_ms").and_then(Value::as_f64).map(|ms| (ms * 1e6) as u64),
         end_ns,
         trace,

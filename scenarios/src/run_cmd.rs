@@ -7,25 +7,14 @@ use serde::Serialize;
 use crate::cli::exit;
 use crate::library;
 use crate::output::write_atomic;
-use crate::raft_harness::RaftHarness;
 use crate::report_cmd::{Outputs, report_of, trace_header, write_trace};
-use crate::runner::{RunOutcome, run_with};
+use crate::runner::RunOutcome;
 use crate::scenario::Scenario;
 use sim_core::MemorySink;
 
 /// Runs a scenario with a seed, recording every trace event into `trace` if given.
 pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<&MemorySink>) -> Result<RunOutcome, String> {
-    match scenario.protocol.as_str() {
-        "raft" => {
-            let sink = trace.map(|m| Box::new(m.clone()) as Box<dyn sim_core::TraceSink<_, _>>);
-            run_with(RaftHarness::new(scenario)?, scenario, seed, sink)
-        }
-        "redis-lock" | "redlock" => {
-            let sink = trace.map(|m| Box::new(m.clone()) as Box<dyn sim_core::TraceSink<_, _>>);
-            run_with(crate::lock_harness::LockHarness::new(scenario)?, scenario, seed, sink)
-        }
-        other => Err(format!("unknown protocol {other:?}")),
-    }
+    scenario.entry()?.run(scenario, seed, trace)
 }
 
 /// The command that replays a run of a built-in scenario or a file.
@@ -259,7 +248,7 @@ pub fn show(args: &ShowArgs) -> u8 {
             exit::PASS
         }
         None => {
-            let names: Vec<&str> = library::BUILT_IN.iter().map(|(n, _)| *n).collect();
+            let names = library::names();
             eprintln!("dsim show: no built-in scenario {:?} (built-in: {})", args.name, names.join(", "));
             exit::BAD_INPUT
         }

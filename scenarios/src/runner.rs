@@ -7,48 +7,16 @@
 //! by `leader_within_ms` after the heal, and every later operation completed within
 //! `op_within_ms`.
 
+use std::collections::BTreeMap;
+
 use checker::history::{Event, HistoryBuilder, Outcome};
 use checker::{Budget, CheckOptions, ModelKind, Verdict, Violation};
+use protocols::protocol::{HistoryCheck, Judge, Protocol, RoleChange, RunSpec, Topology};
 use serde::Serialize;
-use sim_core::{Fault, Limits, MS, NodeId, Observation, Process, Sim, SimConfig, Step, StopReason, TraceSink};
+use sim_core::{Fault, Limits, MS, Process, Sim, SimConfig, Step, StopReason, TraceSink};
 
-use crate::nemesis::{aim_at_leader, heal_all, materialize};
+use crate::nemesis::{aim_at, heal_all, materialize};
 use crate::scenario::Scenario;
-
-/// What a protocol contributes to a run.
-pub trait Harness {
-    type Node: Process + 'static;
-
-    /// Builds node `id` (at start and at every restart).
-    fn factory(&self) -> Box<dyn FnMut(NodeId) -> Self::Node>;
-
-    /// Judges one observation against the safety properties.
-    fn observe(
-        &mut self,
-        observation: &Observation<<Self::Node as Process>::Obs>,
-        sim: &Sim<Self::Node>,
-    ) -> Option<Violation>;
-
-    /// The client history event an observation stands for, if any.
-    fn client_event(&self, observation: &Observation<<Self::Node as Process>::Obs>) -> Option<Event>;
-
-    /// Whether the system has recovered (for Raft: a leader of the newest term is up).
-    fn recovered(&self, sim: &Sim<Self::Node>) -> Result<(), String>;
-
-    /// The server that leads now, if one does (for faults aimed at the leader).
-    fn leader(&self, sim: &Sim<Self::Node>) -> Option<NodeId>;
-
-    /// Safety checks over the final state.
-    fn final_safety(&mut self, sim: &Sim<Self::Node>) -> Option<Violation>;
-
-    /// The model the client history is checked against.
-    fn model(&self) -> ModelKind;
-
-    /// The protocol's own figures for the run summary.
-    fn protocol_metrics(&self) -> std::collections::BTreeMap<String, f64> {
-        std::collections::BTreeMap::new()
-    }
-}
 
 /// A boxed trace sink for the messages and observations of node type `P`.
 pub type NodeSink<P> = Box<dyn TraceSink<<P as Process>::Msg, <P as Process>::Obs>>;
@@ -73,7 +41,22 @@ pub struct RunMetrics {
     /// The protocol's own figures (for the locks: acquisitions, retries, acquisition
     /// latency, overlaps seen with fencing).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub protocol: std::collections::BTreeMap<String, f64>,
+    pub protocol: BTreeMap<String, f64>,
+    /// The share of client operations that got a definite answer (ok or fail, not
+    /// info), during the faults, after the heal and per client; absent without a client
+    /// history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability: Option<Availability>,
+}
+
+/// Availability: of the operations invoked in a phase, the share answered definitely.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Availability {
+    /// `None` when no operation was invoked in the phase.
+    pub during_faults: Option<f64>,
+    pub after_heal: Option<f64>,
+    /// Per client process, over the whole run.
+    pub per_client: BTreeMap<String, f64>,
 }
 
 /// Everything a run produced.
@@ -88,109 +71,137 @@ pub struct RunOutcome {
     pub violations: Vec<Violation>,
     pub metrics: RunMetrics,
     pub stop: String,
+    /// Which check the client history got: `required` (linearizability must hold),
+    /// `measured` (reported, not failing the run) or `none`.
+    pub history_check: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linearizability: Option<checker::Report>,
     #[serde(skip)]
     pub history: Vec<Event>,
+    /// The nodes and their roles over time, for reports.
+    #[serde(skip)]
+    pub topology: Option<Topology>,
+    #[serde(skip)]
+    pub roles: Vec<RoleChange>,
 }
 
-/// Runs `scenario` with `seed` through `harness`.
-pub fn run_with<H: Harness>(
-    mut harness: H,
+/// Runs `scenario` with `seed` as protocol `P` with `settings`.
+pub fn run_with<P: Protocol>(
+    settings: &P::Settings,
     scenario: &Scenario,
     seed: u64,
-    sink: Option<NodeSink<H::Node>>,
+    sink: Option<NodeSink<P::Node>>,
 ) -> Result<RunOutcome, String> {
     let faults_ns = (scenario.duration.faults_ms * MS as f64) as u64;
     let end_ns = faults_ns + (scenario.duration.healed_ms * MS as f64) as u64;
-    let nodes = crate::scenario::nodes_of(scenario);
+    let topology = P::topology(settings, scenario.cluster);
+    let nodes = topology.nodes.len();
+    let liveness = scenario.checks.liveness;
+    let spec = RunSpec {
+        cluster: scenario.cluster,
+        variant: scenario.variant_name(),
+        heal_ns: faults_ns,
+        end_ns,
+        op_within_ns: liveness.map(|l| (l.op_within_ms * MS as f64) as u64),
+    };
+    let (factory, mut judge) = P::build(settings, &spec);
     let limits = Limits { max_events: 200_000_000, max_time_ns: end_ns, max_pending: 2_000_000 };
     let config = SimConfig { seed, nodes, network: scenario.network.clone(), limits };
-    let mut sim = Sim::new(config, harness.factory()).map_err(|e| e.to_string())?;
+    let mut sim = Sim::new(config, factory).map_err(|e| e.to_string())?;
     if let Some(sink) = sink {
         sim.set_trace_sink(sink);
     }
-    let schedule = materialize(scenario, seed);
+    let schedule = materialize(scenario, &topology, seed);
     let mut aimed = Vec::new();
     for action in &schedule {
-        if action.on_leader {
+        if let Some(role) = &action.target {
             action.fault.validate(nodes).map_err(|e| e.to_string())?;
-            aimed.push(((action.at_ms * MS as f64) as u64, action.fault.clone()));
+            aimed.push(((action.at_ms * MS as f64) as u64, role.clone(), action.fault.clone()));
         } else {
             sim.schedule_fault_ms(action.at_ms, action.fault.clone()).map_err(|e| e.to_string())?;
         }
     }
-    for fault in heal_all(nodes, 0) {
+    for fault in heal_all(nodes) {
         sim.schedule_fault(faults_ns, fault).map_err(|e| e.to_string())?;
     }
-    let liveness = scenario.checks.liveness;
     let probe_ns = liveness.map(|l| (faults_ns + (l.leader_within_ms * MS as f64) as u64).min(end_ns));
-    let mut drive = Drive {
-        cursor: 0,
-        history: Vec::new(),
-        violations: Vec::new(),
-        aimed,
-        aimed_cursor: 0,
-        stopped_by_violation: false,
-    };
-    let mut stop = drive.until(&mut harness, &mut sim, probe_ns.unwrap_or(end_ns));
+    let mut drive = Drive::new(aimed, &judge, nodes);
+    let mut stop = drive.until(&mut judge, &mut sim, probe_ns.unwrap_or(end_ns));
     if stop.is_none()
         && let Some(probe) = probe_ns
     {
-        if let Err(message) = harness.recovered(&sim) {
+        if let Err(message) = judge.recovered(&sim) {
             drive.violations.push(Violation::new("liveness", message, probe, None));
         }
-        stop = drive.until(&mut harness, &mut sim, end_ns);
+        stop = drive.until(&mut judge, &mut sim, end_ns);
     }
     let stop = stop.unwrap_or(StopReason::TimeLimit { limit_ns: end_ns });
     if drive.violations.is_empty()
-        && let Some(v) = harness.final_safety(&sim)
+        && let Some(v) = judge.final_check(&sim)
     {
         drive.violations.push(v);
     }
     let stopped_by_violation = drive.stopped_by_violation;
-    let history = drive.history;
+    let history = std::mem::take(&mut drive.history);
     // Built once; the checks and the metrics all read it.
     let built = history_of(&history);
-    let mut violations = drive.violations;
+    let mut violations = std::mem::take(&mut drive.violations);
     if let (Some(probe), Some(l), Ok(ops)) = (probe_ns, liveness, &built)
         && violations.iter().all(|v| v.kind == "liveness")
     {
         violations.extend(operation_liveness(ops, probe, end_ns, (l.op_within_ms * MS as f64) as u64));
     }
     let safety_failed = violations.iter().any(|v| v.kind != "liveness");
-    let linearizability = if scenario.checks.linearizability && !safety_failed {
-        let ops = built.as_ref().map_err(Clone::clone)?;
-        Some(check_history(&harness, ops, scenario.checks.budget_steps)?)
-    } else {
-        None
+    let history_check = judge.history_check();
+    let (model, required) = match history_check {
+        HistoryCheck::Required(model) => (Some(model), true),
+        HistoryCheck::Measured(model) => (Some(model), false),
+        HistoryCheck::None => (None, false),
+    };
+    let linearizability = match model {
+        Some(model) if scenario.checks.linearizability && !safety_failed => {
+            let ops = built.as_ref().map_err(Clone::clone)?;
+            Some(check_history(model, ops, scenario.checks.budget_steps)?)
+        }
+        _ => None,
     };
     if let Some(report) = &linearizability
         && report.verdict == Verdict::Violation
+        && required
     {
         violations.push(linearizability_violation(report));
     }
     let verdict = if !violations.is_empty() {
         Verdict::Violation
-    } else if linearizability.as_ref().is_some_and(|r| r.verdict == Verdict::Unknown) {
+    } else if required && linearizability.as_ref().is_some_and(|r| r.verdict == Verdict::Unknown) {
         Verdict::Unknown
     } else {
         Verdict::Pass
     };
     let mut metrics = metrics(&sim, built.as_ref().ok(), schedule.len());
-    metrics.protocol = harness.protocol_metrics();
+    metrics.protocol = judge.metrics();
+    if model.is_some() {
+        metrics.availability = built.as_ref().ok().map(|h| availability(h, faults_ns));
+    }
     Ok(RunOutcome {
         scenario: scenario.name.clone(),
         protocol: scenario.protocol.clone(),
-        variant: scenario.variant.clone().unwrap_or_else(|| "correct".into()),
+        variant: scenario.variant_name().to_owned(),
         seed,
         verdict,
         fingerprint: sim.fingerprint().hex(),
         violations,
         metrics,
         stop: if stopped_by_violation { "at the first safety violation".into() } else { stop.to_string() },
+        history_check: match history_check {
+            HistoryCheck::Required(_) => "required",
+            HistoryCheck::Measured(_) => "measured",
+            HistoryCheck::None => "none",
+        },
         linearizability,
         history,
+        topology: Some(topology),
+        roles: drive.roles,
     })
 }
 
@@ -198,23 +209,47 @@ struct Drive {
     cursor: usize,
     history: Vec<Event>,
     violations: Vec<Violation>,
-    /// Faults aimed at the leader, resolved when their time comes.
-    aimed: Vec<(u64, Fault)>,
+    /// Faults aimed at a role, resolved when their time comes.
+    aimed: Vec<(u64, String, Fault)>,
     aimed_cursor: usize,
     stopped_by_violation: bool,
+    roles: Vec<RoleChange>,
+    /// Whether each node was up after the last step, and its first role.
+    up: Vec<bool>,
+    initial_roles: Vec<Option<String>>,
 }
 
 impl Drive {
+    fn new<N: Process, J: Judge<N>>(aimed: Vec<(u64, String, Fault)>, judge: &J, nodes: usize) -> Drive {
+        let initial_roles: Vec<Option<String>> = (0..nodes).map(|n| judge.initial_role(n)).collect();
+        let roles = initial_roles
+            .iter()
+            .enumerate()
+            .filter_map(|(node, role)| role.clone().map(|role| RoleChange { t_ns: 0, node, role, epoch: None }))
+            .collect();
+        Drive {
+            cursor: 0,
+            history: Vec::new(),
+            violations: Vec::new(),
+            aimed,
+            aimed_cursor: 0,
+            stopped_by_violation: false,
+            roles,
+            up: vec![true; nodes],
+            initial_roles,
+        }
+    }
+
     /// Steps until global time `until_ns`; `Some` if the run ended (a violation, or a
     /// limit).
-    fn until<H: Harness>(&mut self, harness: &mut H, sim: &mut Sim<H::Node>, until_ns: u64) -> Option<StopReason> {
+    fn until<N: Process, J: Judge<N>>(&mut self, judge: &mut J, sim: &mut Sim<N>, until_ns: u64) -> Option<StopReason> {
         loop {
             if !self.violations.is_empty() {
                 self.stopped_by_violation = true;
                 return Some(StopReason::Quiescent);
             }
-            let aimed = self.aimed.get(self.aimed_cursor).filter(|(at_ns, _)| *at_ns <= until_ns).cloned();
-            let bound_ns = aimed.as_ref().map_or(until_ns, |(at_ns, _)| *at_ns);
+            let aimed = self.aimed.get(self.aimed_cursor).filter(|(at_ns, _, _)| *at_ns <= until_ns).cloned();
+            let bound_ns = aimed.as_ref().map_or(until_ns, |(at_ns, _, _)| *at_ns);
             match sim.step_until(bound_ns) {
                 Step::Handled => {}
                 Step::Stopped(stop) => return Some(stop),
@@ -222,28 +257,78 @@ impl Drive {
                     if let Some(stop) = sim.run_until(bound_ns) {
                         return Some(stop);
                     }
-                    let (at_ns, fault) = aimed?;
+                    self.note_up_changes(sim);
+                    let (at_ns, role, fault) = aimed?;
                     self.aimed_cursor += 1;
-                    if let Some(leader) = harness.leader(sim) {
-                        sim.schedule_fault(at_ns, aim_at_leader(&fault, leader)).expect("validated, and now");
+                    if let Some(node) = judge.target(&role, sim) {
+                        sim.schedule_fault(at_ns, aim_at(&fault, node)).expect("validated, and now");
                     }
                     continue;
                 }
             }
-            let observations = sim.observations();
-            while self.cursor < observations.len() {
-                let observation = &observations[self.cursor];
-                self.cursor += 1;
-                if let Some(event) = harness.client_event(observation) {
-                    self.history.push(event);
-                }
-                if let Some(mut violation) = harness.observe(observation, sim) {
-                    violation.event = Some(sim.metrics().events);
-                    self.violations.push(violation);
-                    break;
-                }
+            self.note_up_changes(sim);
+            self.read_observations(judge, sim);
+        }
+    }
+
+    fn read_observations<N: Process, J: Judge<N>>(&mut self, judge: &mut J, sim: &Sim<N>) {
+        let observations = sim.observations();
+        while self.cursor < observations.len() {
+            let observation = &observations[self.cursor];
+            self.cursor += 1;
+            if let Some(event) = judge.client_event(observation) {
+                self.history.push(event);
+            }
+            if let Some((role, epoch)) = judge.role_change(observation) {
+                let change = RoleChange { t_ns: observation.t_ns, node: observation.node, role, epoch };
+                self.roles.push(change);
+            }
+            if let Some(mut violation) = judge.observe(observation, sim) {
+                violation.event = Some(sim.metrics().events);
+                self.violations.push(violation);
+                break;
             }
         }
+    }
+
+    /// Nodes that went down or came back since the last step, as role changes.
+    fn note_up_changes<N: Process>(&mut self, sim: &Sim<N>) {
+        for node in 0..self.up.len() {
+            let up = sim.is_up(node);
+            if up == self.up[node] {
+                continue;
+            }
+            self.up[node] = up;
+            let role = if up { self.initial_roles[node].clone() } else { Some("down".to_owned()) };
+            if let Some(role) = role {
+                self.roles.push(RoleChange { t_ns: sim.now_ns(), node, role, epoch: None });
+            }
+        }
+    }
+}
+
+/// Availability by phase and per client.
+fn availability(history: &checker::History, heal_ns: u64) -> Availability {
+    let share = |ops: &mut dyn Iterator<Item = &checker::history::Op>| -> Option<f64> {
+        let (mut all, mut answered) = (0usize, 0usize);
+        for op in ops {
+            all += 1;
+            answered += usize::from(op.outcome != Outcome::Info);
+        }
+        (all > 0).then(|| answered as f64 / all as f64)
+    };
+    let invoked = |op: &&checker::history::Op| op.invoke_time_ns.unwrap_or(0);
+    let mut per_client = BTreeMap::new();
+    let processes: std::collections::BTreeSet<u64> = history.ops.iter().map(|op| op.process).collect();
+    for process in processes {
+        if let Some(value) = share(&mut history.ops.iter().filter(|op| op.process == process)) {
+            per_client.insert(process.to_string(), value);
+        }
+    }
+    Availability {
+        during_faults: share(&mut history.ops.iter().filter(|op| invoked(op) < heal_ns)),
+        after_heal: share(&mut history.ops.iter().filter(|op| invoked(op) >= heal_ns)),
+        per_client,
     }
 }
 
@@ -256,13 +341,9 @@ pub fn history_of(events: &[Event]) -> Result<checker::History, String> {
     Ok(builder.finish())
 }
 
-fn check_history<H: Harness>(
-    harness: &H,
-    history: &checker::History,
-    budget_steps: u64,
-) -> Result<checker::Report, String> {
+fn check_history(model: ModelKind, history: &checker::History, budget_steps: u64) -> Result<checker::Report, String> {
     let options = CheckOptions { budget: Budget { steps_max: budget_steps, ..Budget::default() }, split: true };
-    checker::check(harness.model(), None, history, &options).map_err(|e| e.to_string())
+    checker::check(model, None, history, &options).map_err(|e| e.to_string())
 }
 
 fn linearizability_violation(report: &checker::Report) -> Violation {
@@ -344,6 +425,7 @@ fn metrics<P: Process>(sim: &Sim<P>, history: Option<&checker::History>, faults:
         latency_p90_ms: percentile(0.9),
         latency_p99_ms: percentile(0.99),
         latency_max_ms: percentile(1.0),
-        protocol: std::collections::BTreeMap::new(),
+        protocol: BTreeMap::new(),
+        availability: None,
     }
 }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use protocols::kv::KvWorkload;
-use protocols::raft::RaftConfig;
+pub use protocols::protocol::Cluster;
+use protocols::protocol::Topology;
 use serde::{Deserialize, Serialize};
 use sim_core::{Fault, NetworkConfig};
 
@@ -17,9 +17,9 @@ pub struct Scenario {
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
-    /// The protocol: `raft`.
+    /// The protocol, by its registry name (`dsim list` shows them).
     pub protocol: String,
-    /// A known-bug variant, or none for the correct protocol.
+    /// A known-bug variant or a design option, or none for the correct protocol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// A pinned seed (saved failures have one); `--seed` overrides it.
@@ -28,13 +28,10 @@ pub struct Scenario {
     pub cluster: Cluster,
     #[serde(default)]
     pub network: NetworkConfig,
-    #[serde(default)]
-    pub raft: RaftConfig,
-    /// Settings of the lock protocols (`redis-lock`).
-    #[serde(default)]
-    pub locks: LocksConfig,
-    #[serde(default)]
-    pub workload: KvWorkload,
+    /// The protocol's own settings; its type is the protocol's (`Protocol::Settings`),
+    /// absent fields take their defaults.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub settings: serde_json::Value,
     #[serde(default)]
     pub nemesis: Nemesis,
     pub duration: Durations,
@@ -42,56 +39,31 @@ pub struct Scenario {
     pub checks: Checks,
 }
 
-/// Settings of the lock protocols.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LocksConfig {
-    pub ttl_ms: u64,
-    /// Wait before retrying a taken lock, drawn uniformly.
-    pub retry_ms: [u64; 2],
-    /// Time inside the critical section, drawn uniformly.
-    pub work_ms: [u64; 2],
-    pub request_timeout_ms: u64,
-    /// RedLock's per-instance timeout while acquiring.
-    pub redlock_request_timeout_ms: u64,
-    /// The server syncs every write (a restart keeps its keys), or keeps them in memory.
-    pub persistent: bool,
-    /// Servers that keep their keys in memory only, whatever `persistent` says.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub volatile_servers: Vec<usize>,
-}
+impl Scenario {
+    /// The variant's name, `correct` for none.
+    pub fn variant_name(&self) -> &str {
+        self.variant.as_deref().unwrap_or("correct")
+    }
 
-impl Default for LocksConfig {
-    fn default() -> Self {
-        LocksConfig {
-            ttl_ms: 100,
-            retry_ms: [10, 20],
-            work_ms: [10, 30],
-            request_timeout_ms: 1_000,
-            redlock_request_timeout_ms: 10,
-            persistent: true,
-            volatile_servers: Vec::new(),
-        }
+    /// The protocol's registry entry (validated scenarios always have one).
+    pub fn entry(&self) -> Result<&'static dyn crate::registry::DynProtocol, String> {
+        crate::registry::find(&self.protocol).ok_or_else(|| {
+            format!("unknown protocol {:?}; known: {}", self.protocol, crate::registry::names().join(", "))
+        })
+    }
+
+    /// The nodes of this scenario's cluster.
+    pub fn topology(&self) -> Result<Topology, String> {
+        self.entry()?.topology(self)
     }
 }
 
-/// The protocols a scenario can name.
-pub const PROTOCOLS: [&str; 3] = ["raft", "redis-lock", "redlock"];
-
-/// How many nodes a scenario's cluster has: for `redis-lock`, the protected storage node
-/// sits between the servers and the clients.
-pub fn nodes_of(scenario: &Scenario) -> usize {
-    let extra = usize::from(scenario.protocol != "raft");
-    scenario.cluster.servers + extra + scenario.cluster.clients
-}
-
-/// How many nodes of each role. Servers have ids `0..servers`, clients follow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Cluster {
-    pub servers: usize,
-    pub clients: usize,
-}
+/// Top-level fields of the format before protocol settings moved into `"settings"`.
+const MOVED_FIELDS: [(&str, &str); 3] = [
+    ("raft", "\"settings\": { \"raft\": {...} }"),
+    ("workload", "\"settings\": { \"workload\": {...} }"),
+    ("locks", "\"settings\": {...} (the lock settings themselves)"),
+];
 
 /// The fault phase and the healed phase.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,11 +91,12 @@ pub struct Nemesis {
 pub struct Action {
     pub at_ms: f64,
     pub fault: Fault,
-    /// Aim the fault at whichever server leads at that instant (as Jepsen's nemeses
-    /// partition the primary): its `node` becomes the leader, and for a partition the
-    /// leader joins the first group. Skipped when no server leads.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub on_leader: bool,
+    /// Aim the fault at whichever node plays this role at that instant (`"leader"`, as
+    /// Jepsen's nemeses partition the primary; any role the protocol's topology names):
+    /// its `node` becomes that node, and for a partition the node joins the first group.
+    /// Skipped when no node plays the role then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// A fault generator. With `swarm`, each seed first picks which kinds are on (each with
@@ -168,13 +141,6 @@ fn default_jump() -> f64 {
     500.0
 }
 
-/// The node ids of a scenario's clients (after the servers, and after the storage node
-/// for the lock protocols).
-pub fn client_ids(scenario: &Scenario) -> std::ops::Range<usize> {
-    let first = nodes_of(scenario) - scenario.cluster.clients;
-    first..nodes_of(scenario)
-}
-
 fn default_interval() -> [f64; 2] {
     [300.0, 1_500.0]
 }
@@ -187,19 +153,28 @@ fn yes() -> bool {
     true
 }
 
-/// The fault kinds a generator knows.
-pub const GENERATOR_KINDS: [&str; 10] = [
-    "partition",
-    "partition_leader",
-    "crash",
-    "crash_leader",
-    "pause",
-    "drop",
-    "duplicate",
-    "delay",
-    "clock_drift",
-    "clock_jump",
-];
+/// The fault kinds a generator knows. `partition` and `crash` can also be aimed at a
+/// role the protocol names, as `partition:ROLE` and `crash:ROLE` (`crash:leader`).
+pub const GENERATOR_KINDS: [&str; 8] =
+    ["partition", "crash", "pause", "drop", "duplicate", "delay", "clock_drift", "clock_jump"];
+
+/// The kinds that can be aimed at a role.
+pub const AIMABLE_KINDS: [&str; 2] = ["partition", "crash"];
+
+/// Every generator kind a protocol with these target roles accepts, in the fixed order
+/// the generator draws them: each aimable kind followed by its aimed forms.
+pub fn generator_kinds(target_roles: &[String]) -> Vec<String> {
+    let mut roles: Vec<&String> = target_roles.iter().collect();
+    roles.sort();
+    let mut kinds = Vec::new();
+    for kind in GENERATOR_KINDS {
+        kinds.push(kind.to_owned());
+        if AIMABLE_KINDS.contains(&kind) {
+            kinds.extend(roles.iter().map(|role| format!("{kind}:{role}")));
+        }
+    }
+    kinds
+}
 
 /// What judges the run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -247,17 +222,78 @@ impl ScenarioError {
     pub fn new(origin: &str, message: impl Into<String>) -> Self {
         ScenarioError { origin: origin.to_owned(), position: String::new(), message: message.into() }
     }
+
+    /// An error at a place in `text`, found by its field path (`settings.ttl_ms`,
+    /// `nemesis.schedule[2].fault`); without a position if the path is not in the text.
+    pub fn at_path(origin: &str, text: &str, path: &str, message: impl Into<String>) -> Self {
+        let position = crate::locate::locate(text, path).map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+        ScenarioError { origin: origin.to_owned(), position, message: message.into() }
+    }
 }
 
 /// Parses and validates a scenario; `origin` names the file in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
-    let scenario: Scenario = serde_json::from_str(text).map_err(|e| ScenarioError {
+    let syntax = |e: serde_json::Error| ScenarioError {
         origin: origin.to_owned(),
         position: format!(":{}:{}", e.line(), e.column()),
         message: strip_position(&e.to_string()),
-    })?;
-    validate(&scenario).map_err(|message| ScenarioError::new(origin, message))?;
+    };
+    let loose: serde_json::Value = serde_json::from_str(text).map_err(syntax)?;
+    moved_fields(&loose).map_err(|(path, message)| ScenarioError::at_path(origin, text, &path, message))?;
+    let scenario: Scenario = serde_json::from_str(text).map_err(syntax)?;
+    // The settings once more, as text, so that their errors have a position.
+    #[derive(Deserialize)]
+    struct Raw<'a> {
+        #[serde(borrow)]
+        settings: Option<&'a serde_json::value::RawValue>,
+    }
+    let raw: Raw<'_> = serde_json::from_str(text).map_err(syntax)?;
+    if let (Some(settings), Ok(entry)) = (raw.settings, scenario.entry()) {
+        let offset = settings.get().as_ptr() as usize - text.as_ptr() as usize;
+        entry.parse_settings(settings.get()).map_err(|e| {
+            let (line, column) = crate::locate::shift(text, offset, e.line(), e.column());
+            ScenarioError {
+                origin: origin.to_owned(),
+                position: format!(":{line}:{column}"),
+                message: format!("settings: {}", strip_position(&e.to_string())),
+            }
+        })?;
+    }
+    validate(&scenario).map_err(|(path, message)| ScenarioError::at_path(origin, text, &path, message))?;
     Ok(scenario)
+}
+
+/// Fields of the older format, with where they went.
+fn moved_fields(loose: &serde_json::Value) -> Result<(), (String, String)> {
+    for (field, now) in MOVED_FIELDS {
+        if loose.get(field).is_some() {
+            return Err((
+                field.to_owned(),
+                format!(
+                    "the top-level field {field:?} moved into the protocol's settings: write {now} (docs/scenarios.md)"
+                ),
+            ));
+        }
+    }
+    let schedule = loose.pointer("/nemesis/schedule").and_then(serde_json::Value::as_array);
+    for (index, action) in schedule.into_iter().flatten().enumerate() {
+        if action.get("on_leader").is_some() {
+            let path = format!("nemesis.schedule[{index}].on_leader");
+            return Err((path.clone(), format!("{path} was replaced by \"target\": \"leader\"")));
+        }
+    }
+    if let Some(kinds) = loose.pointer("/nemesis/generator/kinds").and_then(serde_json::Value::as_object) {
+        for old in ["partition_leader", "crash_leader"] {
+            if kinds.contains_key(old) {
+                let now = old.replace('_', ":");
+                return Err((
+                    format!("nemesis.generator.kinds.{old}"),
+                    format!("the fault kind {old:?} is now written {now:?} (any role the protocol names)"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn strip_position(message: &str) -> String {
@@ -267,84 +303,128 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-fn positive_or_zero(name: &str, value: f64) -> Result<(), String> {
+type FieldResult = Result<(), (String, String)>;
+
+fn field(path: &str, message: String) -> (String, String) {
+    (path.to_owned(), message)
+}
+
+fn positive_or_zero(name: &str, value: f64) -> FieldResult {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(format!("{name} must be a non-negative number of milliseconds, got {value}"))
+        Err(field(name, format!("{name} must be a non-negative number of milliseconds, got {value}")))
     }
 }
 
-fn range(name: &str, [min, max]: [f64; 2]) -> Result<(), String> {
+fn range(name: &str, [min, max]: [f64; 2]) -> FieldResult {
     positive_or_zero(name, min)?;
     positive_or_zero(name, max)?;
     if max < min {
-        return Err(format!("{name} must be [min, max] with min <= max, got [{min}, {max}]"));
+        return Err(field(name, format!("{name} must be [min, max] with min <= max, got [{min}, {max}]")));
     }
     Ok(())
 }
 
-/// Checks what the types cannot: known protocol and variant, numbers in range, node ids.
-pub fn validate(scenario: &Scenario) -> Result<(), String> {
-    if !PROTOCOLS.contains(&scenario.protocol.as_str()) {
-        return Err(format!("unknown protocol {:?}; known: {}", scenario.protocol, PROTOCOLS.join(", ")));
-    }
-    let known: Vec<&str> = match scenario.protocol.as_str() {
-        "raft" => protocols::raft::Variant::ALL.iter().map(|v| v.name()).collect(),
-        "redis-lock" => vec!["correct", "setnx-then-expire", "unsafe-release", "fencing"],
-        // RedLock has no fencing tokens by design.
-        _ => vec!["correct", "unsafe-release"],
-    };
-    if scenario.protocol == "redlock" && scenario.variant.as_deref() == Some("fencing") {
-        return Err("redlock has no fencing variant: RedLock hands out no fencing tokens, by design".into());
-    }
-    if let Some(variant) = &scenario.variant
-        && !known.contains(&variant.as_str())
-    {
-        return Err(format!("unknown variant {variant:?} of {}; known: {}", scenario.protocol, known.join(", ")));
-    }
-    if scenario.protocol == "redis-lock" && scenario.cluster.servers != 1 {
-        return Err(format!("redis-lock uses one server, got cluster.servers = {}", scenario.cluster.servers));
+/// Checks what the types cannot: known protocol and variant, the protocol's settings,
+/// numbers in range, node ids and roles. The error is a field path and a message.
+pub fn validate(scenario: &Scenario) -> Result<(), (String, String)> {
+    let entry = scenario.entry().map_err(|m| field("protocol", m))?;
+    let variant = scenario.variant_name();
+    if !entry.variants().iter().any(|v| v.name == variant) {
+        let known: Vec<&str> = entry.variants().iter().map(|v| v.name).collect();
+        return Err(field(
+            "variant",
+            format!("unknown variant {variant:?} of {}; known: {}", scenario.protocol, known.join(", ")),
+        ));
     }
     if scenario.cluster.servers == 0 || scenario.cluster.servers > 64 {
-        return Err(format!("cluster.servers must be 1 to 64, got {}", scenario.cluster.servers));
+        return Err(field(
+            "cluster.servers",
+            format!("cluster.servers must be 1 to 64, got {}", scenario.cluster.servers),
+        ));
     }
     if scenario.cluster.clients > 256 {
-        return Err(format!("cluster.clients must be at most 256, got {}", scenario.cluster.clients));
+        return Err(field(
+            "cluster.clients",
+            format!("cluster.clients must be at most 256, got {}", scenario.cluster.clients),
+        ));
     }
+    entry.validate(scenario).map_err(|e| {
+        // The protocol names fields inside its settings; the cluster and the variant
+        // are the scenario's.
+        if e.path.starts_with("cluster.") || e.path == "variant" {
+            return (e.path, e.message);
+        }
+        let path = format!("settings.{}", e.path);
+        let message = if e.message.starts_with(&e.path) {
+            format!("settings.{}", e.message)
+        } else {
+            format!("{path}: {}", e.message)
+        };
+        (path, message)
+    })?;
     positive_or_zero("duration.faults_ms", scenario.duration.faults_ms)?;
     positive_or_zero("duration.healed_ms", scenario.duration.healed_ms)?;
     if scenario.duration.faults_ms + scenario.duration.healed_ms > 3_600_000.0 {
-        return Err("a run may last at most one hour of virtual time".into());
+        return Err(field("duration", "a run may last at most one hour of virtual time".into()));
     }
-    scenario.raft.validate(scenario.cluster.servers)?;
-    scenario.workload.validate()?;
-    let nodes = nodes_of(scenario);
-    for (index, scheduled) in scenario.nemesis.schedule.iter().enumerate() {
-        positive_or_zero(&format!("nemesis.schedule[{index}].at_ms"), scheduled.at_ms)?;
-        scheduled.fault.validate(nodes).map_err(|e| format!("nemesis.schedule[{index}]: {e}"))?;
-    }
-    if let Some(generator) = &scenario.nemesis.generator {
-        for (kind, weight) in &generator.kinds {
-            if !GENERATOR_KINDS.contains(&kind.as_str()) {
-                return Err(format!(
-                    "unknown fault kind {kind:?} in nemesis.generator.kinds; known: {}",
-                    GENERATOR_KINDS.join(", ")
-                ));
-            }
-            if !weight.is_finite() || *weight < 0.0 {
-                return Err(format!("nemesis.generator.kinds.{kind} must be a non-negative weight, got {weight}"));
-            }
-        }
-        range("nemesis.generator.interval_ms", generator.interval_ms)?;
-        range("nemesis.generator.fault_ms", generator.fault_ms)?;
-        if generator.interval_ms[1] <= 0.0 {
-            return Err("nemesis.generator.interval_ms must allow a positive interval".into());
-        }
-    }
+    let topology = scenario.topology().map_err(|m| field("settings", m))?;
+    validate_nemesis(scenario, &topology)?;
     if let Some(liveness) = &scenario.checks.liveness {
         positive_or_zero("checks.liveness.leader_within_ms", liveness.leader_within_ms)?;
         positive_or_zero("checks.liveness.op_within_ms", liveness.op_within_ms)?;
     }
-    scenario.network.validate(nodes).map_err(|e| format!("network: {e}"))
+    scenario.network.validate(topology.nodes.len()).map_err(|e| field("network", format!("network: {e}")))
+}
+
+fn unknown_role(path: &str, role: &str, scenario: &Scenario, topology: &Topology) -> (String, String) {
+    let known = if topology.target_roles.is_empty() {
+        "it names none".to_owned()
+    } else {
+        format!("it names {}", topology.target_roles.join(", "))
+    };
+    field(path, format!("{path}: {} has no role {role:?} to aim a fault at; {known}", scenario.protocol))
+}
+
+fn validate_nemesis(scenario: &Scenario, topology: &Topology) -> FieldResult {
+    let nodes = topology.nodes.len();
+    for (index, scheduled) in scenario.nemesis.schedule.iter().enumerate() {
+        let path = format!("nemesis.schedule[{index}]");
+        positive_or_zero(&format!("{path}.at_ms"), scheduled.at_ms)?;
+        scheduled.fault.validate(nodes).map_err(|e| field(&format!("{path}.fault"), format!("{path}: {e}")))?;
+        if let Some(role) = &scheduled.target
+            && !topology.target_roles.contains(role)
+        {
+            return Err(unknown_role(&format!("{path}.target"), role, scenario, topology));
+        }
+    }
+    let Some(generator) = &scenario.nemesis.generator else { return Ok(()) };
+    let known = generator_kinds(&topology.target_roles);
+    for (kind, weight) in &generator.kinds {
+        let path = format!("nemesis.generator.kinds.{kind}");
+        if !known.contains(kind) {
+            if let Some((base, role)) = kind.split_once(':')
+                && AIMABLE_KINDS.contains(&base)
+            {
+                return Err(unknown_role(&path, role, scenario, topology));
+            }
+            return Err(field(
+                &path,
+                format!("unknown fault kind {kind:?} in nemesis.generator.kinds; known: {}", known.join(", ")),
+            ));
+        }
+        if !weight.is_finite() || *weight < 0.0 {
+            return Err(field(&path, format!("{path} must be a non-negative weight, got {weight}")));
+        }
+    }
+    range("nemesis.generator.interval_ms", generator.interval_ms)?;
+    range("nemesis.generator.fault_ms", generator.fault_ms)?;
+    if generator.interval_ms[1] <= 0.0 {
+        return Err(field(
+            "nemesis.generator.interval_ms",
+            "nemesis.generator.interval_ms must allow a positive interval".into(),
+        ));
+    }
+    Ok(())
 }

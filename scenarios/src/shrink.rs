@@ -42,18 +42,18 @@ pub fn shrink(failing: &Scenario, seed: u64, kind: &str) -> (Scenario, usize) {
             best.cluster.clients,
             best.duration.faults_ms.to_bits(),
             best.duration.healed_ms.to_bits(),
-            best.workload.rate_per_client.to_bits(),
+            best.settings.clone(),
         );
         best = drop_fault_actions(&mut shrinker, best);
         best = shorten(&mut shrinker, best);
         best = fewer_clients(&mut shrinker, best);
-        best = slower_workload(&mut shrinker, best);
+        best = smaller_settings(&mut shrinker, best);
         let after = (
             best.nemesis.schedule.len(),
             best.cluster.clients,
             best.duration.faults_ms.to_bits(),
             best.duration.healed_ms.to_bits(),
-            best.workload.rate_per_client.to_bits(),
+            best.settings.clone(),
         );
         if before == after || shrinker.runs >= RUNS_MAX {
             return (best, shrinker.runs);
@@ -111,7 +111,8 @@ fn fewer_clients(shrinker: &mut Shrinker<'_>, mut best: Scenario) -> Scenario {
     while best.cluster.clients > 1 {
         let mut candidate = best.clone();
         candidate.cluster.clients -= 1;
-        let nodes = candidate.cluster.servers + candidate.cluster.clients;
+        let Ok(topology) = candidate.topology() else { break };
+        let nodes = topology.nodes.len();
         candidate.nemesis.schedule = candidate.nemesis.schedule.iter().filter_map(|f| restrict(f, nodes)).collect();
         if !shrinker.fails(&candidate) {
             break;
@@ -121,16 +122,25 @@ fn fewer_clients(shrinker: &mut Shrinker<'_>, mut best: Scenario) -> Scenario {
     best
 }
 
-fn slower_workload(shrinker: &mut Shrinker<'_>, mut best: Scenario) -> Scenario {
-    while best.workload.rate_per_client > 1.0 {
-        let mut candidate = best.clone();
-        candidate.workload.rate_per_client = (best.workload.rate_per_client / 2.0).max(1.0);
-        if !shrinker.fails(&candidate) {
-            break;
+/// The protocol's own smaller settings (a slower workload, say), one step at a time.
+fn smaller_settings(shrinker: &mut Shrinker<'_>, mut best: Scenario) -> Scenario {
+    let Ok(entry) = best.entry() else { return best };
+    loop {
+        let candidates = entry.shrink_settings(&best);
+        let mut improved = false;
+        for settings in candidates {
+            let mut candidate = best.clone();
+            candidate.settings = settings;
+            if candidate.settings != best.settings && shrinker.fails(&candidate) {
+                best = candidate;
+                improved = true;
+                break;
+            }
         }
-        best = candidate;
+        if !improved {
+            return best;
+        }
     }
-    best
 }
 
 /// The fault without nodes `>= nodes`; `None` if nothing of it is left.
@@ -147,5 +157,5 @@ fn restrict(scheduled: &Action, nodes: usize) -> Option<Action> {
         Fault::Bridge { .. } => return None,
         other => other.clone(),
     };
-    Some(Action { at_ms: scheduled.at_ms, fault, on_leader: scheduled.on_leader })
+    Some(Action { at_ms: scheduled.at_ms, fault, target: scheduled.target.clone() })
 }

@@ -10,7 +10,7 @@ fn dsim(args: &[&str]) -> std::process::Output {
 fn sample(name: &str) -> String {
     // Read at run time: the crate may have been built in another folder.
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
-    format!("{crate_dir}/../../shared/data/histories/{name}")
+    format!("{crate_dir}/../checker/tests/data/histories/{name}")
 }
 
 fn json_of(output: &std::process::Output) -> serde_json::Value {

@@ -39,10 +39,11 @@ fn list_and_show() {
             "redlock-pause-in-acquisition",
             "redlock-clock-jump",
             "redlock-restart-no-persistence",
-            "redlock-delayed-restart"
+            "redlock-delayed-restart",
+            "register-crash"
         ]
     );
-    let protocols = ["raft", "redis-lock", "redlock"];
+    let protocols = ["raft", "redis-lock", "redlock", "register"];
     assert!(list.as_array().unwrap().iter().all(|e| protocols.contains(&e["protocol"].as_str().unwrap())));
     let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");

@@ -43,6 +43,7 @@
 
 pub mod client;
 pub mod oracle;
+pub mod protocol;
 pub mod redis;
 pub mod storage;
 

@@ -75,6 +75,7 @@
 pub mod client;
 pub mod invariants;
 pub mod log;
+pub mod protocol;
 pub mod server;
 
 use std::rc::Rc;

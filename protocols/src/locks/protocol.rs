@@ -1,0 +1,285 @@
+//! The Redis locks' entries in the protocol registry: `redis-lock` (one instance) and
+//! `redlock` (a majority of N independent instances), their settings, topology and judge.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use checker::{ModelKind, Violation};
+use serde::{Deserialize, Serialize};
+use sim_core::{MS, NodeId, Observation, Sim};
+
+use super::{LockNode, LockObs, LockOracle, LockSettings, LockVariant};
+use crate::protocol::{
+    Cluster, FieldError, HistoryCheck, Judge, NodeInfo, Protocol, RunSpec, Topology, VariantInfo, VariantKind,
+};
+
+/// A scenario's `"settings"` for the lock protocols.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocksConfig {
+    pub ttl_ms: u64,
+    /// Wait before retrying a taken lock, drawn uniformly.
+    pub retry_ms: [u64; 2],
+    /// Time inside the critical section, drawn uniformly.
+    pub work_ms: [u64; 2],
+    pub request_timeout_ms: u64,
+    /// RedLock's per-instance timeout while acquiring.
+    pub redlock_request_timeout_ms: u64,
+    /// The server syncs every write (a restart keeps its keys), or keeps them in memory.
+    pub persistent: bool,
+    /// Servers that keep their keys in memory only, whatever `persistent` says.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volatile_servers: Vec<usize>,
+}
+
+impl Default for LocksConfig {
+    fn default() -> Self {
+        LocksConfig {
+            ttl_ms: 100,
+            retry_ms: [10, 20],
+            work_ms: [10, 30],
+            request_timeout_ms: 1_000,
+            redlock_request_timeout_ms: 10,
+            persistent: true,
+            volatile_servers: Vec::new(),
+        }
+    }
+}
+
+/// The single-instance Redis lock (`SET NX PX`).
+pub struct RedisLock;
+
+/// RedLock over N independent instances.
+pub struct RedLock;
+
+const CORRECT: VariantInfo =
+    VariantInfo { name: "correct", doc: "the lock as its authors describe it", kind: VariantKind::Correct };
+const UNSAFE_RELEASE: VariantInfo = VariantInfo {
+    name: "unsafe-release",
+    doc: "release with a plain DEL, deleting a lock someone else now holds",
+    kind: VariantKind::Bug,
+};
+
+fn validate_locks(settings: &LocksConfig, cluster: Cluster) -> Result<(), FieldError> {
+    if settings.ttl_ms == 0 {
+        return Err(FieldError::new("ttl_ms", "ttl_ms must be at least 1"));
+    }
+    for (name, [min, max]) in [("retry_ms", settings.retry_ms), ("work_ms", settings.work_ms)] {
+        if min > max {
+            return Err(FieldError::new(
+                name,
+                format!("{name} must be [min, max] with min <= max, got [{min}, {max}]"),
+            ));
+        }
+    }
+    if settings.request_timeout_ms == 0 || settings.redlock_request_timeout_ms == 0 {
+        return Err(FieldError::new("request_timeout_ms", "request timeouts must be at least 1 ms"));
+    }
+    if let Some(bad) = settings.volatile_servers.iter().find(|s| **s >= cluster.servers) {
+        return Err(FieldError::new(
+            "volatile_servers",
+            format!("volatile_servers names node {bad}, but the servers are nodes 0 to {}", cluster.servers - 1),
+        ));
+    }
+    Ok(())
+}
+
+/// Redis instances `0..servers`, the protected storage, then the clients.
+fn lock_topology(cluster: Cluster) -> Topology {
+    let servers = cluster.servers;
+    let mut nodes: Vec<NodeInfo> =
+        (0..servers).map(|n| NodeInfo { kind: "server".into(), label: format!("redis {n}") }).collect();
+    nodes.push(NodeInfo { kind: "storage".into(), label: format!("storage {servers}") });
+    let first_client = servers + 1;
+    nodes.extend(
+        (0..cluster.clients).map(|c| NodeInfo { kind: "client".into(), label: format!("client {}", first_client + c) }),
+    );
+    Topology {
+        nodes,
+        servers: (0..servers).collect(),
+        clients: (first_client..first_client + cluster.clients).collect(),
+        target_roles: Vec::new(),
+    }
+}
+
+fn build_locks(
+    settings: &LocksConfig,
+    run: &RunSpec<'_>,
+    redlock: bool,
+) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {
+    let variant = match run.variant {
+        "setnx-then-expire" => LockVariant::SetnxThenExpire,
+        "unsafe-release" => LockVariant::UnsafeRelease,
+        "fencing" => LockVariant::Fencing,
+        _ => LockVariant::Correct,
+    };
+    let storage = run.cluster.servers;
+    let shared = Rc::new(LockSettings {
+        servers: (0..run.cluster.servers).collect(),
+        redlock,
+        redlock_request_timeout_ms: settings.redlock_request_timeout_ms,
+        storage,
+        variant,
+        persistent: settings.persistent,
+        volatile_servers: settings.volatile_servers.clone(),
+        ttl_ms: settings.ttl_ms,
+        retry_ms: settings.retry_ms,
+        work_ms: settings.work_ms,
+        request_timeout_ms: settings.request_timeout_ms,
+    });
+    let judge = LockJudge {
+        oracle: LockOracle::new(variant == LockVariant::Fencing, !redlock),
+        clients: (storage + 1..=storage + run.cluster.clients).collect(),
+        heal_ns: run.heal_ns,
+        bound_ns: run.op_within_ns,
+        first_acquired_after_heal: BTreeMap::new(),
+        acquisitions: Vec::new(),
+    };
+    (Box::new(move |id| LockNode::new(id, &shared)), judge)
+}
+
+impl Protocol for RedisLock {
+    const NAME: &'static str = "redis-lock";
+    const DESCRIPTION: &'static str = "a lock on one Redis instance: SET NX PX, expiry, optional fencing";
+    const VARIANTS: &'static [VariantInfo] = &[
+        CORRECT,
+        VariantInfo {
+            name: "setnx-then-expire",
+            doc: "acquire with SETNX then EXPIRE: a crash between leaves a key that never expires",
+            kind: VariantKind::Bug,
+        },
+        UNSAFE_RELEASE,
+        VariantInfo {
+            name: "fencing",
+            doc: "fencing tokens handed out with the grant and checked by the protected storage",
+            kind: VariantKind::Option,
+        },
+    ];
+    const SCENARIOS: &'static [(&'static str, &'static str)] = &[
+        ("redis-lock", include_str!("scenarios/redis-lock.json")),
+        ("redis-lock-hostile", include_str!("scenarios/redis-lock-hostile.json")),
+        ("redis-lock-gc-pause", include_str!("scenarios/redis-lock-gc-pause.json")),
+    ];
+
+    type Settings = LocksConfig;
+    type Node = LockNode;
+    type Judge = LockJudge;
+
+    fn validate(settings: &LocksConfig, cluster: Cluster, _variant: &str) -> Result<(), FieldError> {
+        if cluster.servers != 1 {
+            return Err(FieldError::new(
+                "cluster.servers",
+                format!("redis-lock uses one server, got cluster.servers = {}", cluster.servers),
+            ));
+        }
+        validate_locks(settings, cluster)
+    }
+
+    fn topology(_settings: &LocksConfig, cluster: Cluster) -> Topology {
+        lock_topology(cluster)
+    }
+
+    fn build(settings: &LocksConfig, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {
+        build_locks(settings, run, false)
+    }
+}
+
+impl Protocol for RedLock {
+    const NAME: &'static str = "redlock";
+    const DESCRIPTION: &'static str = "RedLock: SET NX PX on a majority of N independent Redis instances";
+    // RedLock hands out no fencing tokens, by design: no `fencing` variant.
+    const VARIANTS: &'static [VariantInfo] = &[CORRECT, UNSAFE_RELEASE];
+    const SCENARIOS: &'static [(&'static str, &'static str)] = &[
+        ("redlock", include_str!("scenarios/redlock.json")),
+        ("redlock-hostile", include_str!("scenarios/redlock-hostile.json")),
+        ("redlock-gc-pause", include_str!("scenarios/redlock-gc-pause.json")),
+        ("redlock-pause-in-acquisition", include_str!("scenarios/redlock-pause-in-acquisition.json")),
+        ("redlock-clock-jump", include_str!("scenarios/redlock-clock-jump.json")),
+        ("redlock-restart-no-persistence", include_str!("scenarios/redlock-restart-no-persistence.json")),
+        ("redlock-delayed-restart", include_str!("scenarios/redlock-delayed-restart.json")),
+    ];
+
+    type Settings = LocksConfig;
+    type Node = LockNode;
+    type Judge = LockJudge;
+
+    fn validate(settings: &LocksConfig, cluster: Cluster, variant: &str) -> Result<(), FieldError> {
+        if variant == "fencing" {
+            return Err(FieldError::new(
+                "variant",
+                "redlock has no fencing variant: RedLock hands out no fencing tokens, by design",
+            ));
+        }
+        validate_locks(settings, cluster)
+    }
+
+    fn topology(_settings: &LocksConfig, cluster: Cluster) -> Topology {
+        lock_topology(cluster)
+    }
+
+    fn build(settings: &LocksConfig, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {
+        build_locks(settings, run, true)
+    }
+}
+
+/// The locks' judge: mutual exclusion and unsafe access in true time, and after the heal
+/// every client acquiring within the bound.
+pub struct LockJudge {
+    oracle: LockOracle,
+    clients: Vec<NodeId>,
+    heal_ns: u64,
+    bound_ns: Option<u64>,
+    first_acquired_after_heal: BTreeMap<NodeId, u64>,
+    /// Each acquisition's wait (ns) and attempts.
+    acquisitions: Vec<(u64, u64)>,
+}
+
+impl Judge<LockNode> for LockJudge {
+    fn observe(&mut self, observation: &Observation<LockObs>, sim: &Sim<LockNode>) -> Option<Violation> {
+        if let LockObs::Acquired { waited_ns, attempts, .. } = observation.obs {
+            self.acquisitions.push((waited_ns, attempts));
+            if observation.t_ns >= self.heal_ns {
+                self.first_acquired_after_heal.entry(observation.node).or_insert(observation.t_ns);
+            }
+        }
+        self.oracle.observe(observation, &|node| sim.local_time_ns(node))
+    }
+
+    fn history_check(&self) -> HistoryCheck {
+        // The oracles judge in true time; a mutex history would only repeat them.
+        let _ = ModelKind::Mutex;
+        HistoryCheck::None
+    }
+
+    /// Liveness after the heal: every client acquires within the bound (a lock that
+    /// never expires shows here).
+    fn final_check(&mut self, sim: &Sim<LockNode>) -> Option<Violation> {
+        let bound = self.bound_ns?;
+        let deadline = self.heal_ns + bound;
+        if sim.now_ns() < deadline {
+            return None;
+        }
+        let starved =
+            self.clients.iter().find(|c| self.first_acquired_after_heal.get(c).is_none_or(|t| *t > deadline))?;
+        let message = format!("client {starved} did not acquire the lock within {} ms of the heal", bound / MS);
+        Some(Violation::new("liveness", message, deadline, Some(*starved)))
+    }
+
+    fn metrics(&self) -> BTreeMap<String, f64> {
+        let mut waits: Vec<u64> = self.acquisitions.iter().map(|(w, _)| *w).collect();
+        waits.sort_unstable();
+        let count = waits.len();
+        let mean_ms = if count == 0 { 0.0 } else { waits.iter().sum::<u64>() as f64 / count as f64 / 1e6 };
+        let p99_ms = waits
+            .get(((count as f64 * 0.99).ceil() as usize).clamp(1, count.max(1)) - 1)
+            .map_or(0.0, |w| *w as f64 / 1e6);
+        let retries: u64 = self.acquisitions.iter().map(|(_, a)| a.saturating_sub(1)).sum();
+        BTreeMap::from([
+            ("acquisitions".to_owned(), count as f64),
+            ("retries".to_owned(), retries as f64),
+            ("acquisition_latency_mean_ms".to_owned(), mean_ms),
+            ("acquisition_latency_p99_ms".to_owned(), p99_ms),
+            ("overlaps_with_fencing".to_owned(), self.oracle.overlaps as f64),
+        ])
+    }
+}

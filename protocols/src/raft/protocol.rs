@@ -1,0 +1,167 @@
+//! Raft's entry in the protocol registry: its settings, variants, topology and judge.
+
+use std::rc::Rc;
+
+use checker::history::Event;
+use checker::{ModelKind, Violation};
+use serde::{Deserialize, Serialize};
+use sim_core::{MS, NodeId, Observation, Sim};
+
+use super::invariants::check_log_matching;
+use super::server::{Role, Server};
+use super::{RaftConfig, RaftInvariants, RaftNode, RaftObs, Settings, Variant};
+use crate::kv::KvWorkload;
+use crate::protocol::{
+    Cluster, FieldError, HistoryCheck, Judge, Protocol, RunSpec, Topology, VariantInfo, VariantKind,
+};
+
+/// Raft in the registry.
+pub struct Raft;
+
+/// A scenario's `"settings"` for Raft: the algorithm's timing and the clients' workload.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSettings {
+    pub raft: RaftConfig,
+    pub workload: KvWorkload,
+}
+
+impl Protocol for Raft {
+    const NAME: &'static str = "raft";
+    const DESCRIPTION: &'static str = "Raft consensus with a replicated key-value store (linearizable)";
+    const VARIANTS: &'static [VariantInfo] = &[
+        VariantInfo { name: "correct", doc: "Raft as the paper specifies it", kind: VariantKind::Correct },
+        VariantInfo {
+            name: "commit-old-term",
+            doc: "the leader commits entries of earlier terms by counting replicas (Figure 8)",
+            kind: VariantKind::Bug,
+        },
+        VariantInfo {
+            name: "vote-without-log-check",
+            doc: "votes are granted without the log up-to-date check",
+            kind: VariantKind::Bug,
+        },
+        VariantInfo {
+            name: "volatile-vote",
+            doc: "currentTerm and votedFor are not persisted: a restarted server can vote twice in a term",
+            kind: VariantKind::Bug,
+        },
+        VariantInfo {
+            name: "no-truncate",
+            doc: "a follower overwrites conflicting entries but keeps the suffix after them",
+            kind: VariantKind::Bug,
+        },
+    ];
+    const SCENARIOS: &'static [(&'static str, &'static str)] = &[
+        ("raft", include_str!("scenarios/raft.json")),
+        ("raft-leader-isolation", include_str!("scenarios/raft-leader-isolation.json")),
+        ("raft-minority-partition", include_str!("scenarios/raft-minority-partition.json")),
+        ("raft-crash-restart", include_str!("scenarios/raft-crash-restart.json")),
+        ("raft-figure8", include_str!("scenarios/raft-figure8.json")),
+    ];
+
+    type Settings = RaftSettings;
+    type Node = RaftNode;
+    type Judge = RaftJudge;
+
+    fn validate(settings: &RaftSettings, cluster: Cluster, _variant: &str) -> Result<(), FieldError> {
+        settings.raft.validate(cluster.servers).map_err(FieldError::from_message)?;
+        settings.workload.validate().map_err(FieldError::from_message)
+    }
+
+    fn topology(_settings: &RaftSettings, cluster: Cluster) -> Topology {
+        Topology::servers_then_clients("server", cluster, &["leader"])
+    }
+
+    fn build(settings: &RaftSettings, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> RaftNode>, RaftJudge) {
+        let variant = Variant::parse(run.variant).expect("validated variant");
+        // Clients stop starting operations early enough for the last ones to finish.
+        let op_timeout_ns = (settings.workload.op_timeout_ms * MS as f64) as u64;
+        let shared = Rc::new(Settings {
+            servers: run.cluster.servers,
+            clients: run.cluster.clients,
+            variant,
+            raft: settings.raft.clone(),
+            workload: settings.workload.clone(),
+            clients_stop_ns: run.end_ns.saturating_sub(op_timeout_ns),
+        });
+        let judge = RaftJudge { servers: run.cluster.servers, invariants: RaftInvariants::default() };
+        let factory = move |id| RaftNode::new(id, &shared);
+        (Box::new(factory), judge)
+    }
+
+    fn shrink(settings: &RaftSettings) -> Vec<RaftSettings> {
+        let mut slower = settings.clone();
+        slower.workload.rate_per_client = (settings.workload.rate_per_client / 2.0).max(1.0);
+        if settings.workload.rate_per_client > 1.0 { vec![slower] } else { Vec::new() }
+    }
+}
+
+/// Raft's judge: the five safety properties as the run goes, log matching at the end, a
+/// leader of the newest term after the heal, and the kv history linearizable.
+pub struct RaftJudge {
+    servers: usize,
+    invariants: RaftInvariants,
+}
+
+fn server_of(sim: &Sim<RaftNode>, servers: usize, node: NodeId) -> Option<&Server> {
+    if node < servers { sim.process(node).and_then(RaftNode::as_server) } else { None }
+}
+
+impl Judge<RaftNode> for RaftJudge {
+    fn observe(&mut self, observation: &Observation<RaftObs>, sim: &Sim<RaftNode>) -> Option<Violation> {
+        let servers = self.servers;
+        self.invariants.observe(observation, &|n| server_of(sim, servers, n), servers)
+    }
+
+    fn client_event(&self, observation: &Observation<RaftObs>) -> Option<Event> {
+        match &observation.obs {
+            RaftObs::Client(client) => Some(client.to_event(observation.t_ns)),
+            _ => None,
+        }
+    }
+
+    fn role_change(&self, observation: &Observation<RaftObs>) -> Option<(String, Option<u64>)> {
+        let (role, term) = match observation.obs {
+            RaftObs::BecameLeader { term, .. } => ("leader", term),
+            RaftObs::BecameCandidate { term } => ("candidate", term),
+            RaftObs::BecameFollower { term } | RaftObs::HeardFromLeader { term, .. } => ("follower", term),
+            _ => return None,
+        };
+        Some((role.to_owned(), Some(term)))
+    }
+
+    fn initial_role(&self, node: NodeId) -> Option<String> {
+        (node < self.servers).then(|| "follower".to_owned())
+    }
+
+    fn history_check(&self) -> HistoryCheck {
+        HistoryCheck::Required(ModelKind::Kv)
+    }
+
+    fn recovered(&self, sim: &Sim<RaftNode>) -> Result<(), String> {
+        let servers = self.servers;
+        let up: Vec<&Server> = (0..servers).filter_map(|n| server_of(sim, servers, n)).collect();
+        let newest = up.iter().map(|s| s.current_term()).max().unwrap_or(0);
+        if up.iter().any(|s| s.role() == Role::Leader && s.current_term() == newest) {
+            Ok(())
+        } else {
+            Err(format!("no leader of the newest term ({newest}) among the {} servers up", up.len()))
+        }
+    }
+
+    fn target(&self, role: &str, sim: &Sim<RaftNode>) -> Option<NodeId> {
+        debug_assert_eq!(role, "leader");
+        let servers = self.servers;
+        (0..servers)
+            .filter_map(|n| server_of(sim, servers, n).map(|s| (n, s)))
+            .filter(|(_, s)| s.role() == Role::Leader)
+            .max_by_key(|(_, s)| s.current_term())
+            .map(|(n, _)| n)
+    }
+
+    fn final_check(&mut self, sim: &Sim<RaftNode>) -> Option<Violation> {
+        let servers = self.servers;
+        check_log_matching(&|n| server_of(sim, servers, n), servers, sim.now_ns())
+    }
+}
