@@ -27,7 +27,7 @@ svg { display: block; margin: 6px 0; font: 10px sans-serif; }
 .op.ok { fill: #3a9d5d; } .op.fail { fill: #c0392b; } .op.info { fill: #e6a23c; }
 .lat.ok { fill: #3a9d5d; opacity: 0.7; } .lat.fail { fill: #c0392b; opacity: 0.7; }
 .heal { stroke: #2a8a4a; stroke-dasharray: 4 3; }
-.role.leader { fill: #2a8a4a; } .role.candidate { fill: #e6a23c; } .role.follower { fill: #c8d3e6; } .role.down { fill: #555; } .term { fill: #fff; font-size: 10px; }
+.term { fill: #fff; font-size: 10px; }
 .legend span { display: inline-block; margin-right: 14px; } .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; vertical-align: middle; }
 "#;
 

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::sysinfo::peak_rss_bytes;
@@ -144,5 +145,75 @@ impl std::fmt::Display for RaftBench {
             writeln!(f, "  peak memory     {:.1} MiB", rss as f64 / 1048576.0)?;
         }
         write!(f, "  fingerprint     {}", self.fingerprint)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Raft under load and faults, and a fuzz campaign's rate.
+    #[command(after_help = "Example:\n  dsim bench raft --json")]
+    Raft(RaftBenchArgs),
+    /// The engine alone: five nodes relaying messages with random delays.
+    #[command(after_help = "Example:\n  dsim bench engine --json")]
+    Engine(EngineBenchArgs),
+    /// The linearizability checker on generated histories.
+    #[command(after_help = "Example:\n  dsim bench checker --json")]
+    Checker(crate::check_cmd::CheckerBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RaftBenchArgs {
+    /// Root seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seeds of the fuzz-rate measurement.
+    #[arg(long, default_value_t = 100)]
+    pub fuzz_seeds: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EngineBenchArgs {
+    /// Events to run.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub events: u64,
+    /// Root seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dsim bench`.
+pub fn run(command: BenchCommand) -> u8 {
+    use crate::cli::exit;
+    match command {
+        BenchCommand::Checker(args) => crate::check_cmd::bench(&args),
+        BenchCommand::Engine(args) => {
+            let result = engine(args.events, args.seed);
+            if args.json {
+                println!("{}", serde_json::to_string(&result).expect("serialisable"));
+            } else {
+                println!("{result}");
+            }
+            exit::PASS
+        }
+        BenchCommand::Raft(args) => match raft(args.seed, args.fuzz_seeds) {
+            Ok(result) if args.json => {
+                println!("{}", serde_json::to_string(&result).expect("serialisable"));
+                exit::PASS
+            }
+            Ok(result) => {
+                println!("{result}");
+                exit::PASS
+            }
+            Err(message) => {
+                eprintln!("dsim bench raft: {message}");
+                exit::BAD_INPUT
+            }
+        },
     }
 }

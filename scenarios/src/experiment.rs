@@ -10,6 +10,8 @@
 
 use std::rc::Rc;
 
+use clap::{Args, Subcommand};
+
 use protocols::kv::KvWorkload;
 use protocols::raft::server::Role;
 use protocols::raft::{RaftConfig, RaftNode, RaftObs, Settings, Variant};
@@ -157,5 +159,60 @@ impl std::fmt::Display for ElectionResult {
             writeln!(f, "  <= {bound:8.1} ms {:5.1}% {bar}", share * 100.0)?;
         }
         Ok(())
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExperimentCommand {
+    /// The Raft paper's leader-election experiment (Figure 16): downtime after a leader
+    /// crash, for a range of election timeouts.
+    #[command(
+        after_help = "Examples:\n  dsim experiment raft-election --timeouts 150-300\n  dsim experiment raft-election --timeouts 150-151 --trials 1000 --json"
+    )]
+    RaftElection(ElectionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ElectionArgs {
+    /// The election timeout range in milliseconds, MIN-MAX.
+    #[arg(long, value_parser = parse_range)]
+    pub timeouts: (f64, f64),
+    /// Trials (each a fresh cluster and one leader crash).
+    #[arg(long, default_value_t = 1000)]
+    pub trials: usize,
+    /// The first trial's seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_range(text: &str) -> Result<(f64, f64), String> {
+    let (min, max) = text.split_once('-').ok_or("expected MIN-MAX in milliseconds, e.g. 150-300")?;
+    let min: f64 = min.trim().parse().map_err(|_| format!("bad minimum {min:?}"))?;
+    let max: f64 = max.trim().parse().map_err(|_| format!("bad maximum {max:?}"))?;
+    if !(min.is_finite() && max.is_finite() && min > 0.0 && max >= min && max <= 60_000.0) {
+        return Err(format!("{text}: need 0 < MIN <= MAX <= 60000"));
+    }
+    Ok((min, max))
+}
+
+/// `dsim experiment`.
+pub fn run(command: ExperimentCommand) -> u8 {
+    match command {
+        ExperimentCommand::RaftElection(args) => {
+            if args.trials == 0 {
+                eprintln!("dsim experiment: --trials must be at least 1");
+                return crate::cli::exit::BAD_INPUT;
+            }
+            let result = raft_election(args.timeouts.0, args.timeouts.1, args.trials, args.seed);
+            if args.json {
+                println!("{}", serde_json::to_string(&result).expect("serialisable"));
+            } else {
+                print!("{result}");
+            }
+            crate::cli::exit::PASS
+        }
     }
 }

@@ -128,11 +128,21 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
         "messages: {} sent, {} delivered, {} dropped, {} duplicated\n",
         m.messages_sent, m.messages_delivered, m.messages_dropped, m.messages_duplicated
     );
-    out += &format!("operations: {} ok, {} fail, {} info\n", m.ops_ok, m.ops_fail, m.ops_info);
-    out += &format!(
-        "latency ms: p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}\n",
-        m.latency_p50_ms, m.latency_p90_ms, m.latency_p99_ms, m.latency_max_ms
-    );
+    if outcome.history_check != "none" {
+        out += &format!("operations: {} ok, {} fail, {} info\n", m.ops_ok, m.ops_fail, m.ops_info);
+        out += &format!(
+            "latency ms: p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}\n",
+            m.latency_p50_ms, m.latency_p90_ms, m.latency_p99_ms, m.latency_max_ms
+        );
+    }
+    if let Some(a) = &m.availability {
+        let share = |v: Option<f64>| v.map_or_else(|| "no operations".to_owned(), |v| format!("{:.1}%", 100.0 * v));
+        out += &format!(
+            "availability: {} during faults, {} after the heal\n",
+            share(a.during_faults),
+            share(a.after_heal)
+        );
+    }
     for (name, value) in &m.protocol {
         out += &format!(
             "{}: {}\n",
@@ -206,6 +216,46 @@ pub struct ListArgs {
     /// Print a JSON array.
     #[arg(long)]
     pub json: bool,
+    /// List the protocols and their variants instead of the scenarios.
+    #[arg(long)]
+    pub protocols: bool,
+}
+
+#[derive(Serialize)]
+struct ProtocolEntry {
+    name: &'static str,
+    description: &'static str,
+    variants: &'static [protocols::protocol::VariantInfo],
+    scenarios: Vec<&'static str>,
+}
+
+fn list_protocols(json: bool) -> u8 {
+    let entries: Vec<ProtocolEntry> = crate::registry::REGISTRY
+        .iter()
+        .map(|p| ProtocolEntry {
+            name: p.name(),
+            description: p.description(),
+            variants: p.variants(),
+            scenarios: p.scenarios().iter().map(|(name, _)| *name).collect(),
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string(&entries).expect("serialisable"));
+        return exit::PASS;
+    }
+    for entry in &entries {
+        println!("{}: {}", entry.name, entry.description);
+        for variant in entry.variants {
+            let kind = match variant.kind {
+                protocols::protocol::VariantKind::Correct => "",
+                protocols::protocol::VariantKind::Bug => " (known bug)",
+                protocols::protocol::VariantKind::Option => " (option)",
+            };
+            println!("  --variant {}{kind}: {}", variant.name, variant.doc);
+        }
+        println!("  scenarios: {}", entry.scenarios.join(", "));
+    }
+    exit::PASS
 }
 
 #[derive(Serialize)]
@@ -218,6 +268,9 @@ struct ListEntry {
 
 /// `dsim list`.
 pub fn list(args: &ListArgs) -> u8 {
+    if args.protocols {
+        return list_protocols(args.json);
+    }
     let entries: Vec<ListEntry> = library::all()
         .into_iter()
         .map(|s| ListEntry { name: s.name, protocol: s.protocol, variant: s.variant, description: s.description })
@@ -228,7 +281,7 @@ pub fn list(args: &ListArgs) -> u8 {
         let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
         for entry in &entries {
             let summary = entry.description.split(". ").next().unwrap_or("").trim_end_matches('.');
-            println!("{:width$}  {:6}  {summary}", entry.name, entry.protocol);
+            println!("{:width$}  {:10}  {summary}", entry.name, entry.protocol);
         }
     }
     exit::PASS

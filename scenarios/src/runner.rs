@@ -291,18 +291,18 @@ impl Drive {
         }
     }
 
-    /// Nodes that went down or came back since the last step, as role changes.
+    /// Nodes with roles that went down or came back since the last step, as role
+    /// changes (`down`, then the role a node starts in).
     fn note_up_changes<N: Process>(&mut self, sim: &Sim<N>) {
         for node in 0..self.up.len() {
+            let Some(initial) = &self.initial_roles[node] else { continue };
             let up = sim.is_up(node);
             if up == self.up[node] {
                 continue;
             }
             self.up[node] = up;
-            let role = if up { self.initial_roles[node].clone() } else { Some("down".to_owned()) };
-            if let Some(role) = role {
-                self.roles.push(RoleChange { t_ns: sim.now_ns(), node, role, epoch: None });
-            }
+            let role = if up { initial.clone() } else { "down".to_owned() };
+            self.roles.push(RoleChange { t_ns: sim.now_ns(), node, role, epoch: None });
         }
     }
 }

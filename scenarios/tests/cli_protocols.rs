@@ -1,0 +1,166 @@
+//! The protocol registry as a user meets it: settings under `"settings"` with positioned
+//! errors, faults aimed by role, the example protocol, role lanes that `dsim report`
+//! draws as `run --report` does, and KV figures only where there is a KV history.
+
+use std::process::{Command, Output};
+
+fn dsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dsim")).args(args).output().expect("dsim runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Writes `text` as a scenario file and runs `dsim run` on it.
+fn run_text(text: &str) -> (Output, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    std::fs::write(&path, text).unwrap();
+    let path = path.display().to_string();
+    (dsim(&["run", &path, "--seed", "1"]), path)
+}
+
+const LOCK: &str = r#"{
+  "name": "t",
+  "protocol": "redis-lock",
+  "cluster": { "servers": 1, "clients": 2 },
+  "settings": { "ttl_ms": 100 },
+  "duration": { "faults_ms": 100.0, "healed_ms": 100.0 }
+}"#;
+
+#[test]
+fn a_valid_lock_file_runs() {
+    let (output, _) = run_text(LOCK);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn old_top_level_settings_say_where_they_moved() {
+    let (output, path) = run_text(&LOCK.replace("\"settings\"", "\"locks\""));
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains(&format!("{path}:5:3:")), "{message}");
+    assert!(message.contains("moved into the protocol's settings"), "{message}");
+}
+
+#[test]
+fn an_unknown_settings_field_is_reported_where_it_is() {
+    let (output, path) = run_text(&LOCK.replace("\"ttl_ms\": 100", "\"ttl_ms\": 100, \"tll\": 5"));
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains(&format!("{path}:5:")), "{message}");
+    assert!(message.contains("settings: unknown field `tll`"), "{message}");
+}
+
+#[test]
+fn a_bad_settings_value_names_its_path_and_position() {
+    let (output, path) = run_text(&LOCK.replace("\"ttl_ms\": 100", "\"ttl_ms\": 0"));
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains(&format!("{path}:5:17: settings.ttl_ms must be at least 1")), "{message}");
+}
+
+#[test]
+fn a_fault_aimed_at_a_role_the_protocol_lacks_is_refused() {
+    let text = LOCK.replace(
+        "\"duration\"",
+        "\"nemesis\": { \"schedule\": [ { \"at_ms\": 10.0, \"fault\": { \"kind\": \"crash\", \"node\": 0 }, \"target\": \"leader\" } ] },\n  \"duration\"",
+    );
+    let (output, _) = run_text(&text);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("redis-lock has no role \"leader\""), "{message}");
+    let generated = LOCK.replace(
+        "\"duration\"",
+        "\"nemesis\": { \"generator\": { \"kinds\": { \"crash:leader\": 1.0 } } },\n  \"duration\"",
+    );
+    let (output, _) = run_text(&generated);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("no role \"leader\""), "{}", stderr(&output));
+}
+
+#[test]
+fn old_leader_fault_kinds_are_renamed_with_a_clear_error() {
+    let raft =
+        String::from_utf8(dsim(&["show", "raft"]).stdout).unwrap().replace("partition:leader", "partition_leader");
+    let (output, _) = run_text(&raft);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("is now written \"partition:leader\""), "{}", stderr(&output));
+}
+
+#[test]
+fn the_example_protocol_passes_and_its_bug_is_caught() {
+    for seed in ["1", "2", "3"] {
+        let correct = dsim(&["run", "register-crash", "--seed", seed, "--json"]);
+        assert_eq!(correct.status.code(), Some(0), "seed {seed}: {}", stdout(&correct));
+        let buggy = dsim(&["run", "register-crash", "--seed", seed, "--variant", "ack-before-sync", "--json"]);
+        assert_eq!(buggy.status.code(), Some(1), "seed {seed}: {}", stdout(&buggy));
+        let json: serde_json::Value = serde_json::from_slice(&buggy.stdout).unwrap();
+        assert_eq!(json["violations"][0]["kind"], "linearizability");
+    }
+}
+
+#[test]
+fn kv_figures_and_availability_only_where_there_is_a_history() {
+    let raft = dsim(&["run", "raft-leader-isolation", "--seed", "1", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&raft.stdout).unwrap();
+    assert_eq!(json["history_check"], "required");
+    let availability = &json["metrics"]["availability"];
+    assert!(availability["during_faults"].as_f64().is_some(), "{json}");
+    assert!(availability["per_client"].as_object().is_some_and(|m| !m.is_empty()), "{json}");
+    let lock = dsim(&["run", "redis-lock-gc-pause", "--seed", "1", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&lock.stdout).unwrap();
+    assert_eq!(json["history_check"], "none");
+    assert!(json["metrics"].get("availability").is_none(), "{json}");
+    let text = stdout(&dsim(&["run", "redis-lock-gc-pause", "--seed", "1"]));
+    assert!(!text.contains("operations:") && !text.contains("latency ms"), "{text}");
+    assert!(text.contains("acquisitions:"), "{text}");
+}
+
+fn count(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+#[test]
+fn report_from_a_trace_draws_the_roles_and_labels_of_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl").display().to_string();
+    let direct = dir.path().join("direct.html").display().to_string();
+    let later = dir.path().join("later.html").display().to_string();
+    let run = dsim(&["run", "raft-leader-isolation", "--seed", "2", "--trace", &trace, "--report", &direct]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let report = dsim(&["report", &trace, "-o", &later]);
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    let (direct, later) = (std::fs::read_to_string(direct).unwrap(), std::fs::read_to_string(later).unwrap());
+    assert!(direct.contains("Roles over time"));
+    assert!(count(&direct, "<rect class=\"role ") > 5);
+    assert_eq!(count(&direct, "<rect class=\"role "), count(&later, "<rect class=\"role "));
+    assert_eq!(count(&direct, ">server 4<"), count(&later, ">server 4<"));
+
+    // The locks have no roles: no role lanes, and their lanes are labelled by topology.
+    let lock = dir.path().join("lock.html").display().to_string();
+    let lock_trace = dir.path().join("lock.jsonl").display().to_string();
+    let run = dsim(&["run", "redlock-hostile", "--seed", "1", "--report", &lock, "--trace", &lock_trace]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let lock_html = std::fs::read_to_string(&lock).unwrap();
+    assert!(!lock_html.contains("Roles over time"));
+    assert!(lock_html.contains(">redis 0<") && lock_html.contains(">storage 5<"), "lane labels");
+    let later_lock = dir.path().join("later-lock.html").display().to_string();
+    assert_eq!(dsim(&["report", &lock_trace, "-o", &later_lock]).status.code(), Some(0));
+    assert!(std::fs::read_to_string(later_lock).unwrap().contains(">storage 5<"));
+}
+
+#[test]
+fn list_protocols_shows_variants_as_data() {
+    let output = dsim(&["list", "--protocols", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let redis = json.as_array().unwrap().iter().find(|p| p["name"] == "redis-lock").unwrap();
+    let fencing = redis["variants"].as_array().unwrap().iter().find(|v| v["name"] == "fencing").unwrap();
+    assert_eq!(fencing["kind"], "option");
+}
