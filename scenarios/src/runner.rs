@@ -105,7 +105,7 @@ pub fn run_with<P: Protocol>(
         op_within_ns: liveness.map(|l| (l.op_within_ms * MS as f64) as u64),
     };
     let (factory, mut judge) = P::build(settings, &spec);
-    let limits = Limits { max_events: 200_000_000, max_time_ns: end_ns, max_pending: 2_000_000 };
+    let limits = Limits { max_events: scenario.checks.max_events, max_time_ns: end_ns, max_pending: 2_000_000 };
     let config = SimConfig { seed, nodes, network: scenario.network.clone(), limits };
     let mut sim = Sim::new(config, factory).map_err(|e| e.to_string())?;
     if let Some(sink) = sink {
@@ -136,6 +136,9 @@ pub fn run_with<P: Protocol>(
         stop = drive.until(&mut judge, &mut sim, end_ns);
     }
     let stop = stop.unwrap_or(StopReason::TimeLimit { limit_ns: end_ns });
+    // A run cut short by a limit has not shown what the rest of it would have: without a
+    // violation its verdict is unknown, never a pass.
+    let limit_hit = matches!(stop, StopReason::EventLimit { .. } | StopReason::QueueLimit { .. });
     if drive.violations.is_empty()
         && let Some(v) = judge.final_check(&sim)
     {
@@ -173,6 +176,8 @@ pub fn run_with<P: Protocol>(
     }
     let verdict = if !violations.is_empty() {
         Verdict::Violation
+    } else if limit_hit {
+        Verdict::Unknown
     } else if required && linearizability.as_ref().is_some_and(|r| r.verdict == Verdict::Unknown) {
         Verdict::Unknown
     } else {

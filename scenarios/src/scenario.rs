@@ -186,11 +186,19 @@ pub struct Checks {
     pub budget_steps: u64,
     /// Liveness after the heal; none to skip.
     pub liveness: Option<Liveness>,
+    /// The most events a run may handle; a run that reaches it is judged `unknown`
+    /// unless it already found a violation.
+    pub max_events: u64,
 }
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { linearizability: true, budget_steps: 20_000_000, liveness: Some(Liveness::default()) }
+        Checks {
+            linearizability: true,
+            budget_steps: 20_000_000,
+            liveness: Some(Liveness::default()),
+            max_events: 200_000_000,
+        }
     }
 }
 
@@ -371,6 +379,9 @@ pub fn validate(scenario: &Scenario) -> Result<(), (String, String)> {
     }
     let topology = scenario.topology().map_err(|m| field("settings", m))?;
     validate_nemesis(scenario, &topology)?;
+    if scenario.checks.max_events == 0 {
+        return Err(field("checks.max_events", "checks.max_events must be at least 1".into()));
+    }
     if let Some(liveness) = &scenario.checks.liveness {
         positive_or_zero("checks.liveness.leader_within_ms", liveness.leader_within_ms)?;
         positive_or_zero("checks.liveness.op_within_ms", liveness.op_within_ms)?;

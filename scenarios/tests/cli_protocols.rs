@@ -164,3 +164,12 @@ fn list_protocols_shows_variants_as_data() {
     let fencing = redis["variants"].as_array().unwrap().iter().find(|v| v["name"] == "fencing").unwrap();
     assert_eq!(fencing["kind"], "option");
 }
+
+#[test]
+fn a_run_stopped_by_a_limit_is_unknown_never_pass() {
+    let text = LOCK.replace("\"duration\"", "\"checks\": { \"max_events\": 50 },\n  \"duration\"");
+    let (output, _) = run_text(&text);
+    assert_eq!(output.status.code(), Some(3), "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(text.contains("verdict: UNKNOWN") && text.contains("event limit of 50 events reached"), "{text}");
+}
