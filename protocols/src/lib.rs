@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod example;
 pub mod kv;
+pub mod kv_client;
 pub mod locks;
 pub mod protocol;
 pub mod raft;

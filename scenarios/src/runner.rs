@@ -176,9 +176,7 @@ pub fn run_with<P: Protocol>(
     }
     let verdict = if !violations.is_empty() {
         Verdict::Violation
-    } else if limit_hit {
-        Verdict::Unknown
-    } else if required && linearizability.as_ref().is_some_and(|r| r.verdict == Verdict::Unknown) {
+    } else if limit_hit || (required && linearizability.as_ref().is_some_and(|r| r.verdict == Verdict::Unknown)) {
         Verdict::Unknown
     } else {
         Verdict::Pass

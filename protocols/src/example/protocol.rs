@@ -9,6 +9,7 @@ use sim_core::{MS, NodeId, Observation, Sim};
 
 use super::{RegisterNode, Shared};
 use crate::kv::{ClientObs, KvWorkload};
+use crate::kv_client::KvClientSettings;
 use crate::protocol::{
     Cluster, FieldError, HistoryCheck, Judge, Protocol, RunSpec, Topology, VariantInfo, VariantKind,
 };
@@ -74,13 +75,18 @@ impl Protocol for Register {
         run: &RunSpec<'_>,
     ) -> (Box<dyn FnMut(NodeId) -> RegisterNode>, RegisterJudge) {
         let op_timeout_ns = (settings.workload.op_timeout_ms * MS as f64) as u64;
-        let shared = Rc::new(Shared {
-            server: 0,
-            nodes: run.cluster.servers + run.cluster.clients,
-            ack_before_sync: run.variant == "ack-before-sync",
-            sync_every_ms: settings.sync_every_ms,
+        let clients = KvClientSettings {
+            servers: vec![0],
+            first_client: 1,
+            clients: run.cluster.clients,
             workload: settings.workload.clone(),
             clients_stop_ns: run.end_ns.saturating_sub(op_timeout_ns),
+        };
+        let shared = Rc::new(Shared {
+            server: 0,
+            ack_before_sync: run.variant == "ack-before-sync",
+            sync_every_ms: settings.sync_every_ms,
+            clients: Rc::new(clients),
         });
         (Box::new(move |id| RegisterNode::new(id, &shared)), RegisterJudge)
     }

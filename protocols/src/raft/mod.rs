@@ -83,7 +83,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use sim_core::{Ctx, NodeId, Process, TimerId};
 
-use crate::kv::{ClientObs, KvCommand, KvOp, KvResult, KvStore, KvWorkload};
+use crate::kv::{ClientObs, KvCommand, KvOp, KvStore, KvWorkload};
 
 pub use client::Client;
 pub use invariants::RaftInvariants;
@@ -291,12 +291,8 @@ pub enum SnapshotSource {
     Restored,
 }
 
-/// The answer to a client request.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Answer {
-    Result(KvResult),
-    NotLeader { hint: Option<NodeId> },
-}
+/// The answer to a client request (the shared KV client's).
+pub use crate::kv_client::Answer;
 
 /// Raft's messages, and the client protocol.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -425,7 +421,14 @@ impl RaftNode {
         if id < settings.servers {
             RaftNode::Server(Server::new(id, Rc::clone(settings)))
         } else {
-            RaftNode::Client(Client::new(id, Rc::clone(settings)))
+            let client = crate::kv_client::KvClientSettings {
+                servers: (0..settings.servers).collect(),
+                first_client: settings.servers,
+                clients: settings.clients,
+                workload: settings.workload.clone(),
+                clients_stop_ns: settings.clients_stop_ns,
+            };
+            RaftNode::Client(Client::new(id, Rc::new(client)))
         }
     }
 
