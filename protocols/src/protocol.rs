@@ -112,6 +112,18 @@ pub struct RoleChange {
     pub epoch: Option<u64>,
 }
 
+/// An interval on a node's lane in reports: a client believing it holds a lock, a
+/// server's grant being valid. `exclusive` spans must not overlap across nodes; reports
+/// highlight where they do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub node: NodeId,
+    pub from_ns: u64,
+    pub to_ns: u64,
+    pub label: String,
+    pub exclusive: bool,
+}
+
 /// A field that failed validation: its path inside `"settings"` (`ttl_ms`,
 /// `raft.heartbeat_ms`) and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,6 +203,13 @@ pub trait Judge<N: Process> {
         None
     }
 
+    /// The client history events an observation stands for (by default the one of
+    /// [`Judge::client_event`]; a protocol whose observation completes an operation at
+    /// the instant it starts pushes both).
+    fn client_events(&self, observation: &Observation<N::Obs>, out: &mut Vec<Event>) {
+        out.extend(self.client_event(observation));
+    }
+
     /// A role change an observation stands for (for report lanes), if any.
     fn role_change(&self, _observation: &Observation<N::Obs>) -> Option<(String, Option<u64>)> {
         None
@@ -224,6 +243,12 @@ pub trait Judge<N: Process> {
     /// The protocol's own figures for the run summary.
     fn metrics(&self) -> BTreeMap<String, f64> {
         BTreeMap::new()
+    }
+
+    /// Intervals to draw on the nodes' lanes (for the locks: beliefs and grants), read
+    /// once at the end of the run.
+    fn spans(&self, _sim: &Sim<N>) -> Vec<Span> {
+        Vec::new()
     }
 }
 

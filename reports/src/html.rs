@@ -86,6 +86,14 @@ pub fn html(report: &Report) -> String {
         out.push_str("</p>");
         out.push_str(&svg::roles(report));
     }
+    if !report.spans.is_empty() {
+        let overlaps = crate::model::overlaps(&report.spans).len();
+        let _ = write!(
+            out,
+            r#"<h2>Holds over time</h2><p class="legend"><span><i class="swatch" style="background:#2a8a4a"></i>a client believes it holds the lock (from the grant to its release or the end of its validity by its own clock)</span><span><i class="swatch" style="background:#9db7d5"></i>a server's grant is valid</span><span><i class="swatch" style="background:#c0392b"></i>overlap of two clients' beliefs ({overlaps})</span></p>"#
+        );
+        out.push_str(&svg::spans(report));
+    }
     out.push_str("<h2>Metrics</h2><table>");
     for (name, value) in &report.metrics {
         let _ = write!(out, r#"<tr><th>{}</th><td class="num">{}</td></tr>"#, escape(name), escape(value));

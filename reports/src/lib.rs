@@ -19,7 +19,7 @@ mod svg;
 
 pub use html::html;
 pub use markdown::markdown;
-pub use model::{Fault, Message, Report, RoleChange, Scene};
+pub use model::{Fault, Message, Report, RoleChange, Scene, Span, overlaps};
 pub use perfetto::perfetto;
 
 /// Escapes text for HTML and XML.

@@ -14,6 +14,33 @@ pub struct RoleChange {
     pub epoch: Option<u64>,
 }
 
+/// An interval on a node's lane (a client believing it holds a lock, a server's grant
+/// being valid); `exclusive` spans of different nodes must not overlap, and reports
+/// highlight where they do.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Span {
+    pub node: usize,
+    pub from_ns: u64,
+    pub to_ns: u64,
+    pub label: String,
+    pub exclusive: bool,
+}
+
+/// Where two exclusive spans of different nodes overlap: `(from_ns, to_ns)`.
+pub fn overlaps(spans: &[Span]) -> Vec<(u64, u64)> {
+    let exclusive: Vec<&Span> = spans.iter().filter(|s| s.exclusive).collect();
+    let mut out = Vec::new();
+    for (i, a) in exclusive.iter().enumerate() {
+        for b in &exclusive[i + 1..] {
+            let (from, to) = (a.from_ns.max(b.from_ns), a.to_ns.min(b.to_ns));
+            if a.node != b.node && from < to {
+                out.push((from, to));
+            }
+        }
+    }
+    out
+}
+
 /// The colour of each role in a report, in order of first appearance (`down` is always
 /// dark grey).
 pub fn role_colours(roles: &[RoleChange]) -> Vec<(String, &'static str)> {
@@ -54,6 +81,8 @@ pub struct Report {
     /// Client operations with their times.
     pub ops: Vec<Op>,
     pub roles: Vec<RoleChange>,
+    /// Intervals on lanes (lock beliefs and grants).
+    pub spans: Vec<Span>,
     /// When the fault phase ended (everything healed), if it did.
     pub heal_ns: Option<u64>,
     pub end_ns: u64,

@@ -296,3 +296,48 @@ pub fn roles(report: &Report) -> String {
     out.push_str("</svg>");
     out
 }
+
+/// Spans on their nodes' lanes (lock beliefs, grants), overlaps of exclusive spans in red.
+pub fn spans(report: &Report) -> String {
+    let axis = Axis { from: 0, to: report.end_ns.max(1) };
+    let mut lanes: Vec<usize> = report.spans.iter().map(|s| s.node).collect();
+    lanes.sort_unstable();
+    lanes.dedup();
+    let height = 30.0 + lanes.len() as f64 * LANE + 30.0;
+    let mut out = format!(
+        r#"<svg class="spans" width="{:.0}" height="{height:.0}" viewBox="0 0 {:.0} {height:.0}">"#,
+        LEFT + WIDTH + 20.0,
+        LEFT + WIDTH + 20.0
+    );
+    for (from, to) in crate::model::overlaps(&report.spans) {
+        let (x1, x2) = (axis.x(from), axis.x(to.min(axis.to)));
+        let _ = write!(
+            out,
+            r##"<rect class="overlap" x="{x1:.1}" y="24" width="{:.1}" height="{:.1}" fill="#c0392b" fill-opacity="0.35"><title>overlap {:.1}–{:.1} ms</title></rect>"##,
+            (x2 - x1).max(2.0),
+            height - 54.0,
+            from as f64 / 1e6,
+            to as f64 / 1e6
+        );
+    }
+    for (lane, &node) in lanes.iter().enumerate() {
+        let yy = 30.0 + lane as f64 * LANE;
+        let label = report.nodes.get(node).cloned().unwrap_or_else(|| format!("node {node}"));
+        let _ = write!(out, r#"<text class="lanelabel" x="6" y="{:.1}">{}</text>"#, yy + 14.0, escape(&label));
+        for span in report.spans.iter().filter(|s| s.node == node) {
+            let (x1, x2) = (axis.x(span.from_ns), axis.x(span.to_ns.min(axis.to)));
+            let colour = if span.exclusive { "#2a8a4a" } else { "#9db7d5" };
+            let _ = write!(
+                out,
+                r#"<rect class="span" x="{x1:.1}" y="{yy:.1}" width="{:.1}" height="20" fill="{colour}"><title>{} {:.1}–{:.1} ms</title></rect>"#,
+                (x2 - x1).max(1.0),
+                escape(&span.label),
+                span.from_ns as f64 / 1e6,
+                span.to_ns as f64 / 1e6
+            );
+        }
+    }
+    axis.ticks(&mut out, 20.0, height - 30.0);
+    out.push_str("</svg>");
+    out
+}

@@ -96,6 +96,7 @@ fn scripted_report() -> Report {
         nodes: vec!["server 0".into(), "server 1".into(), "server 2".into()],
         trace,
         ops: builder.finish().ops,
+        spans: Vec::new(),
         roles: vec![
             RoleChange { t_ns: 0, node: 0, role: "follower".into(), epoch: Some(0) },
             RoleChange { t_ns: 50 * MS, node: 0, role: "leader".into(), epoch: Some(1) },

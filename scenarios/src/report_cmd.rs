@@ -65,6 +65,21 @@ fn labels_of(outcome: &RunOutcome) -> Vec<String> {
     outcome.topology.as_ref().map(|t| t.nodes.iter().map(|n| n.label.clone()).collect()).unwrap_or_default()
 }
 
+/// A run's spans as reports draw them.
+fn spans_of(outcome: &RunOutcome) -> Vec<reports::Span> {
+    outcome
+        .spans
+        .iter()
+        .map(|s| reports::Span {
+            node: s.node,
+            from_ns: s.from_ns,
+            to_ns: s.to_ns,
+            label: s.label.clone(),
+            exclusive: s.exclusive,
+        })
+        .collect()
+}
+
 /// A run's role changes as reports draw them.
 fn roles_of(outcome: &RunOutcome) -> Vec<RoleChange> {
     outcome
@@ -98,7 +113,7 @@ fn metrics_rows(outcome: &RunOutcome) -> Vec<(String, String)> {
     engine
         .into_iter()
         .chain(operations.into_iter().filter(|_| has_history))
-        .chain(m.protocol.iter().map(|(name, value)| (name.replace('_', " "), format!("{value}"))))
+        .chain(m.protocol.iter().map(|(name, value)| (name.replace('_', " "), number(*value))))
         .collect()
 }
 
@@ -139,6 +154,7 @@ pub fn report_of(
         metrics,
         nodes: labels_of(outcome),
         roles: roles_of(outcome),
+        spans: spans_of(outcome),
         trace,
         ops,
         heal_ns: Some(heal_ns),
@@ -195,6 +211,7 @@ pub fn trace_header(outcome: &RunOutcome, scenario: &crate::scenario::Scenario, 
         "violations": outcome.violations,
         "nodes": labels_of(outcome),
         "roles": roles_of(outcome),
+        "spans": spans_of(outcome),
     })
 }
 
@@ -257,6 +274,8 @@ fn report_inner(args: &ReportArgs) -> Result<(), String> {
         header.get("nodes").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
     let roles: Vec<RoleChange> =
         header.get("roles").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+    let spans: Vec<reports::Span> =
+        header.get("spans").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
     let nodes_seen = trace
         .iter()
         .filter_map(|e| e.get("node").or(e.get("to")).and_then(Value::as_u64))
@@ -283,6 +302,7 @@ fn report_inner(args: &ReportArgs) -> Result<(), String> {
         metrics: vec![("trace events".into(), trace.len().to_string())],
         nodes,
         roles,
+        spans,
         heal_ns: header.get("faults_ms").and_then(Value::as_f64).map(|ms| (ms * 1e6) as u64),
         end_ns,
         trace,
@@ -290,4 +310,9 @@ fn report_inner(args: &ReportArgs) -> Result<(), String> {
         window: args.window,
     };
     write_atomic(&args.output, render(&report, &args.output).as_bytes())
+}
+
+/// A protocol figure for a report: whole numbers as such, others with two decimals.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value:.2}") }
 }

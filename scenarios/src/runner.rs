@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use checker::history::{Event, HistoryBuilder, Outcome};
 use checker::{Budget, CheckOptions, ModelKind, Verdict, Violation};
-use protocols::protocol::{HistoryCheck, Judge, Protocol, RoleChange, RunSpec, Topology};
+use protocols::protocol::{HistoryCheck, Judge, Protocol, RoleChange, RunSpec, Span, Topology};
 use serde::Serialize;
 use sim_core::{Fault, Limits, MS, Process, Sim, SimConfig, Step, StopReason, TraceSink};
 
@@ -83,6 +83,9 @@ pub struct RunOutcome {
     pub topology: Option<Topology>,
     #[serde(skip)]
     pub roles: Vec<RoleChange>,
+    /// The protocol's intervals on lanes (lock beliefs and grants), for reports.
+    #[serde(skip)]
+    pub spans: Vec<Span>,
 }
 
 /// Runs `scenario` with `seed` as protocol `P` with `settings`.
@@ -205,6 +208,7 @@ pub fn run_with<P: Protocol>(
         history,
         topology: Some(topology),
         roles: drive.roles,
+        spans: judge.spans(&sim),
     })
 }
 
@@ -279,9 +283,7 @@ impl Drive {
         while self.cursor < observations.len() {
             let observation = &observations[self.cursor];
             self.cursor += 1;
-            if let Some(event) = judge.client_event(observation) {
-                self.history.push(event);
-            }
+            judge.client_events(observation, &mut self.history);
             if let Some((role, epoch)) = judge.role_change(observation) {
                 let change = RoleChange { t_ns: observation.t_ns, node: observation.node, role, epoch };
                 self.roles.push(change);

@@ -149,6 +149,8 @@ fn report_from_a_trace_draws_the_roles_and_labels_of_the_run() {
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let lock_html = std::fs::read_to_string(&lock).unwrap();
     assert!(!lock_html.contains("Roles over time"));
+    assert!(lock_html.contains("Holds over time") && lock_html.contains("<rect class=\"span\""), "hold lanes");
+    assert!(lock_html.contains("Client operations"), "acquisitions as operations");
     assert!(lock_html.contains(">redis 0<") && lock_html.contains(">storage 5<"), "lane labels");
     let later_lock = dir.path().join("later-lock.html").display().to_string();
     assert_eq!(dsim(&["report", &lock_trace, "-o", &later_lock]).status.code(), Some(0));
@@ -172,4 +174,25 @@ fn a_run_stopped_by_a_limit_is_unknown_never_pass() {
     assert_eq!(output.status.code(), Some(3), "{}", stdout(&output));
     let text = stdout(&output);
     assert!(text.contains("verdict: UNKNOWN") && text.contains("event limit of 50 events reached"), "{text}");
+}
+
+#[test]
+fn lock_reports_show_overlapping_beliefs_and_histories_hold_acquisitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("r.html").display().to_string();
+    let history = dir.path().join("h.jsonl").display().to_string();
+    let run = dsim(&["run", "redlock-restart-no-persistence", "--report", &html, "--history", &history]);
+    assert_eq!(run.status.code(), Some(1), "{}", stdout(&run));
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(html.contains("<rect class=\"overlap\""), "the two clients' beliefs overlap");
+    let history = std::fs::read_to_string(history).unwrap();
+    assert!(history.lines().any(|l| l.contains("\"f\":\"acquire\"") && l.contains("\"type\":\"ok\"")), "{history}");
+    // The correct fix of the same scenario: beliefs never overlap; releases complete.
+    let fixed = dir.path().join("f.html").display().to_string();
+    let history = dir.path().join("f.jsonl").display().to_string();
+    let run = dsim(&["run", "redlock-delayed-restart", "--report", &fixed, "--history", &history]);
+    assert_eq!(run.status.code(), Some(0), "{}", stdout(&run));
+    assert!(!std::fs::read_to_string(fixed).unwrap().contains("<rect class=\"overlap\""));
+    let history = std::fs::read_to_string(history).unwrap();
+    assert!(history.lines().any(|l| l.contains("\"f\":\"release\"") && l.contains("\"type\":\"ok\"")), "{history}");
 }

@@ -104,6 +104,9 @@ impl LockClient {
 
     fn begin_acquire(&mut self, ctx: &mut LockCtx<'_>) {
         self.attempt += 1;
+        if self.cycle_start_ns.is_none() {
+            ctx.observe(LockObs::Acquiring);
+        }
         self.cycle_start_ns.get_or_insert(ctx.now());
         self.cycle_attempts += 1;
         self.attempts.write(ctx.storage(), number(self.attempt));

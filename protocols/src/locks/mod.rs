@@ -182,6 +182,8 @@ pub enum LockMsg {
 /// What lock nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum LockObs {
+    /// A client began trying to acquire the lock (the first attempt of a cycle).
+    Acquiring,
     /// The server set the lock key to `value` (a grant, in true order).
     Granted { key: String, value: String },
     /// A client believes it holds the lock until its clock reads `valid_until_local_ns`;
