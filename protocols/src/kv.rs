@@ -216,23 +216,29 @@ impl Default for KvWorkload {
 impl KvWorkload {
     /// Checks the numbers; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = |name: &str, value: f64| {
-            if value.is_finite() && value > 0.0 {
+        let within = |name: &str, value: f64, min: f64, max: f64| {
+            if value.is_finite() && (min..=max).contains(&value) {
                 Ok(())
             } else {
-                Err(format!("workload.{name} must be a positive number, got {value}"))
+                Err(format!("workload.{name} must be {min} to {max}, got {value}"))
             }
         };
-        positive("rate_per_client", self.rate_per_client)?;
-        positive("request_timeout_ms", self.request_timeout_ms)?;
-        positive("op_timeout_ms", self.op_timeout_ms)?;
-        positive("no_leader_backoff_ms", self.no_leader_backoff_ms)?;
-        if self.keys == 0 {
-            return Err("workload.keys must be at least 1".into());
+        // At most 1,000 operations per second per client: more floods the event queue
+        // and the history without showing anything slower rates do not.
+        within("rate_per_client", self.rate_per_client, 0.001, 1_000.0)?;
+        within("request_timeout_ms", self.request_timeout_ms, 0.1, 3_600_000.0)?;
+        within("op_timeout_ms", self.op_timeout_ms, 0.1, 3_600_000.0)?;
+        within("no_leader_backoff_ms", self.no_leader_backoff_ms, 0.1, 3_600_000.0)?;
+        if !(1..=1_000_000).contains(&self.keys) {
+            return Err(format!("workload.keys must be 1 to 1000000, got {}", self.keys));
+        }
+        // Values are unique strings per operation; larger ones only cost memory.
+        if self.value_size > 4_096 {
+            return Err(format!("workload.value_size must be at most 4096 bytes, got {}", self.value_size));
         }
         let weights = [self.mix.get, self.mix.put, self.mix.append, self.mix.cas];
-        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f64>() <= 0.0 {
-            return Err("workload.mix weights must be non-negative and not all zero".into());
+        if weights.iter().any(|w| !w.is_finite() || !(0.0..=1e6).contains(w)) || weights.iter().sum::<f64>() <= 0.0 {
+            return Err("workload.mix weights must be 0 to 1000000 and not all zero".into());
         }
         Ok(())
     }

@@ -65,6 +65,25 @@ pub enum Command {
     },
 }
 
+/// A reader that closed its end of a pipe (`dsim list | head -1`) wanted no more output:
+/// the print that failed ends the process quietly with success, as `head` expects.
+/// Every other panic keeps the default report.
+pub fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(exit::PASS.into());
+        }
+        default(info);
+    }));
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {

@@ -123,6 +123,17 @@ fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
     {
         return Err(format!("--time-s must be a positive number of seconds, got {time_s}"));
     }
+    if args.seeds == Some(0) {
+        return Err("--seeds must be at least 1".into());
+    }
+    if args.jobs == Some(0) {
+        return Err("--jobs must be at least 1".into());
+    }
+    if let Some(seeds) = args.seeds
+        && args.start_seed.checked_add(seeds).is_none()
+    {
+        return Err(format!("--start-seed {} plus --seeds {seeds} passes the largest seed", args.start_seed));
+    }
     prepare_out_dir(&args.out)?;
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let (shard_index, shard_count) = args.shard.unwrap_or((0, 1));

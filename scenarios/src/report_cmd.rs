@@ -34,7 +34,7 @@ pub struct Outputs {
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
     /// Write a report: self-contained HTML (`.html`) or Markdown (`.md`).
-    #[arg(long, value_name = "FILE.html|FILE.md")]
+    #[arg(long, value_name = "FILE.html|FILE.md", value_parser = parse_report_path)]
     pub report: Option<PathBuf>,
     /// The report's space-time window in milliseconds, FROM-TO (default: around the
     /// first violation).
@@ -46,6 +46,15 @@ impl Outputs {
     /// Whether the run must keep its trace in memory.
     pub fn needs_trace(&self) -> bool {
         self.trace.is_some() || self.report.is_some()
+    }
+}
+
+/// A report path: its extension says the format, `.html`/`.htm` or `.md`/`.markdown`.
+pub fn parse_report_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html" | "htm" | "md" | "markdown") => Ok(path),
+        _ => Err(format!("{text}: a report is .html (self-contained HTML) or .md (Markdown)")),
     }
 }
 
@@ -223,7 +232,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub history: Option<PathBuf>,
     /// The report to write: `.html` or `.md`.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = parse_report_path)]
     pub output: PathBuf,
     /// The space-time diagram's window in milliseconds, FROM-TO.
     #[arg(long, value_parser = parse_window)]

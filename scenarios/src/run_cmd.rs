@@ -123,6 +123,9 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
     let mut out = format!("scenario: {} ({}, variant {})\n", outcome.scenario, outcome.protocol, outcome.variant);
     out += &format!("verdict: {verdict}\nfingerprint: {}\n", outcome.fingerprint);
     out += &format!("stopped: {}\n", outcome.stop);
+    if let Some(reason) = &outcome.unknown_reason {
+        out += &format!("unknown: {reason}\n");
+    }
     out += &format!("events: {}, virtual time: {:.1} ms, faults: {}\n", m.events, m.virtual_ms, m.faults);
     out += &format!(
         "messages: {} sent, {} delivered, {} dropped, {} duplicated\n",

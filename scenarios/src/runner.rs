@@ -71,6 +71,9 @@ pub struct RunOutcome {
     pub violations: Vec<Violation>,
     pub metrics: RunMetrics,
     pub stop: String,
+    /// Why the verdict is `unknown`, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<String>,
     /// Which check the client history got: `required` (linearizability must hold),
     /// `measured` (reported, not failing the run) or `none`.
     pub history_check: &'static str,
@@ -127,7 +130,7 @@ pub fn run_with<P: Protocol>(
     for fault in heal_all(nodes) {
         sim.schedule_fault(faults_ns, fault).map_err(|e| e.to_string())?;
     }
-    let probe_ns = liveness.map(|l| (faults_ns + (l.leader_within_ms * MS as f64) as u64).min(end_ns));
+    let probe_ns = liveness.map(|l| faults_ns.saturating_add((l.leader_within_ms * MS as f64) as u64).min(end_ns));
     let mut drive = Drive::new(aimed, &judge, nodes);
     let mut stop = drive.until(&mut judge, &mut sim, probe_ns.unwrap_or(end_ns));
     if stop.is_none()
@@ -177,9 +180,25 @@ pub fn run_with<P: Protocol>(
     {
         violations.push(linearizability_violation(report));
     }
+    let no_operations = required
+        && scenario.checks.linearizability
+        && scenario.cluster.clients > 0
+        && built.as_ref().is_ok_and(|h| h.ops.is_empty());
+    let unknown_reason = if !violations.is_empty() {
+        None
+    } else if limit_hit {
+        Some(format!("the run was cut short: {stop}"))
+    } else if no_operations {
+        Some("the clients completed no operation, so the history shows nothing".to_owned())
+    } else {
+        linearizability
+            .as_ref()
+            .filter(|r| required && r.verdict == Verdict::Unknown)
+            .map(|r| r.unknown_reason.clone().unwrap_or_else(|| "the history check was inconclusive".into()))
+    };
     let verdict = if !violations.is_empty() {
         Verdict::Violation
-    } else if limit_hit || (required && linearizability.as_ref().is_some_and(|r| r.verdict == Verdict::Unknown)) {
+    } else if unknown_reason.is_some() {
         Verdict::Unknown
     } else {
         Verdict::Pass
@@ -199,6 +218,7 @@ pub fn run_with<P: Protocol>(
         violations,
         metrics,
         stop: if stopped_by_violation { "at the first safety violation".into() } else { stop.to_string() },
+        unknown_reason,
         history_check: match history_check {
             HistoryCheck::Required(_) => "required",
             HistoryCheck::Measured(_) => "measured",
@@ -213,7 +233,6 @@ pub fn run_with<P: Protocol>(
 }
 
 struct Drive {
-    cursor: usize,
     history: Vec<Event>,
     violations: Vec<Violation>,
     /// Faults aimed at a role, resolved when their time comes.
@@ -235,7 +254,6 @@ impl Drive {
             .filter_map(|(node, role)| role.clone().map(|role| RoleChange { t_ns: 0, node, role, epoch: None }))
             .collect();
         Drive {
-            cursor: 0,
             history: Vec::new(),
             violations: Vec::new(),
             aimed,
@@ -278,11 +296,13 @@ impl Drive {
         }
     }
 
-    fn read_observations<N: Process, J: Judge<N>>(&mut self, judge: &mut J, sim: &Sim<N>) {
-        let observations = sim.observations();
-        while self.cursor < observations.len() {
-            let observation = &observations[self.cursor];
-            self.cursor += 1;
+    /// Judges the observations of the last step, then forgets them: nothing but the
+    /// history and the judge's own memory grows with the run.
+    fn read_observations<N: Process, J: Judge<N>>(&mut self, judge: &mut J, sim: &mut Sim<N>) {
+        let mut index = 0;
+        while index < sim.observations().len() {
+            let observation = &sim.observations()[index];
+            index += 1;
             judge.client_events(observation, &mut self.history);
             if let Some((role, epoch)) = judge.role_change(observation) {
                 let change = RoleChange { t_ns: observation.t_ns, node: observation.node, role, epoch };
@@ -294,6 +314,7 @@ impl Drive {
                 break;
             }
         }
+        sim.clear_observations();
     }
 
     /// Nodes with roles that went down or came back since the last step, as role

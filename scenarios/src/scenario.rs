@@ -337,6 +337,7 @@ fn range(name: &str, [min, max]: [f64; 2]) -> FieldResult {
 /// Checks what the types cannot: known protocol and variant, the protocol's settings,
 /// numbers in range, node ids and roles. The error is a field path and a message.
 pub fn validate(scenario: &Scenario) -> Result<(), (String, String)> {
+    validate_name(&scenario.name)?;
     let entry = scenario.entry().map_err(|m| field("protocol", m))?;
     let variant = scenario.variant_name();
     if !entry.variants().iter().any(|v| v.name == variant) {
@@ -379,14 +380,119 @@ pub fn validate(scenario: &Scenario) -> Result<(), (String, String)> {
     }
     let topology = scenario.topology().map_err(|m| field("settings", m))?;
     validate_nemesis(scenario, &topology)?;
-    if scenario.checks.max_events == 0 {
-        return Err(field("checks.max_events", "checks.max_events must be at least 1".into()));
+    if !(1..=1_000_000_000).contains(&scenario.checks.max_events) {
+        return Err(field("checks.max_events", "checks.max_events must be 1 to 1000000000".into()));
+    }
+    if scenario.checks.budget_steps == 0 {
+        return Err(field("checks.budget_steps", "checks.budget_steps must be at least 1".into()));
     }
     if let Some(liveness) = &scenario.checks.liveness {
-        positive_or_zero("checks.liveness.leader_within_ms", liveness.leader_within_ms)?;
-        positive_or_zero("checks.liveness.op_within_ms", liveness.op_within_ms)?;
+        for (name, value) in [
+            ("checks.liveness.leader_within_ms", liveness.leader_within_ms),
+            ("checks.liveness.op_within_ms", liveness.op_within_ms),
+        ] {
+            positive_or_zero(name, value)?;
+            if value > 3_600_000.0 {
+                return Err(field(name, format!("{name} must be at most an hour (3600000), got {value}")));
+            }
+        }
     }
     scenario.network.validate(topology.nodes.len()).map_err(|e| field("network", format!("network: {e}")))
+}
+
+/// Scenario names become file names (`NAME-seedN.json`): letters, digits, `.`, `_`, `-`,
+/// not starting with a dot, at most 100 characters.
+fn validate_name(name: &str) -> FieldResult {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 100 || name.starts_with('.') || !name.chars().all(allowed) {
+        return Err(field(
+            "name",
+            format!(
+                "name must be 1 to 100 letters, digits, '.', '_' or '-', not starting with '.' (it names saved files), got {name:?}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The most fault actions a generator may draw in one run.
+const GENERATED_FAULTS_MAX: f64 = 100_000.0;
+
+/// Bounds on one scheduled fault beyond what sim-core checks: within the fault phase,
+/// partitions naming each node once, clock changes of at most an hour.
+fn validate_action(path: &str, action: &Action, faults_ms: f64) -> FieldResult {
+    if action.at_ms > faults_ms {
+        return Err(field(
+            &format!("{path}.at_ms"),
+            format!(
+                "{path}.at_ms is {}, after the fault phase ends (duration.faults_ms = {faults_ms}): it would strike after the heal",
+                action.at_ms
+            ),
+        ));
+    }
+    let hour = 3_600_000.0;
+    match &action.fault {
+        Fault::Partition { groups } => {
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(node) = groups.iter().flatten().find(|n| !seen.insert(**n)) {
+                return Err(field(&format!("{path}.fault"), format!("{path}: node {node} is in two partition groups")));
+            }
+        }
+        Fault::ClockJump { delta_ms: ms, .. } | Fault::ClockOffset { offset_ms: ms, .. } if ms.abs() > hour => {
+            return Err(field(&format!("{path}.fault"), format!("{path}: a clock change of {ms} ms is over an hour")));
+        }
+        Fault::Pause { duration_ms, .. } if *duration_ms > hour => {
+            return Err(field(
+                &format!("{path}.fault"),
+                format!("{path}: a pause of {duration_ms} ms is over an hour"),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Bounds on a generator's numbers, so that no accepted file can panic or flood memory.
+fn validate_generator(generator: &Generator, faults_ms: f64) -> FieldResult {
+    range("nemesis.generator.interval_ms", generator.interval_ms)?;
+    range("nemesis.generator.fault_ms", generator.fault_ms)?;
+    range("nemesis.generator.pause_ms", generator.pause_ms)?;
+    let hour = 3_600_000.0;
+    if generator.interval_ms[0] < 1.0 || faults_ms / generator.interval_ms[0] > GENERATED_FAULTS_MAX {
+        return Err(field(
+            "nemesis.generator.interval_ms",
+            format!(
+                "nemesis.generator.interval_ms must start at 1 ms or more and allow at most {GENERATED_FAULTS_MAX} faults in the fault phase, got [{}, {}]",
+                generator.interval_ms[0], generator.interval_ms[1]
+            ),
+        ));
+    }
+    for (name, [_, max]) in [("fault_ms", generator.fault_ms), ("pause_ms", generator.pause_ms)] {
+        if max > hour {
+            return Err(field(
+                &format!("nemesis.generator.{name}"),
+                format!("nemesis.generator.{name} must end within an hour, got {max}"),
+            ));
+        }
+    }
+    let drift = generator.drift_ppm_max;
+    if !(drift.is_finite() && drift > 0.0 && drift <= sim_core::clock::DRIFT_PPM_MAX as f64) {
+        return Err(field(
+            "nemesis.generator.drift_ppm_max",
+            format!(
+                "nemesis.generator.drift_ppm_max must be above 0 and at most {}, got {drift}",
+                sim_core::clock::DRIFT_PPM_MAX
+            ),
+        ));
+    }
+    let jump = generator.jump_ms_max;
+    if !(jump.is_finite() && jump > 0.0 && jump <= hour) {
+        return Err(field(
+            "nemesis.generator.jump_ms_max",
+            format!("nemesis.generator.jump_ms_max must be above 0 and at most 3600000, got {jump}"),
+        ));
+    }
+    Ok(())
 }
 
 fn unknown_role(path: &str, role: &str, scenario: &Scenario, topology: &Topology) -> (String, String) {
@@ -403,6 +509,7 @@ fn validate_nemesis(scenario: &Scenario, topology: &Topology) -> FieldResult {
     for (index, scheduled) in scenario.nemesis.schedule.iter().enumerate() {
         let path = format!("nemesis.schedule[{index}]");
         positive_or_zero(&format!("{path}.at_ms"), scheduled.at_ms)?;
+        validate_action(&path, scheduled, scenario.duration.faults_ms)?;
         scheduled.fault.validate(nodes).map_err(|e| field(&format!("{path}.fault"), format!("{path}: {e}")))?;
         if let Some(role) = &scheduled.target
             && !topology.target_roles.contains(role)
@@ -425,17 +532,9 @@ fn validate_nemesis(scenario: &Scenario, topology: &Topology) -> FieldResult {
                 format!("unknown fault kind {kind:?} in nemesis.generator.kinds; known: {}", known.join(", ")),
             ));
         }
-        if !weight.is_finite() || *weight < 0.0 {
-            return Err(field(&path, format!("{path} must be a non-negative weight, got {weight}")));
+        if !weight.is_finite() || !(0.0..=1e6).contains(weight) {
+            return Err(field(&path, format!("{path} must be a weight from 0 to 1000000, got {weight}")));
         }
     }
-    range("nemesis.generator.interval_ms", generator.interval_ms)?;
-    range("nemesis.generator.fault_ms", generator.fault_ms)?;
-    if generator.interval_ms[1] <= 0.0 {
-        return Err(field(
-            "nemesis.generator.interval_ms",
-            "nemesis.generator.interval_ms must allow a positive interval".into(),
-        ));
-    }
-    Ok(())
+    validate_generator(generator, scenario.duration.faults_ms)
 }

@@ -62,7 +62,7 @@ fn a_bad_settings_value_names_its_path_and_position() {
     let (output, path) = run_text(&LOCK.replace("\"ttl_ms\": 100", "\"ttl_ms\": 0"));
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
-    assert!(message.contains(&format!("{path}:5:17: settings.ttl_ms must be at least 1")), "{message}");
+    assert!(message.contains(&format!("{path}:5:17: settings.ttl_ms must be 1 to 3600000, got 0")), "{message}");
 }
 
 #[test]

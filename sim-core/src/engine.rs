@@ -947,6 +947,12 @@ impl<P: Process> Sim<P> {
         &self.core.observations
     }
 
+    /// Forgets the observations read so far, keeping the buffer: a runner that judges
+    /// them as they come keeps memory flat however long the run.
+    pub fn clear_observations(&mut self) {
+        self.core.observations.clear();
+    }
+
     /// Takes the observations emitted since the last drain.
     pub fn drain_observations(&mut self) -> Vec<Observation<P::Obs>> {
         std::mem::take(&mut self.core.observations)

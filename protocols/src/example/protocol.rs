@@ -57,10 +57,10 @@ impl Protocol for Register {
                 format!("register has one server, got cluster.servers = {}", cluster.servers),
             ));
         }
-        if !(settings.sync_every_ms.is_finite() && settings.sync_every_ms > 0.0) {
+        if !(settings.sync_every_ms.is_finite() && (1.0..=3_600_000.0).contains(&settings.sync_every_ms)) {
             return Err(FieldError::new(
                 "sync_every_ms",
-                format!("sync_every_ms must be a positive number, got {}", settings.sync_every_ms),
+                format!("sync_every_ms must be 1 to 3600000 milliseconds, got {}", settings.sync_every_ms),
             ));
         }
         settings.workload.validate().map_err(FieldError::from_message)

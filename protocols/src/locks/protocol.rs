@@ -63,19 +63,27 @@ const UNSAFE_RELEASE: VariantInfo = VariantInfo {
 };
 
 fn validate_locks(settings: &LocksConfig, cluster: Cluster) -> Result<(), FieldError> {
-    if settings.ttl_ms == 0 {
-        return Err(FieldError::new("ttl_ms", "ttl_ms must be at least 1"));
+    // An hour bounds every duration: longer ones show nothing new, and near u64::MAX
+    // they would overflow the clients' validity arithmetic.
+    const HOUR_MS: u64 = 3_600_000;
+    if !(1..=HOUR_MS).contains(&settings.ttl_ms) {
+        return Err(FieldError::new("ttl_ms", format!("ttl_ms must be 1 to {HOUR_MS}, got {}", settings.ttl_ms)));
     }
     for (name, [min, max]) in [("retry_ms", settings.retry_ms), ("work_ms", settings.work_ms)] {
-        if min > max {
+        if min > max || max > HOUR_MS {
             return Err(FieldError::new(
                 name,
-                format!("{name} must be [min, max] with min <= max, got [{min}, {max}]"),
+                format!("{name} must be [min, max] with min <= max <= {HOUR_MS}, got [{min}, {max}]"),
             ));
         }
     }
-    if settings.request_timeout_ms == 0 || settings.redlock_request_timeout_ms == 0 {
-        return Err(FieldError::new("request_timeout_ms", "request timeouts must be at least 1 ms"));
+    for (name, value) in [
+        ("request_timeout_ms", settings.request_timeout_ms),
+        ("redlock_request_timeout_ms", settings.redlock_request_timeout_ms),
+    ] {
+        if !(1..=HOUR_MS).contains(&value) {
+            return Err(FieldError::new(name, format!("{name} must be 1 to {HOUR_MS}, got {value}")));
+        }
     }
     if let Some(bad) = settings.volatile_servers.iter().find(|s| **s >= cluster.servers) {
         return Err(FieldError::new(
@@ -363,7 +371,7 @@ impl Judge<LockNode> for LockJudge {
     /// never expires shows here).
     fn final_check(&mut self, sim: &Sim<LockNode>) -> Option<Violation> {
         let bound = self.bound_ns?;
-        let deadline = self.heal_ns + bound;
+        let deadline = self.heal_ns.saturating_add(bound);
         if sim.now_ns() < deadline {
             return None;
         }

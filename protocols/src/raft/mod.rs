@@ -187,22 +187,31 @@ impl RaftConfig {
                 .map(|o| (format!("raft.election_timeout_overrides (node {})", o.node), o.election_timeout_ms)),
         );
         for (name, [min, max]) in ranges {
-            if !(min.is_finite() && max.is_finite() && min > 0.0 && max >= min) {
-                return Err(format!("{name} must be [min, max] with 0 < min <= max, got [{min}, {max}]"));
+            if !(min.is_finite() && max.is_finite() && min >= 1.0 && max >= min && max <= HOUR_MS) {
+                return Err(format!(
+                    "{name} must be [min, max] in milliseconds with 1 <= min <= max <= 3600000, got [{min}, {max}]"
+                ));
             }
         }
         if let Some(o) = self.election_timeout_overrides.iter().find(|o| o.node >= servers) {
             return Err(format!("raft.election_timeout_overrides names node {}, which is not a server", o.node));
         }
-        if !(self.heartbeat_ms.is_finite() && self.heartbeat_ms > 0.0) {
-            return Err(format!("raft.heartbeat_ms must be positive, got {}", self.heartbeat_ms));
+        // Below a millisecond a heartbeat floods the event queue of any run worth judging.
+        if !(self.heartbeat_ms.is_finite() && (1.0..=HOUR_MS).contains(&self.heartbeat_ms)) {
+            return Err(format!("raft.heartbeat_ms must be 1 to 3600000 milliseconds, got {}", self.heartbeat_ms));
         }
-        if self.max_entries_per_append == 0 {
-            return Err("raft.max_entries_per_append must be at least 1".into());
+        if !(1..=1_000_000).contains(&self.max_entries_per_append) {
+            return Err(format!(
+                "raft.max_entries_per_append must be 1 to 1000000, got {}",
+                self.max_entries_per_append
+            ));
         }
         Ok(())
     }
 }
+
+/// An hour in milliseconds: the longest timing setting.
+const HOUR_MS: f64 = 3_600_000.0;
 
 /// Everything every node of one cluster shares.
 #[derive(Clone, Debug)]

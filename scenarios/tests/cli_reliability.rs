@@ -1,0 +1,88 @@
+//! Bad input is refused with exit 2 and a positioned message; output into a closed pipe
+//! ends quietly; verdicts never claim more than the run showed.
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+
+fn dsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dsim")).args(args).output().expect("dsim runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn run_file(text: &str) -> (Output, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    std::fs::write(&path, text).unwrap();
+    let path = path.display().to_string();
+    (dsim(&["run", &path]), path)
+}
+
+fn raft_with(from: &str, to: &str) -> String {
+    let text = String::from_utf8(dsim(&["show", "raft-leader-isolation"]).stdout).unwrap();
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    for args in [
+        &["fuzz", "raft", "--seeds", "0"][..],
+        &["fuzz", "raft", "--jobs", "0", "--seeds", "1"],
+        &["fuzz", "raft", "--start-seed", "18446744073709551615", "--seeds", "2"],
+        &["run", "raft", "--report", "out.pdf"],
+    ] {
+        let output = dsim(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn a_name_that_would_escape_the_output_folder_is_refused() {
+    let (output, path) = run_file(&raft_with("\"raft-leader-isolation\"", "\"../escaped\""));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains(&format!("{path}:2:3: name must be")), "{}", stderr(&output));
+}
+
+#[test]
+fn a_fault_after_the_fault_phase_is_refused_where_it_is() {
+    let (output, path) = run_file(&raft_with("\"at_ms\": 2000.0", "\"at_ms\": 9000.0"));
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("{path}:")) && message.contains("nemesis.schedule[0].at_ms is 9000"),
+        "{message}"
+    );
+}
+
+#[test]
+fn extreme_settings_are_refused_with_their_path() {
+    for (from, to, path) in [
+        ("\"heartbeat_ms\": 50.0", "\"heartbeat_ms\": 0.000001", "settings.raft.heartbeat_ms"),
+        ("\"rate_per_client\": 20.0", "\"rate_per_client\": 1000000.0", "settings.workload.rate_per_client"),
+        ("\"keys\": 3", "\"keys\": 3, \"value_size\": 100000000", "settings.workload.value_size"),
+    ] {
+        let (output, file) = run_file(&raft_with(from, to));
+        assert_eq!(output.status.code(), Some(2), "{to}");
+        let message = stderr(&output);
+        assert!(message.contains(&format!("{file}:")) && message.contains(path), "{message}");
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dsim"))
+        .args(["experiment", "raft-election", "--timeouts", "150-300", "--trials", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut errors = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut errors).unwrap();
+    assert_eq!(status.code(), Some(0), "{errors}");
+    assert!(!errors.contains("panicked"), "{errors}");
+}
