@@ -68,13 +68,18 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
-/// One failing seed.
+/// One failing seed. `violation`, `message` and `fingerprint` are those of the saved
+/// (shrunk) file's run, which `dsim replay FILE` shows; `original_*` are the seed's
+/// unshrunk run's.
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
     pub seed: u64,
     pub violation: String,
     pub message: String,
     pub fingerprint: String,
+    pub original_violation: String,
+    pub original_message: String,
+    pub original_fingerprint: String,
     pub file: Option<String>,
     pub replay: Option<String>,
     pub fault_actions: usize,
@@ -95,7 +100,12 @@ pub struct FuzzReport {
     pub failures: Vec<Failure>,
     pub wall_s: f64,
     pub seeds_per_sec: f64,
+    /// The campaign was interrupted (Ctrl-C): what it found so far is reported and saved.
+    pub interrupted: bool,
 }
+
+/// Set by Ctrl-C: workers finish the seed they run and stop.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[derive(Clone)]
 struct SeedResult {
@@ -103,6 +113,8 @@ struct SeedResult {
     verdict: Verdict,
     first: Option<(String, String)>,
     fingerprint: String,
+    /// A violation, shrunk and saved as soon as it was found.
+    failure: Option<Result<Failure, String>>,
 }
 
 /// `dsim fuzz`.
@@ -147,12 +159,19 @@ fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
     let started = Instant::now();
     let deadline = args.time_s.map(|s| started + Duration::from_secs_f64(s));
     let progress = Progress::new(args.time_s.is_none().then(|| count_seeds(&*seeds)), args.json);
-    let results = run_seeds(&scenario, &*seeds, jobs, args.keep_going, deadline, &progress);
+    // Ctrl-C stops the campaign between seeds; what was found is kept. (A handler may
+    // already be set when fuzz runs twice in one process, as in tests.)
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed));
+    let log = ResultsLog::create(&args.out)?;
+    let campaign = Campaign { scenario: &scenario, source: &args.scenario, args, log: &log, progress: &progress };
+    let results = run_seeds(&campaign, &*seeds, jobs, deadline);
     progress.finish();
     let wall_s = started.elapsed().as_secs_f64();
     let mut failures = Vec::new();
-    for result in results.iter().filter(|r| r.verdict == Verdict::Violation) {
-        failures.push(handle_failure(&scenario, &args.scenario, result, args)?);
+    for result in &results {
+        if let Some(failure) = &result.failure {
+            failures.push(failure.clone()?);
+        }
     }
     let report = FuzzReport {
         scenario: scenario.name.clone(),
@@ -164,6 +183,7 @@ fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
         failures,
         wall_s,
         seeds_per_sec: results.len() as f64 / wall_s,
+        interrupted: INTERRUPTED.load(Ordering::Relaxed),
     };
     print_report(&report, args.json);
     Ok(if !report.failures.is_empty() {
@@ -191,15 +211,59 @@ fn prepare_out_dir(out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs seeds on `jobs` threads; returns the results in seed order.
+/// What every worker of a campaign shares.
+struct Campaign<'a> {
+    scenario: &'a Scenario,
+    source: &'a str,
+    args: &'a FuzzArgs,
+    log: &'a ResultsLog,
+    progress: &'a Progress,
+}
+
+/// `results.jsonl` in the output folder: one line per finished seed, appended as it
+/// finishes, so an interrupted campaign keeps what it did.
+struct ResultsLog {
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl ResultsLog {
+    fn create(out: &Path) -> Result<ResultsLog, String> {
+        let path = out.join("results.jsonl");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(ResultsLog { path, file: Mutex::new(file) })
+    }
+
+    fn append(&self, scenario: &Scenario, result: &SeedResult) -> Result<(), String> {
+        use std::io::Write;
+        let failure = result.failure.as_ref().and_then(|f| f.as_ref().ok());
+        let line = serde_json::json!({
+            "scenario": scenario.name,
+            "variant": scenario.variant_name(),
+            "seed": result.seed,
+            "verdict": result.verdict,
+            "violation": result.first.as_ref().map(|(kind, _)| kind),
+            "fingerprint": result.fingerprint,
+            "file": failure.and_then(|f| f.file.clone()),
+        });
+        let mut file = self.file.lock().expect("no writer panics holding the lock");
+        writeln!(file, "{line}").map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+}
+
+/// Runs seeds on `jobs` threads; returns the results in seed order. A failure is shrunk
+/// and saved by the worker that found it, at once.
 fn run_seeds(
-    scenario: &Scenario,
+    campaign: &Campaign<'_>,
     seeds: &(dyn Fn(usize) -> Option<u64> + Sync),
     jobs: usize,
-    keep_going: bool,
     deadline: Option<Instant>,
-    progress: &Progress,
 ) -> Vec<SeedResult> {
+    let keep_going = campaign.args.keep_going;
     let next = AtomicUsize::new(0);
     let lowest_failure = AtomicUsize::new(usize::MAX);
     let results: Mutex<Vec<(usize, SeedResult)>> = Mutex::new(Vec::new());
@@ -207,7 +271,7 @@ fn run_seeds(
         for _ in 0..jobs {
             scope.spawn(|| {
                 loop {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                    if deadline.is_some_and(|d| Instant::now() >= d) || INTERRUPTED.load(Ordering::Relaxed) {
                         return;
                     }
                     let k = next.fetch_add(1, Ordering::Relaxed);
@@ -217,11 +281,16 @@ fn run_seeds(
                     let Some(seed) = seeds(k) else {
                         return;
                     };
-                    let result = run_one(scenario, seed);
+                    let mut result = run_one(campaign.scenario, seed);
                     if result.verdict == Verdict::Violation {
                         lowest_failure.fetch_min(k, Ordering::Relaxed);
+                        result.failure =
+                            Some(handle_failure(campaign.scenario, campaign.source, &result, campaign.args));
                     }
-                    progress.tick(&result);
+                    if let Err(message) = campaign.log.append(campaign.scenario, &result) {
+                        result.failure = Some(Err(message));
+                    }
+                    campaign.progress.tick(&result);
                     results.lock().expect("no worker panics holding the lock").push((k, result));
                 }
             });
@@ -229,6 +298,9 @@ fn run_seeds(
     });
     let mut results = results.into_inner().expect("workers finished");
     results.sort_by_key(|(k, _)| *k);
+    // An interrupted campaign may have left gaps: keep the unbroken run from the first.
+    let unbroken = results.iter().enumerate().take_while(|(i, (k, _))| i == k).count();
+    results.truncate(unbroken);
     let cutoff = if keep_going { usize::MAX } else { lowest_failure.load(Ordering::Relaxed) };
     // Every index handed out was run to the end, so the results are an unbroken run of
     // seeds from the first, also when the time budget ran out.
@@ -260,10 +332,15 @@ fn run_one(scenario: &Scenario, seed: u64) -> SeedResult {
             verdict: outcome.verdict,
             first: outcome.violations.first().map(|v| (v.kind.clone(), v.to_string())),
             fingerprint: outcome.fingerprint,
+            failure: None,
         },
-        Err((kind, message)) => {
-            SeedResult { seed, verdict: Verdict::Violation, first: Some((kind, message)), fingerprint: String::new() }
-        }
+        Err((kind, message)) => SeedResult {
+            seed,
+            verdict: Verdict::Violation,
+            first: Some((kind, message)),
+            fingerprint: String::new(),
+            failure: None,
+        },
     }
 }
 
@@ -290,23 +367,39 @@ fn handle_failure(scenario: &Scenario, source: &str, result: &SeedResult, args: 
         (shrunk, runs, Some(actions))
     };
     let shrink_s = started.elapsed().as_secs_f64();
+    // What `dsim replay` of the saved file will show: its own run, not the unshrunk one.
+    let (saved_kind, saved_message, saved_fingerprint) = match run_guarded(&saved, result.seed) {
+        Ok(outcome) => {
+            let first = outcome.violations.first();
+            (
+                first.map_or_else(|| kind.clone(), |v| v.kind.clone()),
+                first.map_or_else(|| message.clone(), |v| v.to_string()),
+                outcome.fingerprint,
+            )
+        }
+        Err((kind, message)) => (kind, message, String::new()),
+    };
     let name = format!("{}-seed{}.json", scenario.name, result.seed);
     let path = args.out.join(&name);
     let replay = format!("dsim replay {}", path.display());
     let mut to_save = saved;
     to_save.name = format!("{}-seed{}", scenario.name, result.seed);
     to_save.description = format!(
-        "Found by `dsim fuzz {source}{}` at seed {}: {message}. Replay: {replay}",
+        "Found by `dsim fuzz {source}{}` at seed {}, shrunk from {fault_actions} fault actions to {}: {saved_message} (fingerprint {saved_fingerprint}). Replay: {replay}",
         args.variant.as_ref().map(|v| format!(" --variant {v}")).unwrap_or_default(),
-        result.seed
+        result.seed,
+        to_save.nemesis.schedule.len(),
     );
     let text = serde_json::to_string_pretty(&to_save).expect("serialisable") + "\n";
     write_atomic(&path, text.as_bytes())?;
     Ok(Failure {
         seed: result.seed,
-        violation: kind,
-        message,
-        fingerprint: result.fingerprint.clone(),
+        violation: saved_kind,
+        message: saved_message,
+        fingerprint: saved_fingerprint,
+        original_violation: kind,
+        original_message: message,
+        original_fingerprint: result.fingerprint.clone(),
         file: Some(path.display().to_string()),
         replay: Some(replay),
         fault_actions,
@@ -337,8 +430,12 @@ fn print_report(report: &FuzzReport, json: bool) {
     if report.failures.is_empty() {
         println!("no violation found");
     }
+    if report.interrupted {
+        println!("interrupted: the seeds above are all that ran");
+    }
     for failure in &report.failures {
         println!("seed {} failed: {}", failure.seed, failure.message);
+        println!("  fingerprint {} (the seed's unshrunk run: {})", failure.fingerprint, failure.original_fingerprint);
         if let Some(shrunk) = failure.fault_actions_shrunk {
             println!(
                 "  shrunk from {} to {} fault actions in {} runs ({:.2} s)",

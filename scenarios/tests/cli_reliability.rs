@@ -86,3 +86,73 @@ fn a_closed_pipe_ends_output_quietly() {
     assert_eq!(status.code(), Some(0), "{errors}");
     assert!(!errors.contains("panicked"), "{errors}");
 }
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+#[test]
+fn what_fuzz_prints_is_what_replay_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let campaigns: [&[&str]; 3] = [
+        &["fuzz", "register-crash", "--seeds", "4", "--variant", "ack-before-sync"],
+        &["fuzz", "raft", "--seeds", "2", "--variant", "vote-without-log-check"],
+        &["fuzz", "redlock-restart-no-persistence", "--seeds", "2"],
+    ];
+    let mut replayed = 0;
+    for campaign in campaigns {
+        let mut args = campaign.to_vec();
+        args.extend(["--keep-going", "--json", "--out", &out]);
+        let output = dsim(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr(&output));
+        for failure in json(&output)["failures"].as_array().unwrap() {
+            let file = failure["file"].as_str().unwrap();
+            let replay = json(&dsim(&["replay", file, "--json"]));
+            assert_eq!(replay["fingerprint"], failure["fingerprint"], "{file}");
+            assert_eq!(replay["violations"][0]["kind"], failure["violation"], "{file}");
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 6, "{replayed}");
+    let results = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
+    assert_eq!(results.lines().count(), 8, "one line per seed run: {results}");
+}
+
+#[test]
+fn an_interrupted_campaign_keeps_what_it_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_dsim"))
+        .args(["fuzz", "register-crash", "--variant", "ack-before-sync", "--time-s", "60", "--keep-going"])
+        .args(["--jobs", "1", "--json", "--out", &out])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a failure has been saved, then interrupt.
+    let results = dir.path().join("results.jsonl");
+    for _ in 0..600 {
+        if std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() >= 2) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = json(&output);
+    assert_eq!(report["interrupted"], true);
+    let failures = report["failures"].as_array().unwrap();
+    assert!(!failures.is_empty());
+    for failure in failures {
+        assert!(std::path::Path::new(failure["file"].as_str().unwrap()).exists());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
