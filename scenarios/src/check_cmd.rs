@@ -106,7 +106,7 @@ type Checked = ((serde_json::Value, Verdict), String);
 
 fn check_file(args: &CheckArgs) -> Result<Checked, String> {
     let name = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let text = crate::output::read_text(std::path::Path::new(&args.file))?;
     let (format, format_inferred) = match args.format {
         FormatArg::Auto => (detect_format(Some(&name), &text), true),
         FormatArg::Edn => (Format::Edn, false),

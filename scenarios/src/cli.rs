@@ -11,6 +11,13 @@ pub mod exit {
     pub const VIOLATION: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
     pub const UNKNOWN: u8 = 3;
+    /// A file could not be written (a full disk, a read-only folder): not bad input.
+    pub const OUTPUT: u8 = 4;
+
+    /// The exit code for a command's error message: writing failed, or the input was bad.
+    pub fn for_error(message: &str) -> u8 {
+        if message.starts_with(crate::output::CANNOT_WRITE) { OUTPUT } else { BAD_INPUT }
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -35,6 +42,11 @@ pub enum Command {
         after_help = "Examples:\n  dsim fuzz SCENARIO --seeds 2000 --variant VARIANT\n  dsim fuzz SCENARIO --time-s 60 --jobs 2 --keep-going --out failures/\n  dsim fuzz SCENARIO --seeds 10000 --shard 3/8 --json > shard-3.json\n\nExit codes: 0 no violation, 1 a seed failed, 2 bad input, 3 a check was inconclusive."
     )]
     Fuzz(crate::fuzz::FuzzArgs),
+    /// Merge the `--json` results of a campaign's shards into one.
+    #[command(
+        after_help = "Example:\n  dsim merge shard-*.json --json > campaign.json\n\nExit codes: 0 no violation, 1 a seed failed, 2 bad input, 3 a check was inconclusive."
+    )]
+    Merge(crate::fuzz::MergeArgs),
     /// Run an experiment.
     #[command(subcommand)]
     Experiment(crate::experiment::ExperimentCommand),
@@ -102,6 +114,7 @@ fn run(cli: Cli) -> u8 {
         Command::Run(args) => crate::run_cmd::run(&args),
         Command::Replay(args) => crate::run_cmd::replay(&args),
         Command::Fuzz(args) => crate::fuzz::fuzz(&args),
+        Command::Merge(args) => crate::fuzz::merge(&args),
         Command::List(args) => crate::run_cmd::list(&args),
         Command::Report(args) => crate::report_cmd::report(&args),
         Command::Show(args) => crate::run_cmd::show(&args),

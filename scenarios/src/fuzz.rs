@@ -71,7 +71,7 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 /// One failing seed. `violation`, `message` and `fingerprint` are those of the saved
 /// (shrunk) file's run, which `dsim replay FILE` shows; `original_*` are the seed's
 /// unshrunk run's.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Failure {
     pub seed: u64,
     pub violation: String,
@@ -88,8 +88,36 @@ pub struct Failure {
     pub shrink_s: f64,
 }
 
+/// Failures of one violation signature (its kind: the property that failed).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct FailureGroup {
+    pub violation: String,
+    pub count: usize,
+    pub smallest_seed: u64,
+}
+
+/// The failures grouped by violation, most frequent first.
+pub fn group_failures(failures: &[Failure]) -> Vec<FailureGroup> {
+    let mut groups: Vec<FailureGroup> = Vec::new();
+    for failure in failures {
+        match groups.iter_mut().find(|g| g.violation == failure.violation) {
+            Some(group) => {
+                group.count += 1;
+                group.smallest_seed = group.smallest_seed.min(failure.seed);
+            }
+            None => groups.push(FailureGroup {
+                violation: failure.violation.clone(),
+                count: 1,
+                smallest_seed: failure.seed,
+            }),
+        }
+    }
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.smallest_seed.cmp(&b.smallest_seed)));
+    groups
+}
+
 /// What a campaign did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct FuzzReport {
     pub scenario: String,
     pub variant: String,
@@ -101,7 +129,11 @@ pub struct FuzzReport {
     pub wall_s: f64,
     pub seeds_per_sec: f64,
     /// The campaign was interrupted (Ctrl-C): what it found so far is reported and saved.
+    #[serde(default)]
     pub interrupted: bool,
+    /// The failures by violation signature.
+    #[serde(default)]
+    pub groups: Vec<FailureGroup>,
 }
 
 /// Set by Ctrl-C: workers finish the seed they run and stop.
@@ -123,7 +155,7 @@ pub fn fuzz(args: &FuzzArgs) -> u8 {
         Ok(code) => code,
         Err(message) => {
             eprintln!("dsim fuzz: {message}");
-            exit::BAD_INPUT
+            exit::for_error(&message)
         }
     }
 }
@@ -184,7 +216,9 @@ fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
         wall_s,
         seeds_per_sec: results.len() as f64 / wall_s,
         interrupted: INTERRUPTED.load(Ordering::Relaxed),
+        groups: Vec::new(),
     };
+    let report = FuzzReport { groups: group_failures(&report.failures), ..report };
     print_report(&report, args.json);
     Ok(if !report.failures.is_empty() {
         exit::VIOLATION
@@ -234,7 +268,7 @@ impl ResultsLog {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| format!("{} {}: {e}", crate::output::CANNOT_WRITE, path.display()))?;
         Ok(ResultsLog { path, file: Mutex::new(file) })
     }
 
@@ -251,7 +285,7 @@ impl ResultsLog {
             "file": failure.and_then(|f| f.file.clone()),
         });
         let mut file = self.file.lock().expect("no writer panics holding the lock");
-        writeln!(file, "{line}").map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+        writeln!(file, "{line}").map_err(|e| format!("{} {}: {e}", crate::output::CANNOT_WRITE, self.path.display()))
     }
 }
 
@@ -409,7 +443,7 @@ fn handle_failure(scenario: &Scenario, source: &str, result: &SeedResult, args: 
     })
 }
 
-fn print_report(report: &FuzzReport, json: bool) {
+pub fn print_report(report: &FuzzReport, json: bool) {
     if json {
         println!("{}", serde_json::to_string(report).expect("serialisable"));
         return;
@@ -432,6 +466,9 @@ fn print_report(report: &FuzzReport, json: bool) {
     }
     if report.interrupted {
         println!("interrupted: the seeds above are all that ran");
+    }
+    for group in &report.groups {
+        println!("{} x {} (smallest seed {})", group.count, group.violation, group.smallest_seed);
     }
     for failure in &report.failures {
         println!("seed {} failed: {}", failure.seed, failure.message);
@@ -501,4 +538,72 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Shard results: the `--json` output of `dsim fuzz --shard I/N` runs.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON object (the merged campaign, in fuzz's `--json` shape).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dsim merge`: one campaign from its shards' results.
+pub fn merge(args: &MergeArgs) -> u8 {
+    match merge_inner(args) {
+        Ok(report) => {
+            print_report(&report, args.json);
+            if !report.failures.is_empty() {
+                exit::VIOLATION
+            } else if !report.unknown.is_empty() {
+                exit::UNKNOWN
+            } else {
+                exit::PASS
+            }
+        }
+        Err(message) => {
+            eprintln!("dsim merge: {message}");
+            exit::for_error(&message)
+        }
+    }
+}
+
+fn merge_inner(args: &MergeArgs) -> Result<FuzzReport, String> {
+    let mut merged: Option<FuzzReport> = None;
+    for path in &args.files {
+        let name = path.display();
+        let text = crate::output::read_text(path)?;
+        let shard: FuzzReport = serde_json::from_str(&text)
+            .map_err(|e| format!("{name}:{}:{}: not a `dsim fuzz --json` result: {e}", e.line(), e.column()))?;
+        merged = Some(match merged {
+            None => FuzzReport { shard: None, ..shard },
+            Some(mut all) => {
+                if (&all.scenario, &all.variant) != (&shard.scenario, &shard.variant) {
+                    return Err(format!(
+                        "{name}: a campaign of {} ({}), not of {} ({})",
+                        shard.scenario, shard.variant, all.scenario, all.variant
+                    ));
+                }
+                all.jobs += shard.jobs;
+                all.seeds_run.extend(shard.seeds_run);
+                all.unknown.extend(shard.unknown);
+                all.failures.extend(shard.failures);
+                all.wall_s = all.wall_s.max(shard.wall_s);
+                all.interrupted |= shard.interrupted;
+                all
+            }
+        });
+    }
+    let mut report = merged.ok_or("no files")?;
+    report.seeds_run.sort_unstable();
+    report.seeds_run.dedup();
+    report.unknown.sort_unstable();
+    report.unknown.dedup();
+    report.failures.sort_by_key(|f| f.seed);
+    report.failures.dedup_by_key(|f| f.seed);
+    report.seeds_per_sec = report.seeds_run.len() as f64 / report.wall_s.max(1e-9);
+    report.groups = group_failures(&report.failures);
+    Ok(report)
 }

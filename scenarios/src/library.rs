@@ -48,6 +48,6 @@ pub fn resolve(argument: &str) -> Result<Scenario, ScenarioError> {
             ),
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::new(argument, format!("cannot read: {e}")))?;
+    let text = crate::output::read_text(path).map_err(|message| ScenarioError::new("", message))?;
     parse(&text, argument)
 }

@@ -245,14 +245,14 @@ pub fn report(args: &ReportArgs) -> u8 {
         Ok(()) => exit::PASS,
         Err(message) => {
             eprintln!("dsim report: {message}");
-            exit::BAD_INPUT
+            exit::for_error(&message)
         }
     }
 }
 
 fn report_inner(args: &ReportArgs) -> Result<(), String> {
     let name = args.trace.display().to_string();
-    let text = std::fs::read_to_string(&args.trace).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let text = crate::output::read_text(&args.trace)?;
     let mut header = Value::Null;
     let mut trace = Vec::new();
     for (number, line) in text.lines().enumerate() {
@@ -271,7 +271,7 @@ fn report_inner(args: &ReportArgs) -> Result<(), String> {
     }
     let ops = match &args.history {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = crate::output::read_text(path)?;
             checker::import::parse_history(&text, checker::import::Format::Json)
                 .map_err(|e| format!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message))?
                 .ops

@@ -58,7 +58,7 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(code) => code,
         Err(message) => {
             eprintln!("dsim run: {message}");
-            exit::BAD_INPUT
+            exit::for_error(&message)
         }
     }
 }
@@ -210,7 +210,7 @@ pub fn replay(args: &ReplayArgs) -> u8 {
     })();
     result.unwrap_or_else(|message| {
         eprintln!("dsim replay: {message}");
-        exit::BAD_INPUT
+        exit::for_error(&message)
     })
 }
 

@@ -219,7 +219,7 @@ impl Default for Liveness {
 
 /// A scenario that could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin}{position}: {message}")]
+#[error("{}", self.render())]
 pub struct ScenarioError {
     pub origin: String,
     pub position: String,
@@ -227,6 +227,15 @@ pub struct ScenarioError {
 }
 
 impl ScenarioError {
+    /// `FILE:LINE:COLUMN: message`; a message that names its place itself stands alone.
+    fn render(&self) -> String {
+        if self.origin.is_empty() && self.position.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}{}: {}", self.origin, self.position, self.message)
+        }
+    }
+
     pub fn new(origin: &str, message: impl Into<String>) -> Self {
         ScenarioError { origin: origin.to_owned(), position: String::new(), message: message.into() }
     }

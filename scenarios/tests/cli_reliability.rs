@@ -156,3 +156,31 @@ fn an_interrupted_campaign_keeps_what_it_found() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn merged_shards_are_the_whole_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let mut files = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let args = ["fuzz", "register-crash", "--variant", "ack-before-sync", "--seeds", "6", "--shard", shard];
+        let output = dsim(&[&args[..], &["--keep-going", "--json", "--out", &out, "--no-shrink"]].concat());
+        let file = dir.path().join(format!("shard-{}.json", files.len()));
+        std::fs::write(&file, &output.stdout).unwrap();
+        files.push(file.display().to_string());
+    }
+    let merged = dsim(&["merge", &files[0], &files[1], "--json"]);
+    assert_eq!(merged.status.code(), Some(1), "{}", stderr(&merged));
+    let merged = json(&merged);
+    assert_eq!(merged["seeds_run"], serde_json::json!([1, 2, 3, 4, 5, 6]));
+    let seeds: Vec<u64> = merged["failures"].as_array().unwrap().iter().map(|f| f["seed"].as_u64().unwrap()).collect();
+    assert!(seeds.windows(2).all(|w| w[0] < w[1]), "{seeds:?}");
+    let groups = merged["groups"].as_array().unwrap();
+    assert_eq!(groups[0]["violation"], "linearizability");
+    assert_eq!(groups[0]["count"].as_u64().unwrap() as usize, seeds.len());
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"seeds\": 1}").unwrap();
+    let output = dsim(&["merge", &bad.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("bad.json:1:"), "{}", stderr(&output));
+}

@@ -9,6 +9,8 @@ pub enum SimError {
     InvalidProbability { what: &'static str, value: f64 },
     #[error("{what} must be a finite, non-negative number of milliseconds, got {value}")]
     InvalidDuration { what: &'static str, value: f64 },
+    #[error("{what} must be [min, max] with min <= max, got min {min} and max {max}")]
+    InvalidRange { what: &'static str, min: f64, max: f64 },
     #[error("clock drift must be within ±{max_ppm} ppm, got {value_ppm}")]
     InvalidDrift { value_ppm: f64, max_ppm: i64 },
     #[error("a timer cannot be set in the past: deadline {deadline_ns} ns, local now {now_ns} ns")]

@@ -193,7 +193,7 @@ fn compile_latency(latency: &Latency) -> Result<Sampler, SimError> {
             let min_ns = ms_to_ns("latency min_ms", min_ms)?;
             let max_ns = ms_to_ns("latency max_ms", max_ms)?;
             if max_ns < min_ns {
-                return Err(bad("latency max_ms (below min_ms)", max_ms));
+                return Err(SimError::InvalidRange { what: "uniform latency", min: min_ms, max: max_ms });
             }
             Sampler::Uniform { min_ns, max_ns }
         }
@@ -260,7 +260,7 @@ mod tests {
             assert!(matches!(LinkModel::new(&config), Err(SimError::InvalidProbability { .. })));
         }
         let config = LinkConfig { latency: Latency::Uniform { min_ms: 5.0, max_ms: 1.0 }, ..LinkConfig::default() };
-        assert!(matches!(LinkModel::new(&config), Err(SimError::InvalidDuration { .. })));
+        assert!(matches!(LinkModel::new(&config), Err(SimError::InvalidRange { .. })));
         assert!(ms_to_ns("x", -1.0).is_err());
         assert!(ms_to_ns("x", f64::NAN).is_err());
     }
