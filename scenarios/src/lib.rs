@@ -12,6 +12,7 @@ pub mod library;
 pub mod locate;
 pub mod nemesis;
 pub mod output;
+pub mod recording;
 pub mod registry;
 pub mod report_cmd;
 pub mod run_cmd;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 /// How every write error starts (the CLI exits with its own code for them).
 pub const CANNOT_WRITE: &str = "cannot write";
 
-fn temp_path(path: &Path) -> PathBuf {
+/// The temporary file a write to `path` goes through.
+pub fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
@@ -18,6 +19,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .and_then(|mut file| {
             file.write_all(bytes)?;
             file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temp, path));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        format!("{CANNOT_WRITE} {}: {e}", path.display())
+    })
+}
+
+/// Writes `path` through `write` so that readers see the old file or the whole new one.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), String> {
+    let temp = temp_path(path);
+    let result = std::fs::File::create(&temp)
+        .and_then(|file| {
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)?;
+            out.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()
         })
         .and_then(|()| std::fs::rename(&temp, path));
     result.map_err(|e| {

@@ -5,7 +5,6 @@
 use std::marker::PhantomData;
 
 use protocols::protocol::{FieldError, Protocol, Topology, VariantInfo};
-use sim_core::MemorySink;
 
 use crate::runner::{RunOutcome, run_with};
 use crate::scenario::Scenario;
@@ -41,7 +40,12 @@ pub trait DynProtocol: Sync {
     fn validate(&self, scenario: &Scenario) -> Result<(), FieldError>;
     fn topology(&self, scenario: &Scenario) -> Result<Topology, String>;
     /// One run, recording every trace event into `trace` if given.
-    fn run(&self, scenario: &Scenario, seed: u64, trace: Option<&MemorySink>) -> Result<RunOutcome, String>;
+    fn run(
+        &self,
+        scenario: &Scenario,
+        seed: u64,
+        trace: Option<&crate::recording::Recording>,
+    ) -> Result<RunOutcome, String>;
     /// Smaller settings for the shrinker to try.
     fn shrink_settings(&self, scenario: &Scenario) -> Vec<serde_json::Value>;
 }
@@ -89,7 +93,12 @@ impl<P: Protocol> DynProtocol for Entry<P> {
         Ok(P::topology(&settings_of::<P>(scenario)?, scenario.cluster))
     }
 
-    fn run(&self, scenario: &Scenario, seed: u64, trace: Option<&MemorySink>) -> Result<RunOutcome, String> {
+    fn run(
+        &self,
+        scenario: &Scenario,
+        seed: u64,
+        trace: Option<&crate::recording::Recording>,
+    ) -> Result<RunOutcome, String> {
         let settings = settings_of::<P>(scenario)?;
         let sink = trace.map(|m| Box::new(m.clone()) as crate::runner::NodeSink<P::Node>);
         run_with::<P>(&settings, scenario, seed, sink)

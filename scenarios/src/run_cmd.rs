@@ -7,13 +7,13 @@ use serde::Serialize;
 use crate::cli::exit;
 use crate::library;
 use crate::output::write_atomic;
-use crate::report_cmd::{Outputs, report_of, trace_header, write_trace};
+use crate::recording::{KeepPolicy, Recording};
+use crate::report_cmd::{Outputs, TraceFormat, report_of, trace_header, write_trace};
 use crate::runner::RunOutcome;
 use crate::scenario::Scenario;
-use sim_core::MemorySink;
 
 /// Runs a scenario with a seed, recording every trace event into `trace` if given.
-pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<&MemorySink>) -> Result<RunOutcome, String> {
+pub fn run_scenario(scenario: &Scenario, seed: u64, trace: Option<&Recording>) -> Result<RunOutcome, String> {
     scenario.entry()?.run(scenario, seed, trace)
 }
 
@@ -82,21 +82,27 @@ pub fn report_run(
     outputs: &Outputs,
     json: bool,
 ) -> Result<u8, String> {
-    let memory = outputs.needs_trace().then(MemorySink::default);
-    let outcome = run_scenario(scenario, seed, memory.as_ref())?;
+    let recording = outputs.needs_trace().then(|| recording_for(scenario, outputs)).transpose()?;
+    let outcome = run_scenario(scenario, seed, recording.as_ref())?;
     let replay = replay_command(source, &outcome, is_file);
-    let trace: Vec<serde_json::Value> = memory.map(|m| m.take_values()).unwrap_or_default();
-    let trace_events = outputs.trace.as_ref().map(|_| trace.len() as u64);
-    if let Some(path) = &outputs.trace {
+    let kept: Vec<serde_json::Value> = recording.as_ref().map(Recording::take_kept).unwrap_or_default();
+    let mut trace_events = None;
+    if let (Some(path), Some(recording)) = (&outputs.trace, &recording) {
         let header = trace_header(&outcome, scenario, &replay);
-        let report = report_of(&outcome, scenario, &replay, Vec::new(), None);
-        write_trace(path, outputs.trace_format, &header, &trace, &report.nodes)?;
+        match outputs.trace_format {
+            TraceFormat::Jsonl => trace_events = recording.finish_file(&header)?,
+            TraceFormat::Perfetto => {
+                let report = report_of(&outcome, scenario, &replay, Vec::new(), None);
+                write_trace(path, outputs.trace_format, &header, &kept, &report.nodes)?;
+                trace_events = Some(kept.len() as u64);
+            }
+        }
     }
     if let Some(path) = &outputs.history {
         write_atomic(path, checker::import::to_json_lines(&outcome.history).as_bytes())?;
     }
     if let Some(path) = &outputs.report {
-        let report = report_of(&outcome, scenario, &replay, trace, outputs.window);
+        let report = report_of(&outcome, scenario, &replay, kept, outputs.window);
         write_atomic(path, crate::report_cmd::render(&report, path).as_bytes())?;
     }
     if json {
@@ -110,6 +116,32 @@ pub fn report_run(
         Verdict::Violation => exit::VIOLATION,
         Verdict::Unknown => exit::UNKNOWN,
     })
+}
+
+/// A recording for `outputs`: JSON lines streamed to the trace file; for a report, only
+/// the events its default windows show (the first second, the second before the
+/// liveness probe, the last second), or those of `--window`; for Perfetto, every event.
+fn recording_for(scenario: &Scenario, outputs: &Outputs) -> Result<Recording, String> {
+    let second = 1_000_000_000;
+    let mut policy = KeepPolicy::default();
+    if outputs.trace.is_some() && outputs.trace_format == TraceFormat::Perfetto {
+        policy.all = true;
+    } else if outputs.report.is_some() {
+        match outputs.window {
+            Some(window) => policy.windows.push(window),
+            None => {
+                policy.windows.push((0, second));
+                let heal_ns = (scenario.duration.faults_ms * 1e6) as u64;
+                if let Some(liveness) = scenario.checks.liveness {
+                    let probe_ns = heal_ns.saturating_add((liveness.leader_within_ms * 1e6) as u64);
+                    policy.windows.push((probe_ns.saturating_sub(second), probe_ns + second / 10));
+                }
+                policy.tail_ns = Some(second + second / 10);
+            }
+        }
+    }
+    let stream = outputs.trace.as_deref().filter(|_| outputs.trace_format == TraceFormat::Jsonl);
+    Recording::new(stream, policy)
 }
 
 /// The run summary for a terminal.
