@@ -152,6 +152,9 @@ pub struct RunSpec<'a> {
     pub variant: &'a str,
     /// Faults happen before this instant of global time; everything is healed then.
     pub heal_ns: u64,
+    /// When the faults have really ended: the heal, or later when a pause begun before
+    /// it outlasts it (a heal does not wake a paused node). Liveness is judged from here.
+    pub quiet_ns: u64,
     /// The run ends here.
     pub end_ns: u64,
     /// After the heal, every client operation must complete within this bound (none: no

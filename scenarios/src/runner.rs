@@ -103,10 +103,13 @@ pub fn run_with<P: Protocol>(
     let topology = P::topology(settings, scenario.cluster);
     let nodes = topology.nodes.len();
     let liveness = scenario.checks.liveness;
+    let schedule = materialize(scenario, &topology, seed);
+    let quiet_ns = quiet_after(&schedule, faults_ns);
     let spec = RunSpec {
         cluster: scenario.cluster,
         variant: scenario.variant_name(),
         heal_ns: faults_ns,
+        quiet_ns,
         end_ns,
         op_within_ns: liveness.map(|l| (l.op_within_ms * MS as f64) as u64),
     };
@@ -117,7 +120,6 @@ pub fn run_with<P: Protocol>(
     if let Some(sink) = sink {
         sim.set_trace_sink(sink);
     }
-    let schedule = materialize(scenario, &topology, seed);
     let mut aimed = Vec::new();
     for action in &schedule {
         if let Some(role) = &action.target {
@@ -130,7 +132,7 @@ pub fn run_with<P: Protocol>(
     for fault in heal_all(nodes) {
         sim.schedule_fault(faults_ns, fault).map_err(|e| e.to_string())?;
     }
-    let probe_ns = liveness.map(|l| faults_ns.saturating_add((l.leader_within_ms * MS as f64) as u64).min(end_ns));
+    let probe_ns = liveness.map(|l| quiet_ns.saturating_add((l.leader_within_ms * MS as f64) as u64).min(end_ns));
     let mut drive = Drive::new(aimed, &judge, nodes);
     let mut stop = drive.until(&mut judge, &mut sim, probe_ns.unwrap_or(end_ns));
     if stop.is_none()
@@ -331,6 +333,21 @@ impl Drive {
             self.roles.push(RoleChange { t_ns: sim.now_ns(), node, role, epoch: None });
         }
     }
+}
+
+/// When the faults of `schedule` have really ended: the heal at `heal_ns`, or the end of
+/// a pause begun before it that outlasts it.
+fn quiet_after(schedule: &[crate::scenario::Action], heal_ns: u64) -> u64 {
+    schedule
+        .iter()
+        .filter_map(|action| match action.fault {
+            Fault::Pause { duration_ms, .. } => {
+                let at_ns = (action.at_ms * MS as f64) as u64;
+                (at_ns < heal_ns).then(|| at_ns.saturating_add((duration_ms * MS as f64) as u64))
+            }
+            _ => None,
+        })
+        .fold(heal_ns, u64::max)
 }
 
 /// Availability by phase and per client.

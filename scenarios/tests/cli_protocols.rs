@@ -196,3 +196,25 @@ fn lock_reports_show_overlapping_beliefs_and_histories_hold_acquisitions() {
     let history = std::fs::read_to_string(history).unwrap();
     assert!(history.lines().any(|l| l.contains("\"f\":\"release\"") && l.contains("\"type\":\"ok\"")), "{history}");
 }
+
+/// A lock server paused across the heal: liveness is judged from when the pause ends, so
+/// the correct lock passes (it failed when judged from the heal: redis-lock-hostile
+/// --variant fencing, seed 18).
+#[test]
+fn lock_liveness_counts_from_the_end_of_a_pause_that_outlasts_the_heal() {
+    let paused = LOCK
+        .replace("\"ttl_ms\": 100", "\"ttl_ms\": 100, \"work_ms\": [10, 10]")
+        .replace(
+            "\"duration\": { \"faults_ms\": 100.0, \"healed_ms\": 100.0 }",
+            "\"nemesis\": { \"schedule\": [ { \"at_ms\": 90.0, \"fault\": { \"kind\": \"pause\", \"node\": 0, \"duration_ms\": 3000.0 } } ] },\n  \"duration\": { \"faults_ms\": 100.0, \"healed_ms\": 5000.0 },\n  \"checks\": { \"liveness\": { \"leader_within_ms\": 0.0, \"op_within_ms\": 1000.0 } }",
+        );
+    let (output, _) = run_text(&paused);
+    assert_eq!(output.status.code(), Some(0), "{}{}", stdout(&output), stderr(&output));
+    // The same pause with a bound too short for the time left after it: the check
+    // fires (the lock's liveness check firing on a key that never expires is
+    // `raft_runs.rs`'s setnx-then-expire case).
+    let short = paused.replace("\"op_within_ms\": 1000.0", "\"op_within_ms\": 1.0");
+    let (output, _) = run_text(&short);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stdout(&output).contains("of the end of the faults (at 3090.0 ms)"), "{}", stdout(&output));
+}

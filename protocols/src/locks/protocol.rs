@@ -140,7 +140,7 @@ fn build_locks(
     let judge = LockJudge {
         oracle: LockOracle::new(variant == LockVariant::Fencing, !redlock),
         clients: (storage + 1..=storage + run.cluster.clients).collect(),
-        heal_ns: run.heal_ns,
+        heal_ns: run.quiet_ns,
         bound_ns: run.op_within_ns,
         first_acquired_after_heal: BTreeMap::new(),
         acquisitions: Vec::new(),
@@ -377,7 +377,11 @@ impl Judge<LockNode> for LockJudge {
         }
         let starved =
             self.clients.iter().find(|c| self.first_acquired_after_heal.get(c).is_none_or(|t| *t > deadline))?;
-        let message = format!("client {starved} did not acquire the lock within {} ms of the heal", bound / MS);
+        let message = format!(
+            "client {starved} did not acquire the lock within {} ms of the end of the faults (at {:.1} ms)",
+            bound / MS,
+            self.heal_ns as f64 / 1e6
+        );
         Some(Violation::new("liveness", message, deadline, Some(*starved)))
     }
 
