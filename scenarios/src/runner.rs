@@ -161,6 +161,9 @@ pub fn run_with<P: Protocol>(
         && violations.iter().all(|v| v.kind == "liveness")
     {
         violations.extend(operation_liveness(ops, probe, end_ns, (l.op_within_ms * MS as f64) as u64));
+        if violations.is_empty() {
+            violations.extend(progress_after(ops, quiet_ns, end_ns));
+        }
     }
     let safety_failed = violations.iter().any(|v| v.kind != "liveness");
     let history_check = judge.history_check();
@@ -427,6 +430,26 @@ fn operation_liveness(history: &checker::History, from_ns: u64, end_ns: u64, bou
     None
 }
 
+/// Progress after the faults ended: if operations were invoked after `quiet_ns`, at
+/// least one of them completed (ok or fail) by the end. Judged in every scenario whose
+/// clients run past the heal, including those whose clients stop before the liveness
+/// probe (a system that elects leaders but commits nothing fails here).
+fn progress_after(history: &checker::History, quiet_ns: u64, end_ns: u64) -> Option<Violation> {
+    let after: Vec<&checker::history::Op> =
+        history.ops.iter().filter(|op| op.invoke_time_ns.is_some_and(|t| t >= quiet_ns)).collect();
+    let completed = after.iter().any(|op| matches!(op.outcome, Outcome::Ok | Outcome::Fail));
+    if after.is_empty() || completed {
+        return None;
+    }
+    let message = format!(
+        "none of the {} operations invoked after the faults ended ({:.1} ms) completed by the end ({:.1} ms)",
+        after.len(),
+        quiet_ns as f64 / 1e6,
+        end_ns as f64 / 1e6
+    );
+    Some(Violation::new("liveness", message, end_ns, None))
+}
+
 fn metrics<P: Process>(sim: &Sim<P>, history: Option<&checker::History>, faults: usize) -> RunMetrics {
     let engine = sim.metrics();
     let mut latencies: Vec<u64> = Vec::new();
@@ -470,5 +493,63 @@ fn metrics<P: Process>(sim: &Sim<P>, history: Option<&checker::History>, faults:
         latency_max_ms: percentile(1.0),
         protocol: BTreeMap::new(),
         availability: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use checker::history::EventType;
+    use checker::value::Value;
+
+    use super::*;
+
+    fn event(process: u64, kind: EventType, t_ms: u64) -> Event {
+        Event {
+            process: Some(process),
+            kind,
+            f: "put".into(),
+            key: Some(Value::Str("k".into())),
+            value: Value::Str(format!("v{process}")),
+            time_ns: Some(t_ms * MS),
+            line: 0,
+            column: 0,
+        }
+    }
+
+    /// Operations invoked after the faults ended (at 100 ms): the first at 150 ms ends
+    /// as `first`, the second at 160 ms gives up.
+    fn history(first: EventType) -> checker::History {
+        history_of(&[
+            event(1, EventType::Invoke, 50),
+            event(1, EventType::Ok, 60),
+            event(1, EventType::Invoke, 150),
+            event(2, EventType::Invoke, 160),
+            event(1, first, 170),
+            event(2, EventType::Info, 400),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn progress_after_the_faults_fires_when_nothing_completes() {
+        let violation = progress_after(&history(EventType::Info), 100 * MS, 1_000 * MS).expect("no progress");
+        assert_eq!(violation.kind, "liveness");
+        assert!(violation.message.contains("none of the 2 operations"), "{}", violation.message);
+        assert_eq!(progress_after(&history(EventType::Ok), 100 * MS, 1_000 * MS), None);
+        assert_eq!(progress_after(&history(EventType::Fail), 100 * MS, 1_000 * MS), None);
+        // Nothing invoked after the faults: nothing to judge.
+        assert_eq!(progress_after(&history(EventType::Info), 500 * MS, 1_000 * MS), None);
+    }
+
+    #[test]
+    fn quiet_after_is_the_end_of_a_pause_that_outlasts_the_heal() {
+        let pause = |at_ms: f64, duration_ms: f64| crate::scenario::Action {
+            at_ms,
+            fault: Fault::Pause { node: 0, duration_ms },
+            target: None,
+        };
+        assert_eq!(quiet_after(&[pause(50.0, 20.0)], 100 * MS), 100 * MS);
+        assert_eq!(quiet_after(&[pause(90.0, 300.0), pause(10.0, 20.0)], 100 * MS), 390 * MS);
+        assert_eq!(quiet_after(&[pause(150.0, 300.0)], 100 * MS), 100 * MS);
     }
 }
