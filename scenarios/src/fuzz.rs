@@ -173,24 +173,27 @@ fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
     if args.jobs == Some(0) {
         return Err("--jobs must be at least 1".into());
     }
-    if let Some(seeds) = args.seeds
-        && args.start_seed.checked_add(seeds).is_none()
-    {
-        return Err(format!("--start-seed {} plus --seeds {seeds} passes the largest seed", args.start_seed));
+    let asked = args.seeds.unwrap_or(100);
+    if args.time_s.is_none() && args.start_seed.checked_add(asked).is_none() {
+        return Err(format!("--start-seed {} plus --seeds {asked} passes the largest seed", args.start_seed));
     }
     prepare_out_dir(&args.out)?;
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let (shard_index, shard_count) = args.shard.unwrap_or((0, 1));
     let seeds_total = if args.time_s.is_some() { u64::MAX / 2 } else { args.seeds.unwrap_or(100) };
+    // The first seed of this shard, and the end of the campaign's seeds.
+    let first =
+        args.start_seed.saturating_add((shard_index + shard_count - args.start_seed % shard_count) % shard_count);
+    let end = args.start_seed.saturating_add(seeds_total);
     let seeds: Box<dyn Fn(usize) -> Option<u64> + Sync> = Box::new(move |k: usize| {
         // The k-th seed of this shard.
-        let first = args.start_seed + (shard_index + shard_count - args.start_seed % shard_count) % shard_count;
-        let seed = first.checked_add(k as u64 * shard_count)?;
-        (seed < args.start_seed.saturating_add(seeds_total)).then_some(seed)
+        let seed = first.checked_add((k as u64).checked_mul(shard_count)?)?;
+        (seed < end).then_some(seed)
     });
     let started = Instant::now();
     let deadline = args.time_s.map(|s| started + Duration::from_secs_f64(s));
-    let progress = Progress::new(args.time_s.is_none().then(|| count_seeds(&*seeds)), args.json);
+    let count = if first < end { (end - 1 - first) / shard_count + 1 } else { 0 };
+    let progress = Progress::new(args.time_s.is_none().then_some(count), args.json);
     // Ctrl-C stops the campaign between seeds; what was found is kept. (A handler may
     // already be set when fuzz runs twice in one process, as in tests.)
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed));
@@ -227,14 +230,6 @@ fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
     } else {
         exit::PASS
     })
-}
-
-fn count_seeds(seeds: &(dyn Fn(usize) -> Option<u64> + Sync)) -> u64 {
-    let mut k = 0;
-    while seeds(k).is_some() {
-        k += 1;
-    }
-    k as u64
 }
 
 fn prepare_out_dir(out: &Path) -> Result<(), String> {

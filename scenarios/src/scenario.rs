@@ -542,7 +542,7 @@ fn validate_nemesis(scenario: &Scenario, topology: &Topology) -> FieldResult {
             ));
         }
         if !weight.is_finite() || !(0.0..=1e6).contains(weight) {
-            return Err(field(&path, format!("{path} must be a weight from 0 to 1000000, got {weight}")));
+            return Err(field(&path, format!("{path} must be a weight from 0 to 1000000, got {weight:e}")));
         }
     }
     validate_generator(generator, scenario.duration.faults_ms)
