@@ -12,8 +12,29 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// Removes temporary files of earlier writes to `path` whose process is gone (killed
+/// before it could rename or clean up). Where processes cannot be looked up (no
+/// `/proc`), nothing is removed.
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `path` so that readers see the old file or the whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    remove_stale_temps(path);
     let temp = temp_path(path);
     let result = std::fs::File::create(&temp)
         .and_then(|mut file| {
@@ -32,6 +53,7 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), String> {
+    remove_stale_temps(path);
     let temp = temp_path(path);
     let result = std::fs::File::create(&temp)
         .and_then(|file| {
@@ -59,4 +81,23 @@ pub fn read_text(path: &Path) -> Result<String, String> {
         let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
         format!("{name}:{line}:{column}: not UTF-8 text (invalid byte at offset {offset})")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        // No process has this id (it is above Linux's largest).
+        let stale = dir.path().join(".out.json.tmp-4294967295");
+        let live = dir.path().join(format!(".out.json.tmp-{}", std::process::id()));
+        std::fs::write(&stale, b"half").unwrap();
+        std::fs::write(&live, b"mine").unwrap();
+        write_atomic(&path, b"whole").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+        assert!(!stale.exists() || !Path::new("/proc/self").exists());
+    }
 }
