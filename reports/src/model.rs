@@ -216,7 +216,7 @@ impl Scene {
 
     fn add_fault(&mut self, t: u64, fault: &Value) {
         let kind = fault.get("kind").and_then(Value::as_str).unwrap_or("fault").to_owned();
-        let label = fault.to_string();
+        let label = describe_fault(fault);
         let node = fault.get("node").and_then(Value::as_u64).map(|n| n as usize);
         match kind.as_str() {
             "heal" => self.close(&["partition", "cut", "bridge"], None, t),
@@ -253,5 +253,47 @@ impl Scene {
             "clock_drift" if fault.get("drift_ppm").and_then(Value::as_f64) == Some(0.0) => {}
             _ => self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: t, label }),
         }
+    }
+}
+
+/// A fault in words, for tooltips: `partition {0, 5} / the rest`, `pause of node 3 for
+/// 300 ms`, `clock jump of node 2 by +2000 ms`.
+pub fn describe_fault(fault: &Value) -> String {
+    let number = |key: &str| fault.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    let node = fault.get("node").and_then(Value::as_u64).map_or_else(|| "?".to_owned(), |n| n.to_string());
+    let set = |value: Option<&Value>| {
+        let ids: Vec<String> = value
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .map(|n| n.to_string())
+            .collect();
+        if ids.is_empty() { "every node".to_owned() } else { format!("{{{}}}", ids.join(", ")) }
+    };
+    match fault.get("kind").and_then(Value::as_str).unwrap_or("fault") {
+        "partition" => {
+            let groups: Vec<String> =
+                fault.get("groups").and_then(Value::as_array).into_iter().flatten().map(|g| set(Some(g))).collect();
+            format!("partition {} / the rest", groups.join(" / "))
+        }
+        "cut" => format!("one-way cut from {} to {}", set(fault.get("from")), set(fault.get("to"))),
+        "bridge" => format!(
+            "bridge: {} and {} meet only through node {}",
+            set(fault.get("left")),
+            set(fault.get("right")),
+            fault.get("bridge").and_then(Value::as_u64).unwrap_or(0)
+        ),
+        "heal" => "heal: every cut removed".to_owned(),
+        "set_links" => format!("link fault from {} to {}", set(fault.get("from")), set(fault.get("to"))),
+        "reset_links" => "links back to the scenario's network".to_owned(),
+        "crash" => format!("crash of node {node}"),
+        "crash_during_write" => format!("crash of node {node} during a storage write"),
+        "restart" => format!("restart of node {node}"),
+        "pause" => format!("pause of node {node} for {} ms", number("duration_ms")),
+        "clock_offset" => format!("clock of node {node} set off by {:+} ms", number("offset_ms")),
+        "clock_drift" => format!("clock of node {node} drifting {:+} ppm", number("drift_ppm")),
+        "clock_jump" => format!("clock jump of node {node} by {:+} ms", number("delta_ms")),
+        other => format!("{other}: {fault}"),
     }
 }

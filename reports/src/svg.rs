@@ -97,6 +97,7 @@ pub fn space_time(report: &Report, scene: &Scene) -> String {
             }
         }
     }
+    out.push_str(r##"<defs><marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="#4a6fa5"/></marker></defs>"##);
     for (node, label) in report.nodes.iter().enumerate() {
         let _ = write!(
             out,
@@ -115,7 +116,7 @@ pub fn space_time(report: &Report, scene: &Scene) -> String {
                 let class = if message.duplicate { "msg dup" } else { "msg" };
                 let _ = write!(
                     out,
-                    r#"<line class="{class}" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"><title>{} #{} {}→{}</title></line>"#,
+                    r#"<line class="{class}" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" marker-end="url(#arrow)"><title>{} #{} {}→{}</title></line>"#,
                     axis.x(message.sent_ns),
                     y(message.from),
                     axis.x(at),
@@ -141,8 +142,36 @@ pub fn space_time(report: &Report, scene: &Scene) -> String {
             _ => {}
         }
     }
+    violation_marker(&mut out, report, &axis, height, &y);
     out.push_str("</svg>");
     out
+}
+
+/// The first violation, marked where and when it happened: a ring on its node's lane,
+/// or a line across the lanes when it belongs to no node.
+fn violation_marker(out: &mut String, report: &Report, axis: &Axis, height: f64, y: &dyn Fn(usize) -> f64) {
+    let Some(violation) = report.violations.first() else { return };
+    if violation.t_ns < axis.from || violation.t_ns > axis.to || violation.t_ns == 0 {
+        return;
+    }
+    let x = axis.x(violation.t_ns);
+    let title = escape(&violation.to_string());
+    match violation.node.filter(|n| *n < report.nodes.len()) {
+        Some(node) => {
+            let _ = write!(
+                out,
+                r##"<circle class="violation" cx="{x:.1}" cy="{:.1}" r="7" fill="none" stroke="#c0392b" stroke-width="2.5"><title>{title}</title></circle>"##,
+                y(node)
+            );
+        }
+        None => {
+            let _ = write!(
+                out,
+                r##"<line class="violation" x1="{x:.1}" y1="20" x2="{x:.1}" y2="{:.1}" stroke="#c0392b" stroke-width="2" stroke-dasharray="4 3"><title>{title}</title></line>"##,
+                height - 30.0
+            );
+        }
+    }
 }
 
 fn op_lane_labels(report: &Report) -> Vec<u64> {
@@ -175,7 +204,8 @@ pub fn timeline(report: &Report, scene: &Scene) -> String {
             escape(&fault.label)
         );
     }
-    if let Some(heal) = report.heal_ns {
+    // A run that stopped before its heal (at a violation, say) never healed.
+    if let Some(heal) = report.heal_ns.filter(|heal| *heal <= report.end_ns) {
         let x = axis.x(heal);
         let _ = write!(
             out,

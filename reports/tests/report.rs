@@ -197,3 +197,24 @@ fn linearizability_failures_show_the_checker_explanation() {
     );
     assert!(markdown.contains("Model states reachable there: `1`"));
 }
+
+#[test]
+fn the_violation_is_marked_messages_have_arrowheads_and_faults_read_as_words() {
+    let report = scripted_report();
+    let html = reports::html(&report);
+    let body = html.trim_start_matches("<!DOCTYPE html>\n");
+    let document = roxmltree::Document::parse(body).expect("well-formed markup");
+    // The violation at 330 ms on node 2: one ring in the space-time diagram.
+    assert_eq!(count(&document, "circle", "violation"), 1);
+    let lines = document.descendants().filter(|n| n.has_tag_name("line") && n.attribute("class") == Some("msg"));
+    assert!(lines.clone().count() > 0 && lines.clone().all(|n| n.attribute("marker-end") == Some("url(#arrow)")));
+    let scene = reports::Scene::from_trace(&report.trace, report.end_ns);
+    let labels: Vec<&str> = scene.faults.iter().map(|f| f.label.as_str()).collect();
+    assert!(labels.iter().all(|l| !l.contains('{') || l.starts_with("partition")), "{labels:?}");
+    assert!(labels.iter().any(|l| l.starts_with("pause of node")), "{labels:?}");
+    // A run that ended before its heal draws no heal marker.
+    let mut early = scripted_report();
+    early.heal_ns = Some(early.end_ns + 1);
+    assert!(!reports::html(&early).contains("class=\"heal\""));
+    assert!(reports::html(&report).contains("class=\"heal\""));
+}
