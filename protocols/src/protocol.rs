@@ -189,6 +189,12 @@ pub trait Protocol: 'static {
     #[allow(clippy::type_complexity)]
     fn build(settings: &Self::Settings, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> Self::Node>, Self::Judge);
 
+    /// A short label for a message in reports (`AE t6 i42..44`, `SET NX lock`); none for
+    /// the message's kind alone.
+    fn message_label(_msg: &<Self::Node as Process>::Msg) -> Option<String> {
+        None
+    }
+
     /// Smaller versions of the settings for the shrinker to try, most promising first
     /// (a slower workload, fewer keys). Each must still be valid.
     fn shrink(_settings: &Self::Settings) -> Vec<Self::Settings> {

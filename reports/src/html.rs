@@ -27,7 +27,7 @@ svg { display: block; margin: 6px 0; font: 10px sans-serif; }
 .op.ok { fill: #3a9d5d; } .op.fail { fill: #c0392b; } .op.info { fill: #e6a23c; }
 .lat.ok { fill: #3a9d5d; opacity: 0.7; } .lat.fail { fill: #c0392b; opacity: 0.7; }
 .heal { stroke: #2a8a4a; stroke-dasharray: 4 3; }
-.term { fill: #fff; font-size: 10px; }
+.msglabel { font-size: 9px; } .term { fill: #fff; font-size: 10px; }
 .legend span { display: inline-block; margin-right: 14px; } .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; vertical-align: middle; }
 "#;
 
@@ -68,6 +68,11 @@ pub fn html(report: &Report) -> String {
         from as f64 / 1e6,
         to as f64 / 1e6
     );
+    out.push_str(r#"<p class="legend">"#);
+    for (kind, colour) in crate::model::message_colours(&scene.messages) {
+        let _ = write!(out, r#"<span><i class="swatch" style="background:{colour}"></i>{}</span>"#, escape(&kind));
+    }
+    out.push_str("</p>");
     out.push_str(&svg::space_time(report, &scene));
     if !report.ops.is_empty() {
         out.push_str(r#"<h2>Client operations</h2><p class="legend"><span><i class="swatch op ok" style="background:#3a9d5d"></i>ok</span><span><i class="swatch" style="background:#c0392b"></i>fail</span><span><i class="swatch" style="background:#e6a23c"></i>info (indeterminate)</span><span>shaded: faults</span></p>"#);

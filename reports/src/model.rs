@@ -101,6 +101,10 @@ pub struct Message {
     pub dropped: Option<String>,
     pub duplicate: bool,
     pub label: String,
+    /// The message's kind (its variant), for colours.
+    pub kind: String,
+    /// Its contents, compact and cut at 300 characters, for hovering.
+    pub contents: String,
 }
 
 /// A fault over an interval (or an instant, when `until_ns == from_ns`).
@@ -163,7 +167,14 @@ impl Scene {
                         delivered_ns: None,
                         dropped: None,
                         duplicate: false,
-                        label: event.get("msg").map(message_label).unwrap_or_default(),
+                        label: event
+                            .get("label")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                            .or_else(|| event.get("msg").map(message_label))
+                            .unwrap_or_default(),
+                        kind: event.get("msg").map(message_label).unwrap_or_default(),
+                        contents: event.get("msg").map(|m| shorten(&m.to_string(), 300)).unwrap_or_default(),
                     });
                 }
                 Some("duplicate") => {
@@ -296,4 +307,25 @@ pub fn describe_fault(fault: &Value) -> String {
         "clock_jump" => format!("clock jump of node {node} by {:+} ms", number("delta_ms")),
         other => format!("{other}: {fault}"),
     }
+}
+
+/// `text` cut at `max` characters, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// A colour for each message kind in `messages`, in order of first appearance.
+pub fn message_colours(messages: &[Message]) -> Vec<(String, &'static str)> {
+    const PALETTE: [&str; 8] = ["#4a6fa5", "#2a8a4a", "#d35400", "#8e44ad", "#16a085", "#c0392b", "#7f8c8d", "#b7950b"];
+    let mut out: Vec<(String, &'static str)> = Vec::new();
+    for message in messages {
+        if !out.iter().any(|(kind, _)| *kind == message.kind) {
+            let colour = PALETTE[out.len() % PALETTE.len()];
+            out.push((message.kind.clone(), colour));
+        }
+    }
+    out
 }

@@ -110,22 +110,34 @@ pub fn space_time(report: &Report, scene: &Scene) -> String {
         );
     }
     axis.ticks(&mut out, 20.0, height - 30.0);
+    let colours = crate::model::message_colours(&scene.messages);
+    let in_window = scene.messages.iter().filter(|m| m.delivered_ns.is_some_and(|t| t >= from && t <= to)).count();
+    let label_room = in_window <= 60;
     for message in &scene.messages {
         match (message.delivered_ns, &message.dropped) {
             (Some(at), _) if at >= from && at <= to => {
                 let class = if message.duplicate { "msg dup" } else { "msg" };
+                let colour = colours.iter().find(|(k, _)| *k == message.kind).map_or("#4a6fa5", |(_, c)| c);
+                let (x1, y1, x2, y2) = (axis.x(message.sent_ns), y(message.from), axis.x(at), y(message.to));
                 let _ = write!(
                     out,
-                    r#"<line class="{class}" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" marker-end="url(#arrow)"><title>{} #{} {}→{}</title></line>"#,
-                    axis.x(message.sent_ns),
-                    y(message.from),
-                    axis.x(at),
-                    y(message.to),
+                    r#"<line class="{class}" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" style="stroke:{colour}" marker-end="url(#arrow)"><title>{} #{} {}→{}: {}</title></line>"#,
                     escape(&message.label),
                     message.id,
                     message.from,
-                    message.to
+                    message.to,
+                    escape(&message.contents)
                 );
+                // Labels where there is room for them: a zoomed-in window.
+                if label_room {
+                    let _ = write!(
+                        out,
+                        r#"<text class="msglabel" x="{:.1}" y="{:.1}" fill="{colour}">{}</text>"#,
+                        (x1 + x2) / 2.0 + 2.0,
+                        (y1 + y2) / 2.0 - 2.0,
+                        escape(&message.label)
+                    );
+                }
             }
             (None, Some(reason)) if message.sent_ns >= from && message.sent_ns <= to => {
                 let (x, yy) = (axis.x(message.sent_ns), y(message.from));

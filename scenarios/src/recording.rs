@@ -129,8 +129,18 @@ impl Recorder {
 
 impl<M: Serialize, O: Serialize> TraceSink<M, O> for Recording {
     fn record(&mut self, event: &TraceEvent<'_, M, O>) {
-        let value = serde_json::to_value(event)
+        self.record_labelled(event, None);
+    }
+}
+
+impl Recording {
+    /// Records `event`, with a protocol's short label for its message if it has one.
+    pub fn record_labelled<M: Serialize, O: Serialize>(&mut self, event: &TraceEvent<'_, M, O>, label: Option<String>) {
+        let mut value = serde_json::to_value(event)
             .unwrap_or_else(|e| serde_json::json!({"event": "unserialisable", "error": e.to_string()}));
+        if let (Some(label), Value::Object(map)) = (label, &mut value) {
+            map.insert("label".to_owned(), Value::String(label));
+        }
         let mut recorder = self.0.borrow_mut();
         if let Some((writer, _, path)) = recorder.file.as_mut()
             && let Err(e) = writeln!(writer, "{value}")

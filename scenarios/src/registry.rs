@@ -100,12 +100,28 @@ impl<P: Protocol> DynProtocol for Entry<P> {
         trace: Option<&crate::recording::Recording>,
     ) -> Result<RunOutcome, String> {
         let settings = settings_of::<P>(scenario)?;
-        let sink = trace.map(|m| Box::new(m.clone()) as crate::runner::NodeSink<P::Node>);
+        let sink = trace.map(|r| Box::new(Labelled::<P>(r.clone(), PhantomData)) as crate::runner::NodeSink<P::Node>);
         run_with::<P>(&settings, scenario, seed, sink)
     }
 
     fn shrink_settings(&self, scenario: &Scenario) -> Vec<serde_json::Value> {
         let Ok(settings) = settings_of::<P>(scenario) else { return Vec::new() };
         P::shrink(&settings).iter().filter_map(|s| serde_json::to_value(s).ok()).collect()
+    }
+}
+
+/// A recording that labels messages the protocol's way.
+struct Labelled<P>(crate::recording::Recording, PhantomData<fn() -> P>);
+
+type NodeMsg<P> = <<P as Protocol>::Node as sim_core::Process>::Msg;
+type NodeObs<P> = <<P as Protocol>::Node as sim_core::Process>::Obs;
+
+impl<P: Protocol> sim_core::TraceSink<NodeMsg<P>, NodeObs<P>> for Labelled<P> {
+    fn record(&mut self, event: &sim_core::TraceEvent<'_, NodeMsg<P>, NodeObs<P>>) {
+        let label = match event {
+            sim_core::TraceEvent::Send { msg, .. } | sim_core::TraceEvent::Deliver { msg, .. } => P::message_label(msg),
+            _ => None,
+        };
+        self.0.record_labelled(event, label);
     }
 }

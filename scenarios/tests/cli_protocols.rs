@@ -218,3 +218,33 @@ fn lock_liveness_counts_from_the_end_of_a_pause_that_outlasts_the_heal() {
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     assert!(stdout(&output).contains("of the end of the faults (at 3090.0 ms)"), "{}", stdout(&output));
 }
+
+#[test]
+fn messages_carry_the_protocols_labels_in_traces_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl").display().to_string();
+    let html = dir.path().join("r.html").display().to_string();
+    let run = dsim(&["run", "raft", "--seed", "3", "--variant", "commit-old-term", "--trace", &trace]);
+    assert_eq!(run.status.code(), Some(1));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.lines().any(|l| l.contains("\"label\":\"RV t17\"")), "Raft labels its RequestVote");
+    assert!(text.lines().any(|l| l.contains("\"label\":\"AE t")), "and its AppendEntries");
+    let run = dsim(&[
+        "run",
+        "raft",
+        "--seed",
+        "3",
+        "--variant",
+        "commit-old-term",
+        "--report",
+        &html,
+        "--window",
+        "5080-5120",
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(html.contains("<text class=\"msglabel\"") && html.contains(">RV t17<"), "labels drawn in a narrow window");
+    let lock = dir.path().join("l.jsonl").display().to_string();
+    dsim(&["run", "redis-lock-gc-pause", "--trace", &lock]);
+    assert!(std::fs::read_to_string(&lock).unwrap().contains("\"label\":\"SET lock NX PX 100\""));
+}

@@ -10,7 +10,7 @@ use checker::value::Value;
 use serde::{Deserialize, Serialize};
 use sim_core::{MS, NodeId, Observation, Sim};
 
-use super::{LockNode, LockObs, LockOracle, LockSettings, LockVariant};
+use super::{LockMsg, LockNode, LockObs, LockOracle, LockSettings, LockVariant};
 use crate::protocol::{
     Cluster, FieldError, HistoryCheck, Judge, NodeInfo, Protocol, RunSpec, Span, Topology, VariantInfo, VariantKind,
 };
@@ -153,6 +153,26 @@ fn build_locks(
     (Box::new(move |id| LockNode::new(id, &shared)), judge)
 }
 
+/// Labels of the lock protocols' messages, as their Redis commands read.
+fn lock_label(msg: &LockMsg) -> Option<String> {
+    Some(match msg {
+        LockMsg::SetNxPx { key, ttl_ms, .. } => format!("SET {key} NX PX {ttl_ms}"),
+        LockMsg::SetNxPxFence { key, ttl_ms, .. } => format!("SET {key} NX PX {ttl_ms} +INCR"),
+        LockMsg::SetNx { key, .. } => format!("SETNX {key}"),
+        LockMsg::Expire { key, ttl_ms, .. } => format!("EXPIRE {key} {ttl_ms}"),
+        LockMsg::DelIfEquals { key, .. } => format!("DEL {key} if mine"),
+        LockMsg::Del { key, .. } => format!("DEL {key}"),
+        LockMsg::Incr { key, .. } => format!("INCR {key}"),
+        LockMsg::Get { key, .. } => format!("GET {key}"),
+        LockMsg::Reply { reply, .. } => format!("{reply:?}"),
+        LockMsg::Read { fence, .. } => fence.map_or_else(|| "read".to_owned(), |f| format!("read f{f}")),
+        LockMsg::Write { fence, value, .. } => {
+            fence.map_or_else(|| format!("write {value}"), |f| format!("write {value} f{f}"))
+        }
+        LockMsg::StorageAnswer { reply, .. } => format!("{reply:?}"),
+    })
+}
+
 impl Protocol for RedisLock {
     const NAME: &'static str = "redis-lock";
     const DESCRIPTION: &'static str = "a lock on one Redis instance: SET NX PX, expiry, optional fencing";
@@ -197,6 +217,10 @@ impl Protocol for RedisLock {
     fn build(settings: &LocksConfig, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {
         build_locks(settings, run, false)
     }
+
+    fn message_label(msg: &LockMsg) -> Option<String> {
+        lock_label(msg)
+    }
 }
 
 impl Protocol for RedLock {
@@ -234,6 +258,10 @@ impl Protocol for RedLock {
 
     fn build(settings: &LocksConfig, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {
         build_locks(settings, run, true)
+    }
+
+    fn message_label(msg: &LockMsg) -> Option<String> {
+        lock_label(msg)
     }
 }
 
