@@ -229,6 +229,12 @@ pub trait Judge<N: Process> {
         None
     }
 
+    /// The role (and epoch) of a node that has just restarted and recovered, read from
+    /// its recovered state (Raft: a follower of its durable term).
+    fn restart_role(&self, node: NodeId, _sim: &Sim<N>) -> (Option<String>, Option<u64>) {
+        (self.initial_role(node), None)
+    }
+
     /// Which check the client history gets.
     fn history_check(&self) -> HistoryCheck;
 

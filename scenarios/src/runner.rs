@@ -287,7 +287,7 @@ impl Drive {
                     if let Some(stop) = sim.run_until(bound_ns) {
                         return Some(stop);
                     }
-                    self.note_up_changes(sim);
+                    self.note_up_changes(judge, sim);
                     let (at_ns, role, fault) = aimed?;
                     self.aimed_cursor += 1;
                     if let Some(node) = judge.target(&role, sim) {
@@ -296,7 +296,7 @@ impl Drive {
                     continue;
                 }
             }
-            self.note_up_changes(sim);
+            self.note_up_changes(judge, sim);
             self.read_observations(judge, sim);
         }
     }
@@ -324,16 +324,20 @@ impl Drive {
 
     /// Nodes with roles that went down or came back since the last step, as role
     /// changes (`down`, then the role a node starts in).
-    fn note_up_changes<N: Process>(&mut self, sim: &Sim<N>) {
+    fn note_up_changes<N: Process, J: Judge<N>>(&mut self, judge: &J, sim: &Sim<N>) {
         for node in 0..self.up.len() {
-            let Some(initial) = &self.initial_roles[node] else { continue };
+            if self.initial_roles[node].is_none() {
+                continue;
+            }
             let up = sim.is_up(node);
             if up == self.up[node] {
                 continue;
             }
             self.up[node] = up;
-            let role = if up { initial.clone() } else { "down".to_owned() };
-            self.roles.push(RoleChange { t_ns: sim.now_ns(), node, role, epoch: None });
+            let (role, epoch) = if up { judge.restart_role(node, sim) } else { (Some("down".to_owned()), None) };
+            if let Some(role) = role {
+                self.roles.push(RoleChange { t_ns: sim.now_ns(), node, role, epoch });
+            }
         }
     }
 }

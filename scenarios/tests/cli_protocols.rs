@@ -248,3 +248,20 @@ fn messages_carry_the_protocols_labels_in_traces_and_reports() {
     dsim(&["run", "redis-lock-gc-pause", "--trace", &lock]);
     assert!(std::fs::read_to_string(&lock).unwrap().contains("\"label\":\"SET lock NX PX 100\""));
 }
+
+#[test]
+fn a_restarted_raft_server_is_drawn_as_a_follower_of_its_durable_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl").display().to_string();
+    assert_eq!(dsim(&["run", "raft-crash-restart", "--seed", "1", "--trace", &trace]).status.code(), Some(0));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let roles = header["roles"].as_array().unwrap();
+    let restarts: Vec<&serde_json::Value> =
+        roles.windows(2).filter(|w| w[0]["role"] == "down" && w[1]["node"] == w[0]["node"]).map(|w| &w[1]).collect();
+    assert!(!restarts.is_empty(), "the scenario crashes servers");
+    assert!(
+        restarts.iter().all(|r| r["role"] == "follower" && r["epoch"].as_u64().is_some_and(|t| t > 0)),
+        "{restarts:?}"
+    );
+}

@@ -159,6 +159,11 @@ impl Judge<RaftNode> for RaftJudge {
         (node < self.servers).then(|| "follower".to_owned())
     }
 
+    fn restart_role(&self, node: NodeId, sim: &Sim<RaftNode>) -> (Option<String>, Option<u64>) {
+        let term = server_of(sim, self.servers, node).map(Server::current_term);
+        (self.initial_role(node), term)
+    }
+
     fn history_check(&self) -> HistoryCheck {
         HistoryCheck::Required(ModelKind::Kv)
     }
