@@ -295,20 +295,26 @@ pub fn latency(report: &Report) -> String {
     out
 }
 
+/// The lanes of a per-node chart (one per node named, in id order), its height, and
+/// the opening of its `<svg>` element of class `class`.
+fn lane_chart(class: &str, nodes: impl Iterator<Item = usize>) -> (Vec<usize>, f64, String) {
+    let mut lanes: Vec<usize> = nodes.collect();
+    lanes.sort_unstable();
+    lanes.dedup();
+    let height = 30.0 + lanes.len() as f64 * LANE + 30.0;
+    let width = LEFT + WIDTH + 20.0;
+    let open = format!(
+        r#"<svg class="{class}" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}">"#
+    );
+    (lanes, height, open)
+}
+
 /// Each node's role over time, labelled with its epoch (a term); a lane per node that
 /// has roles.
 pub fn roles(report: &Report) -> String {
     let axis = Axis { from: 0, to: report.end_ns.max(1) };
     let colours = crate::model::role_colours(&report.roles);
-    let mut lanes: Vec<usize> = report.roles.iter().map(|r| r.node).collect();
-    lanes.sort_unstable();
-    lanes.dedup();
-    let height = 30.0 + lanes.len() as f64 * LANE + 30.0;
-    let mut out = format!(
-        r#"<svg class="roles" width="{:.0}" height="{height:.0}" viewBox="0 0 {:.0} {height:.0}">"#,
-        LEFT + WIDTH + 20.0,
-        LEFT + WIDTH + 20.0
-    );
+    let (lanes, height, mut out) = lane_chart("roles", report.roles.iter().map(|r| r.node));
     for (lane, &node) in lanes.iter().enumerate() {
         let yy = 30.0 + lane as f64 * LANE;
         let label = report.nodes.get(node).cloned().unwrap_or_else(|| format!("node {node}"));
@@ -342,15 +348,7 @@ pub fn roles(report: &Report) -> String {
 /// Spans on their nodes' lanes (lock beliefs, grants), overlaps of exclusive spans in red.
 pub fn spans(report: &Report) -> String {
     let axis = Axis { from: 0, to: report.end_ns.max(1) };
-    let mut lanes: Vec<usize> = report.spans.iter().map(|s| s.node).collect();
-    lanes.sort_unstable();
-    lanes.dedup();
-    let height = 30.0 + lanes.len() as f64 * LANE + 30.0;
-    let mut out = format!(
-        r#"<svg class="spans" width="{:.0}" height="{height:.0}" viewBox="0 0 {:.0} {height:.0}">"#,
-        LEFT + WIDTH + 20.0,
-        LEFT + WIDTH + 20.0
-    );
+    let (lanes, height, mut out) = lane_chart("spans", report.spans.iter().map(|s| s.node));
     for (from, to) in crate::model::overlaps(&report.spans) {
         let (x1, x2) = (axis.x(from), axis.x(to.min(axis.to)));
         let _ = write!(
