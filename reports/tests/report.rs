@@ -154,7 +154,7 @@ fn markdown_snapshot() {
 #[test]
 fn perfetto_round_trips_and_matches_the_trace() {
     let report = scripted_report();
-    let document = reports::perfetto(&report.trace, &report.nodes);
+    let document = reports::perfetto(&report.trace, &report.nodes, &report.violations);
     let text = serde_json::to_string(&document).unwrap();
     let back: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(back, document);
@@ -162,8 +162,13 @@ fn perfetto_round_trips_and_matches_the_trace() {
     let of = |ph: &str, cat: &str| events.iter().filter(|e| e["ph"] == ph && e["cat"] == cat).count();
     let in_trace = |kind: &str| report.trace.iter().filter(|e| e["event"] == kind).count();
     assert_eq!(of("X", "deliver"), in_trace("deliver"));
-    assert_eq!(of("f", "msg"), in_trace("deliver"));
+    // Every flow ends: at its delivery, or where the message was dropped.
+    assert_eq!(of("f", "msg"), in_trace("deliver") + in_trace("drop"));
     assert_eq!(of("s", "msg"), in_trace("send"));
+    // The crash of node 1 (250–300 ms) is a down slice; the violation an instant.
+    assert_eq!(of("B", "down"), 1);
+    assert_eq!(of("E", "down"), 1);
+    assert_eq!(of("i", "violation"), 1);
     assert_eq!(of("X", "timer"), in_trace("timer"));
     assert_eq!(of("i", "fault"), in_trace("fault"));
     assert_eq!(of("i", "drop"), in_trace("drop"));

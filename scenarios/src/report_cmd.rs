@@ -198,7 +198,11 @@ pub fn write_trace(
             }
             text
         }
-        TraceFormat::Perfetto => reports::perfetto(trace, nodes).to_string(),
+        TraceFormat::Perfetto => {
+            let violations: Vec<checker::Violation> =
+                header.get("violations").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+            reports::perfetto(trace, nodes, &violations).to_string()
+        }
     };
     write_atomic(path, text.as_bytes())
 }
