@@ -27,18 +27,27 @@ pub struct Reader<'a> {
     /// as the reader advances, so positions cost nothing extra to compute.
     line: usize,
     line_start: usize,
+    /// The last column computed: (byte offset, characters from the line start to it).
+    /// Columns are counted on from there, so asking for positions as the reader advances
+    /// along one long line costs linear time in all, not quadratic.
+    column_mark: std::cell::Cell<(usize, usize)>,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(text: &'a str) -> Self {
-        Reader { text: text.as_bytes(), pos: 0, line: 1, line_start: 0 }
+        Reader { text: text.as_bytes(), pos: 0, line: 1, line_start: 0, column_mark: std::cell::Cell::new((0, 0)) }
     }
 
     /// The current position as (line, column), column counted in characters.
     pub fn position(&self) -> (usize, usize) {
-        let upto = &self.text[self.line_start..self.pos];
-        let column = std::str::from_utf8(upto).map(|s| s.chars().count()).unwrap_or(upto.len()) + 1;
-        (self.line, column)
+        let (mut from, mut count) = self.column_mark.get();
+        if from < self.line_start || from > self.pos {
+            (from, count) = (self.line_start, 0);
+        }
+        // Characters are the bytes that do not continue a UTF-8 sequence.
+        count += self.text[from..self.pos].iter().filter(|b| (**b & 0xC0) != 0x80).count();
+        self.column_mark.set((self.pos, count));
+        (self.line, count + 1)
     }
 
     fn error(&self, message: impl Into<String>) -> EdnError {

@@ -76,6 +76,11 @@ struct CheckOutput<'a> {
     format: &'static str,
     format_inferred: bool,
     model_inferred: bool,
+    /// The initial value the check assumed (EDN text; `nil` when none was given).
+    initial: String,
+    /// Wall time of reading and parsing the file, and of the check.
+    parse_s: f64,
+    check_s: f64,
     #[serde(flatten)]
     report: &'a Report,
 }
@@ -106,6 +111,10 @@ type Checked = ((serde_json::Value, Verdict), String);
 
 fn check_file(args: &CheckArgs) -> Result<Checked, String> {
     let name = args.file.display().to_string();
+    if !(1..=1_048_576).contains(&args.budget_memory_mb) {
+        return Err(format!("--budget-memory-mb must be 1 to 1048576, got {}", args.budget_memory_mb));
+    }
+    let started = std::time::Instant::now();
     let text = crate::output::read_text(std::path::Path::new(&args.file))?;
     let (format, format_inferred) = match args.format {
         FormatArg::Auto => (detect_format(Some(&name), &text), true),
@@ -114,6 +123,10 @@ fn check_file(args: &CheckArgs) -> Result<Checked, String> {
         FormatArg::Json => (Format::Json, false),
     };
     let history = parse_history(&text, format).map_err(|e| format!("{name}:{}:{}: {}", e.line, e.column, e.message))?;
+    if history.ops.is_empty() {
+        return Err(format!("no operations found in {name} (format {})", format.name()));
+    }
+    let parse_s = started.elapsed().as_secs_f64();
     let initial = match &args.initial {
         Some(text) => Some(checker::edn::parse(text).map_err(|e| format!("--initial {text:?}: {e}"))?),
         None => None,
@@ -126,14 +139,27 @@ fn check_file(args: &CheckArgs) -> Result<Checked, String> {
         budget: Budget { steps_max: args.budget_steps, cache_bytes_max: (args.budget_memory_mb as usize) << 20 },
         split: !args.no_split,
     };
+    let started = std::time::Instant::now();
     let report = checker::check(kind, initial.as_ref(), &history, &options)
         .map_err(|e| format!("{name}:{}: {}", e.line, e.message))?;
+    let check_s = started.elapsed().as_secs_f64();
+    let initial = args.initial.clone().unwrap_or_else(|| "nil".to_owned());
     let mut text = String::new();
     let said = |inferred: bool| if inferred { " (inferred)" } else { "" };
     text.push_str(&format!("file: {name}\nformat: {}{}\n", format.name(), said(format_inferred)));
-    text.push_str(&format!("model: {}{}\n", kind.name(), said(model_inferred)));
+    text.push_str(&format!("model: {}{}\ninitial value: {initial}\n", kind.name(), said(model_inferred)));
+    text.push_str(&format!("parse: {parse_s:.3} s, check: {check_s:.3} s\n"));
     text.push_str(&checker::render_text(&report));
-    let output = CheckOutput { file: name, format: format.name(), format_inferred, model_inferred, report: &report };
+    let output = CheckOutput {
+        file: name,
+        format: format.name(),
+        format_inferred,
+        model_inferred,
+        initial,
+        parse_s,
+        check_s,
+        report: &report,
+    };
     let json = serde_json::to_value(&output).expect("serialisable");
     Ok(((json, report.verdict), text))
 }

@@ -118,3 +118,47 @@ fn bench_checker_quick_prints_json() {
     assert!(cases.iter().all(|c| c["ops_per_sec"].as_f64().unwrap() > 0.0));
     assert_eq!(cases[0]["verdicts"], "51 pass, 51 violation, 0 unknown");
 }
+
+#[test]
+fn empty_histories_and_wrong_formats_are_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.edn");
+    std::fs::write(&empty, "").unwrap();
+    let output = dsim(&["check", empty.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no operations found in"), "{output:?}");
+    let output = dsim(&["check", &sample("kv-c01-ok.txt"), "--format", "jepsen-log"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("(format jepsen-log)"), "{output:?}");
+    let output = dsim(&["check", &sample("kv-c01-ok.txt"), "--budget-memory-mb", "17592186044416"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn a_one_line_history_parses_with_positions_and_times_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one-line.edn");
+    let ops: Vec<String> = (0..20_000)
+        .flat_map(|i| {
+            let p = i % 10;
+            [
+                format!("{{:process {p}, :type :invoke, :f :write, :value {i}}}"),
+                format!("{{:process {p}, :type :ok, :f :write, :value {i}}}"),
+            ]
+        })
+        .collect();
+    std::fs::write(&path, format!("[{}]", ops.join(" "))).unwrap();
+    let output = dsim(&["check", path.to_str().unwrap(), "--initial", "0", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let json = json_of(&output);
+    assert_eq!(json["ops"], 20_000);
+    assert!(json["parse_s"].as_f64().is_some() && json["check_s"].as_f64().is_some());
+    assert_eq!(json["initial"], "0");
+    // An error at the end of the long line names its column.
+    std::fs::write(&path, format!("[{} {{:process 1, :type :ok :f}}]", ops.join(" "))).unwrap();
+    let output = dsim(&["check", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&output.stderr).into_owned();
+    let column = ops.join(" ").chars().count() + 2 + "{:process 1, :type :ok :f".len() + 1;
+    assert!(message.contains(&format!(":1:{column}:")), "{message} (expected column {column})");
+}
