@@ -175,6 +175,9 @@ pub fn check(
     }
 }
 
+/// The longest step slice partitions are interleaved with; after it, each runs to its end.
+const INTERLEAVE_SLICE_MAX: u64 = 16_384;
+
 /// Checks `history` against any model.
 pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions) -> Result<Report, ModelError> {
     let partitions = partition(&model, history, options.split);
@@ -192,35 +195,62 @@ pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions
     };
     let mut steps_left = options.budget.steps_max;
     let mut exhausted: Option<Exhausted> = None;
-    for (key, members) in &partitions {
+    // Every partition compiled first, then searched in rounds of doubling step slices
+    // (then to the end), in key order within a round: the first partition refuted ends
+    // the check. Which one
+    // that is depends on the input alone, so the answer is deterministic; a history whose
+    // cheapest refutation is in its last partition costs little more than that one.
+    let mut models = Vec::with_capacity(partitions.len());
+    let mut compiled = Vec::with_capacity(partitions.len());
+    for (_, members) in &partitions {
         let mut model = model.clone();
         let (ops, origin) = compile(&mut model, history, members)?;
         report.ops_checked += ops.len();
-        let (outcome, stats) =
-            search::search(&mut model, &ops, &mut steps_left, options.budget.cache_bytes_max, options.budget.steps_max);
-        note_stats(&mut report, &stats);
-        match outcome {
-            search::Outcome::Linearizable => {}
-            search::Outcome::Unknown(reason) => {
-                exhausted.get_or_insert(reason);
-                if matches!(reason, Exhausted::Steps { .. }) {
-                    break;
+        models.push(model);
+        compiled.push((ops, origin));
+    }
+    let mut searches: Vec<Option<search::Search<'_, M>>> =
+        compiled.iter().zip(models.iter_mut()).map(|((ops, _), model)| Some(search::Search::new(model, ops))).collect();
+    let mut slice: u64 = 1_024;
+    'rounds: while searches.iter().any(Option::is_some) {
+        for index in 0..searches.len() {
+            let Some(search) = searches[index].as_mut() else { continue };
+            let budget = &options.budget;
+            let Some(outcome) =
+                search.run(&mut models[index], slice, &mut steps_left, budget.cache_bytes_max, budget.steps_max)
+            else {
+                continue;
+            };
+            note_stats(&mut report, &search.stats());
+            // A finished partition's memory is given back at once.
+            searches[index] = None;
+            match outcome {
+                search::Outcome::Linearizable => {}
+                search::Outcome::Unknown(reason) => {
+                    exhausted.get_or_insert(reason);
+                    if matches!(reason, Exhausted::Steps { .. }) {
+                        break 'rounds;
+                    }
                 }
-            }
-            search::Outcome::NotLinearizable(stuck) => {
-                let explanation = Explanation {
-                    partition: key.as_ref().map(Value::to_string),
-                    op: OpSummary::of(&history.ops[origin[stuck.op]]),
-                    prefix: stuck.prefix.iter().map(|i| OpSummary::of(&history.ops[origin[*i]])).collect(),
-                    states: stuck.states.iter().map(|s| model.describe(s)).collect(),
-                };
-                let earlier = report.explanation.as_ref().is_none_or(|e| explanation.op.index < e.op.index);
-                if earlier {
-                    report.explanation = Some(explanation);
+                search::Outcome::NotLinearizable(stuck) => {
+                    let (key, origin) = (&partitions[index].0, &compiled[index].1);
+                    report.explanation = Some(Explanation {
+                        partition: key.as_ref().map(Value::to_string),
+                        op: OpSummary::of(&history.ops[origin[stuck.op]]),
+                        prefix: stuck.prefix.iter().map(|i| OpSummary::of(&history.ops[origin[*i]])).collect(),
+                        states: stuck.states.iter().map(|s| models[index].describe(s)).collect(),
+                    });
+                    report.verdict = Verdict::Violation;
+                    break 'rounds;
                 }
-                report.verdict = Verdict::Violation;
             }
         }
+        // Interleaving keeps every unfinished partition's memo alive; after slices of
+        // 16,384 steps the rest run one at a time, to the end, in key order.
+        slice = if slice >= INTERLEAVE_SLICE_MAX { u64::MAX } else { slice * 2 };
+    }
+    for search in searches.iter().flatten() {
+        note_stats(&mut report, &search.stats());
     }
     if report.verdict == Verdict::Pass
         && let Some(reason) = exhausted

@@ -302,7 +302,162 @@ enum Cursor {
     Entry(usize),
 }
 
-/// Searches for a linearization of `ops` from the model's initial state.
+/// A search that can be run a slice of steps at a time, so that a check can interleave
+/// the partitions of a history and stop at the first refuted one.
+pub struct Search<'o, M: Model> {
+    ops: &'o [SearchOp<M::Op>],
+    list: List,
+    classes: Classes,
+    /// Bit of each determinate operation: its rank in invocation order.
+    bit: Vec<usize>,
+    linearized: Vec<u64>,
+    memo: Memo<M::State>,
+    stats: Stats,
+    state: M::State,
+    stack: Vec<(Choice, M::State)>,
+    returns_left: usize,
+    stuck: Option<(usize, Stuck<M::State>)>,
+    cursor: Cursor,
+}
+
+impl<'o, M: Model> Search<'o, M> {
+    /// A search for a linearization of `ops` from the model's initial state.
+    pub fn new(model: &mut M, ops: &'o [SearchOp<M::Op>]) -> Self {
+        let list = List::build(ops);
+        let classes = Classes::build(ops);
+        let determinate_count = ops.iter().filter(|op| op.ret.is_some()).count();
+        let mut bit = vec![usize::MAX; ops.len()];
+        let mut determinate_ops: Vec<usize> = (0..ops.len()).filter(|i| ops[*i].ret.is_some()).collect();
+        determinate_ops.sort_by_key(|i| ops[*i].call);
+        for (rank, op) in determinate_ops.iter().enumerate() {
+            bit[*op] = rank;
+        }
+        let memo = Memo::new(classes.members.len());
+        Search {
+            ops,
+            list,
+            classes,
+            bit,
+            linearized: vec![0u64; determinate_count.div_ceil(64)],
+            memo,
+            stats: Stats::default(),
+            state: model.init(),
+            stack: Vec::new(),
+            returns_left: determinate_count,
+            stuck: None,
+            cursor: Cursor::Class(0),
+        }
+    }
+
+    /// The work done so far.
+    pub fn stats(&self) -> Stats {
+        Stats { steps: self.stats.steps, cache_entries: self.memo.table.len(), cache_bytes: self.memo.bytes }
+    }
+
+    /// Runs at most `slice` steps (and no more than `steps_left`, which it spends):
+    /// `Some` with the outcome when the search ended, `None` when the slice ran out.
+    pub fn run(
+        &mut self,
+        model: &mut M,
+        slice: u64,
+        steps_left: &mut u64,
+        cache_bytes_max: usize,
+        steps_limit: u64,
+    ) -> Option<Outcome<M::State>> {
+        let ops = self.ops;
+        let mut slice_left = slice;
+        loop {
+            if self.returns_left == 0 {
+                return Some(Outcome::Linearizable);
+            }
+            if *steps_left == 0 {
+                return Some(Outcome::Unknown(Exhausted::Steps { limit: steps_limit }));
+            }
+            if slice_left == 0 {
+                return None;
+            }
+            slice_left -= 1;
+            *steps_left -= 1;
+            self.stats.steps += 1;
+            let (choice, op) = match self.cursor {
+                Cursor::Class(class) if class < self.classes.members.len() => {
+                    self.cursor = Cursor::Class(class + 1);
+                    match self.classes.candidate(class, self.list.pos[first_return(&self.list)], ops) {
+                        Some(op) => (Choice::Indeterminate { class }, op),
+                        None => continue,
+                    }
+                }
+                Cursor::Class(_) => {
+                    self.cursor = Cursor::Entry(self.list.next[HEAD] as usize);
+                    continue;
+                }
+                Cursor::Entry(entry) if self.list.is_call[entry] => {
+                    self.cursor = Cursor::Entry(self.list.next[entry] as usize);
+                    (Choice::Determinate(entry), self.list.op[entry] as usize)
+                }
+                Cursor::Entry(stop_entry) => {
+                    if let Some(outcome) = self.backtrack(stop_entry) {
+                        return Some(outcome);
+                    }
+                    continue;
+                }
+            };
+            let Some(next_state) = model.step(&self.state, &ops[op].op) else {
+                continue;
+            };
+            mark(choice, op, true, &mut self.linearized, &self.bit, &mut self.classes);
+            let heap_bytes = model.state_heap_bytes(&next_state);
+            if !self.memo.insert(&self.linearized, &next_state, &self.classes.used, heap_bytes) {
+                mark(choice, op, false, &mut self.linearized, &self.bit, &mut self.classes);
+                continue;
+            }
+            if self.memo.bytes > cache_bytes_max {
+                return Some(Outcome::Unknown(Exhausted::Memory { limit_bytes: cache_bytes_max }));
+            }
+            self.stack.push((choice, std::mem::replace(&mut self.state, next_state)));
+            if let Choice::Determinate(call) = choice {
+                self.list.lift(call);
+                self.returns_left -= 1;
+            }
+            self.cursor = Cursor::Class(0);
+        }
+    }
+
+    /// Every alternative of the current configuration is exhausted: the return at
+    /// `stop_entry` blocks. Goes back one choice, or ends the search when none is left.
+    fn backtrack(&mut self, stop_entry: usize) -> Option<Outcome<M::State>> {
+        let list = &self.list;
+        note_stuck(
+            &mut self.stuck,
+            self.ops,
+            list.op[stop_entry] as usize,
+            &self.stack,
+            list,
+            &self.classes,
+            &self.state,
+        );
+        let Some((choice, previous_state)) = self.stack.pop() else {
+            let (_, found) = self.stuck.take().expect("noted just above");
+            return Some(Outcome::NotLinearizable(found));
+        };
+        self.state = previous_state;
+        self.cursor = match choice {
+            Choice::Determinate(call) => {
+                mark(choice, self.list.op[call] as usize, false, &mut self.linearized, &self.bit, &mut self.classes);
+                self.list.unlift(call);
+                self.returns_left += 1;
+                Cursor::Entry(self.list.next[call] as usize)
+            }
+            Choice::Indeterminate { class } => {
+                mark(choice, usize::MAX, false, &mut self.linearized, &self.bit, &mut self.classes);
+                Cursor::Class(class + 1)
+            }
+        };
+        None
+    }
+}
+
+/// Searches for a linearization of `ops` from the model's initial state, to the end.
 pub fn search<M: Model>(
     model: &mut M,
     ops: &[SearchOp<M::Op>],
@@ -310,94 +465,9 @@ pub fn search<M: Model>(
     cache_bytes_max: usize,
     steps_limit: u64,
 ) -> (Outcome<M::State>, Stats) {
-    let mut list = List::build(ops);
-    let mut classes = Classes::build(ops);
-    let determinate_count = ops.iter().filter(|op| op.ret.is_some()).count();
-    // Bit of each determinate operation: its rank in invocation order.
-    let mut bit = vec![usize::MAX; ops.len()];
-    let mut determinate_ops: Vec<usize> = (0..ops.len()).filter(|i| ops[*i].ret.is_some()).collect();
-    determinate_ops.sort_by_key(|i| ops[*i].call);
-    for (rank, op) in determinate_ops.iter().enumerate() {
-        bit[*op] = rank;
-    }
-    let mut linearized = vec![0u64; determinate_count.div_ceil(64)];
-    let mut memo: Memo<M::State> = Memo::new(classes.members.len());
-    let mut stats = Stats::default();
-    let mut state = model.init();
-    let mut stack: Vec<(Choice, M::State)> = Vec::new();
-    let mut returns_left = determinate_count;
-    let mut stuck: Option<(usize, Stuck<M::State>)> = None;
-    let mut cursor = Cursor::Class(0);
-    let outcome = loop {
-        if returns_left == 0 {
-            break Outcome::Linearizable;
-        }
-        if *steps_left == 0 {
-            break Outcome::Unknown(Exhausted::Steps { limit: steps_limit });
-        }
-        *steps_left -= 1;
-        stats.steps += 1;
-        let (choice, op) = match cursor {
-            Cursor::Class(class) if class < classes.members.len() => {
-                cursor = Cursor::Class(class + 1);
-                match classes.candidate(class, list.pos[first_return(&list)], ops) {
-                    Some(op) => (Choice::Indeterminate { class }, op),
-                    None => continue,
-                }
-            }
-            Cursor::Class(_) => {
-                cursor = Cursor::Entry(list.next[HEAD] as usize);
-                continue;
-            }
-            Cursor::Entry(entry) if list.is_call[entry] => {
-                cursor = Cursor::Entry(list.next[entry] as usize);
-                (Choice::Determinate(entry), list.op[entry] as usize)
-            }
-            Cursor::Entry(stop_entry) => {
-                // Every alternative here is exhausted: the return at `stop_entry` blocks.
-                note_stuck(&mut stuck, ops, list.op[stop_entry] as usize, &stack, &list, &classes, &state);
-                let Some((choice, previous_state)) = stack.pop() else {
-                    let (_, found) = stuck.expect("noted just above");
-                    break Outcome::NotLinearizable(found);
-                };
-                state = previous_state;
-                cursor = match choice {
-                    Choice::Determinate(call) => {
-                        mark(choice, list.op[call] as usize, false, &mut linearized, &bit, &mut classes);
-                        list.unlift(call);
-                        returns_left += 1;
-                        Cursor::Entry(list.next[call] as usize)
-                    }
-                    Choice::Indeterminate { class } => {
-                        mark(choice, usize::MAX, false, &mut linearized, &bit, &mut classes);
-                        Cursor::Class(class + 1)
-                    }
-                };
-                continue;
-            }
-        };
-        let Some(next_state) = model.step(&state, &ops[op].op) else {
-            continue;
-        };
-        mark(choice, op, true, &mut linearized, &bit, &mut classes);
-        let heap_bytes = model.state_heap_bytes(&next_state);
-        if !memo.insert(&linearized, &next_state, &classes.used, heap_bytes) {
-            mark(choice, op, false, &mut linearized, &bit, &mut classes);
-            continue;
-        }
-        if memo.bytes > cache_bytes_max {
-            break Outcome::Unknown(Exhausted::Memory { limit_bytes: cache_bytes_max });
-        }
-        stack.push((choice, std::mem::replace(&mut state, next_state)));
-        if let Choice::Determinate(call) = choice {
-            list.lift(call);
-            returns_left -= 1;
-        }
-        cursor = Cursor::Class(0);
-    };
-    stats.cache_entries = memo.table.len();
-    stats.cache_bytes = memo.bytes;
-    (outcome, stats)
+    let mut search = Search::new(model, ops);
+    let outcome = search.run(model, u64::MAX, steps_left, cache_bytes_max, steps_limit).expect("an endless slice ends");
+    (outcome, search.stats())
 }
 
 /// The first return entry in the list: nothing invoked after it can go next.
