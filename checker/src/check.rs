@@ -222,8 +222,12 @@ pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions
                 continue;
             };
             note_stats(&mut report, &search.stats());
-            // A finished partition's memory is given back at once.
+            // A finished partition's memory is given back at once: its search, and what
+            // its model interned (the kv model's states), unless an explanation needs it.
             searches[index] = None;
+            if !matches!(outcome, search::Outcome::NotLinearizable(_)) {
+                models[index] = model.clone();
+            }
             match outcome {
                 search::Outcome::Linearizable => {}
                 search::Outcome::Unknown(reason) => {
