@@ -457,19 +457,6 @@ impl<'o, M: Model> Search<'o, M> {
     }
 }
 
-/// Searches for a linearization of `ops` from the model's initial state, to the end.
-pub fn search<M: Model>(
-    model: &mut M,
-    ops: &[SearchOp<M::Op>],
-    steps_left: &mut u64,
-    cache_bytes_max: usize,
-    steps_limit: u64,
-) -> (Outcome<M::State>, Stats) {
-    let mut search = Search::new(model, ops);
-    let outcome = search.run(model, u64::MAX, steps_left, cache_bytes_max, steps_limit).expect("an endless slice ends");
-    (outcome, search.stats())
-}
-
 /// The first return entry in the list: nothing invoked after it can go next.
 fn first_return(list: &List) -> usize {
     let mut entry = list.next[HEAD] as usize;

@@ -201,11 +201,15 @@ where
         if self.ignore_stale_reply(seq) {
             return;
         }
+        let hinted = |hint: Option<NodeId>| hint.filter(|leader| *leader != from).and_then(|l| self.index_of(l));
         match answer {
             // A redirect answers one send: one of an earlier send (late, or duplicated
             // by the network) was already acted on.
             Answer::NotLeader { .. } if self.in_flight.as_ref().is_some_and(|f| f.attempt != attempt) => {}
-            Answer::NotLeader { hint: Some(leader) } if leader != from && self.guess(leader) => self.send_request(ctx),
+            Answer::NotLeader { hint } if hinted(hint).is_some() => {
+                self.leader_guess = hinted(hint).expect("checked");
+                self.send_request(ctx);
+            }
             Answer::NotLeader { .. } => {
                 // No leader known there: wait a little before asking the next server, so
                 // that a cluster without a leader is not flooded while it elects one.
@@ -220,14 +224,15 @@ where
         }
     }
 
-    /// Asks `server` next; false if it is not a server this client knows.
-    fn guess(&mut self, server: NodeId) -> bool {
-        match self.settings.servers.iter().position(|s| *s == server) {
-            Some(index) => {
-                self.leader_guess = index;
-                true
-            }
-            None => false,
+    /// The position of `server` among the servers this client knows.
+    fn index_of(&self, server: NodeId) -> Option<usize> {
+        self.settings.servers.iter().position(|s| *s == server)
+    }
+
+    /// Asks `server` next, if it is a server this client knows.
+    fn guess(&mut self, server: NodeId) {
+        if let Some(index) = self.index_of(server) {
+            self.leader_guess = index;
         }
     }
 

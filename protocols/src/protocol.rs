@@ -160,6 +160,9 @@ pub struct RunSpec<'a> {
     /// After the heal, every client operation must complete within this bound (none: no
     /// liveness check).
     pub op_within_ns: Option<u64>,
+    /// The run is recorded for a report or a trace: the judge keeps what lanes need
+    /// (role changes, spans); otherwise it may skip that work.
+    pub lanes: bool,
 }
 
 /// A protocol folder's entry point.

@@ -327,12 +327,10 @@ fn run_seeds(
     });
     let mut results = results.into_inner().expect("workers finished");
     results.sort_by_key(|(k, _)| *k);
-    // An interrupted campaign may have left gaps: keep the unbroken run from the first.
-    let unbroken = results.iter().enumerate().take_while(|(i, (k, _))| i == k).count();
-    results.truncate(unbroken);
     let cutoff = if keep_going { usize::MAX } else { lowest_failure.load(Ordering::Relaxed) };
-    // Every index handed out was run to the end, so the results are an unbroken run of
-    // seeds from the first, also when the time budget ran out.
+    // Every index handed out was run to the end, and the deadline and Ctrl-C are checked
+    // before one is handed out, so the results are an unbroken run of seeds from the
+    // first, also when the campaign was cut short.
     results.into_iter().filter(|(k, _)| *k <= cutoff).map(|(_, r)| r).collect()
 }
 

@@ -21,7 +21,7 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
                 if in_object {
                     let key = text[start + 1..end].to_owned();
                     pending_key = Some((key, start));
-                } else if let Some(found) = value_at(&mut stack, &mut current, &wanted, start, text) {
+                } else if let Some(found) = value_at(&current, &wanted, start, text) {
                     return Some(found);
                 }
                 i = end + 1;
@@ -51,7 +51,7 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
                 None => {}
             },
             b'{' | b'[' => {
-                if let Some(found) = value_at(&mut stack, &mut current, &wanted, i, text) {
+                if let Some(found) = value_at(&current, &wanted, i, text) {
                     return Some(found);
                 }
                 if bytes[i] == b'{' {
@@ -73,7 +73,7 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
             }
             b' ' | b'\t' | b'\n' | b'\r' => {}
             _ => {
-                if let Some(found) = value_at(&mut stack, &mut current, &wanted, i, text) {
+                if let Some(found) = value_at(&current, &wanted, i, text) {
                     return Some(found);
                 }
                 while i + 1 < bytes.len() && !b",}] \t\r\n".contains(&bytes[i + 1]) {
@@ -91,15 +91,9 @@ enum Frame {
     Array { index: usize },
 }
 
-/// A value starts at `at`: inside an array its path is the element's.
-fn value_at(
-    stack: &mut [Frame],
-    current: &mut [String],
-    wanted: &[String],
-    at: usize,
-    text: &str,
-) -> Option<(usize, usize)> {
-    let _ = stack;
+/// A value starts at `at` (inside an array its path is the element's): its position if
+/// it is the one wanted.
+fn value_at(current: &[String], wanted: &[String], at: usize, text: &str) -> Option<(usize, usize)> {
     (current == wanted).then(|| position(text, at))
 }
 

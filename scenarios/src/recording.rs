@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use serde::Serialize;
 use serde_json::Value;
-use sim_core::{TraceEvent, TraceSink};
+use sim_core::TraceEvent;
 
 /// Which events a report keeps.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +21,13 @@ pub struct KeepPolicy {
     /// Keep the events of the last this-many nanoseconds (a run that stops at a
     /// violation ends at it).
     pub tail_ns: Option<u64>,
+}
+
+impl KeepPolicy {
+    /// Whether a report wants any event at all.
+    fn keeps_any(&self) -> bool {
+        self.all || !self.windows.is_empty() || self.tail_ns.is_some()
+    }
 }
 
 /// What a recording is writing and keeping.
@@ -127,14 +134,9 @@ impl Recorder {
     }
 }
 
-impl<M: Serialize, O: Serialize> TraceSink<M, O> for Recording {
-    fn record(&mut self, event: &TraceEvent<'_, M, O>) {
-        self.record_labelled(event, None);
-    }
-}
-
 impl Recording {
-    /// Records `event`, with a protocol's short label for its message if it has one.
+    /// Records `event`, with a protocol's short label for its message if it has one
+    /// (the registry's sink supplies the labels).
     pub fn record_labelled<M: Serialize, O: Serialize>(&mut self, event: &TraceEvent<'_, M, O>, label: Option<String>) {
         let mut value = serde_json::to_value(event)
             .unwrap_or_else(|e| serde_json::json!({"event": "unserialisable", "error": e.to_string()}));
@@ -148,11 +150,7 @@ impl Recording {
             let message = format!("{} {}: {e}", crate::output::CANNOT_WRITE, path.display());
             recorder.error.get_or_insert(message);
         }
-        let wants = {
-            let policy = &recorder.policy;
-            policy.all || !policy.windows.is_empty() || policy.tail_ns.is_some()
-        };
-        if wants {
+        if recorder.policy.keeps_any() {
             recorder.keep(value);
         }
     }

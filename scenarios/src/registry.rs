@@ -5,6 +5,7 @@
 use std::marker::PhantomData;
 
 use protocols::protocol::{FieldError, Protocol, Topology, VariantInfo};
+use serde::Deserialize;
 
 use crate::runner::{RunOutcome, run_with};
 use crate::scenario::Scenario;
@@ -60,8 +61,6 @@ pub fn settings_of<P: Protocol>(scenario: &Scenario) -> Result<P::Settings, Stri
     }
     P::Settings::deserialize(&scenario.settings).map_err(|e| format!("settings: {e}"))
 }
-
-use serde::Deserialize;
 
 impl<P: Protocol> DynProtocol for Entry<P> {
     fn name(&self) -> &'static str {

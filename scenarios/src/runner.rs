@@ -105,6 +105,9 @@ pub fn run_with<P: Protocol>(
     let liveness = scenario.checks.liveness;
     let schedule = materialize(scenario, &topology, seed);
     let quiet_ns = quiet_after(&schedule, faults_ns);
+    // Role lanes and spans are for reports and traces: a run that records nothing
+    // tracks none.
+    let lanes = sink.is_some();
     let spec = RunSpec {
         cluster: scenario.cluster,
         variant: scenario.variant_name(),
@@ -112,6 +115,7 @@ pub fn run_with<P: Protocol>(
         quiet_ns,
         end_ns,
         op_within_ns: liveness.map(|l| (l.op_within_ms * MS as f64) as u64),
+        lanes,
     };
     let (factory, mut judge) = P::build(settings, &spec);
     let limits = Limits { max_events: scenario.checks.max_events, max_time_ns: end_ns, max_pending: 2_000_000 };
@@ -133,7 +137,7 @@ pub fn run_with<P: Protocol>(
         sim.schedule_fault(faults_ns, fault).map_err(|e| e.to_string())?;
     }
     let probe_ns = liveness.map(|l| quiet_ns.saturating_add((l.leader_within_ms * MS as f64) as u64).min(end_ns));
-    let mut drive = Drive::new(aimed, &judge, nodes);
+    let mut drive = Drive::new(aimed, &judge, if lanes { nodes } else { 0 });
     let mut stop = drive.until(&mut judge, &mut sim, probe_ns.unwrap_or(end_ns));
     if stop.is_none()
         && let Some(probe) = probe_ns
@@ -245,14 +249,16 @@ struct Drive {
     aimed_cursor: usize,
     stopped_by_violation: bool,
     roles: Vec<RoleChange>,
-    /// Whether each node was up after the last step, and its first role.
+    /// Whether each node was up after the last step, and its first role; empty when the
+    /// run tracks no role lanes.
     up: Vec<bool>,
     initial_roles: Vec<Option<String>>,
 }
 
 impl Drive {
-    fn new<N: Process, J: Judge<N>>(aimed: Vec<(u64, String, Fault)>, judge: &J, nodes: usize) -> Drive {
-        let initial_roles: Vec<Option<String>> = (0..nodes).map(|n| judge.initial_role(n)).collect();
+    /// A drive tracking the role lanes of `lane_nodes` nodes (0: none).
+    fn new<N: Process, J: Judge<N>>(aimed: Vec<(u64, String, Fault)>, judge: &J, lane_nodes: usize) -> Drive {
+        let initial_roles: Vec<Option<String>> = (0..lane_nodes).map(|n| judge.initial_role(n)).collect();
         let roles = initial_roles
             .iter()
             .enumerate()
@@ -265,7 +271,7 @@ impl Drive {
             aimed_cursor: 0,
             stopped_by_violation: false,
             roles,
-            up: vec![true; nodes],
+            up: vec![true; lane_nodes],
             initial_roles,
         }
     }
@@ -278,21 +284,21 @@ impl Drive {
                 self.stopped_by_violation = true;
                 return Some(StopReason::Quiescent);
             }
-            let aimed = self.aimed.get(self.aimed_cursor).filter(|(at_ns, _, _)| *at_ns <= until_ns).cloned();
-            let bound_ns = aimed.as_ref().map_or(until_ns, |(at_ns, _, _)| *at_ns);
-            match sim.step_until(bound_ns) {
+            let aimed_ns = self.aimed.get(self.aimed_cursor).map(|(at_ns, _, _)| *at_ns).filter(|t| *t <= until_ns);
+            match sim.step_until(aimed_ns.unwrap_or(until_ns)) {
                 Step::Handled => {}
                 Step::Stopped(stop) => return Some(stop),
                 Step::Idle => {
-                    if let Some(stop) = sim.run_until(bound_ns) {
+                    if let Some(stop) = sim.run_until(aimed_ns.unwrap_or(until_ns)) {
                         return Some(stop);
                     }
                     self.note_up_changes(judge, sim);
-                    let (at_ns, role, fault) = aimed?;
-                    self.aimed_cursor += 1;
-                    if let Some(node) = judge.target(&role, sim) {
-                        sim.schedule_fault(at_ns, aim_at(&fault, node)).expect("validated, and now");
+                    aimed_ns?;
+                    let (at_ns, role, fault) = &self.aimed[self.aimed_cursor];
+                    if let Some(node) = judge.target(role, sim) {
+                        sim.schedule_fault(*at_ns, aim_at(fault, node)).expect("validated, and now");
                     }
+                    self.aimed_cursor += 1;
                     continue;
                 }
             }
@@ -309,7 +315,9 @@ impl Drive {
             let observation = &sim.observations()[index];
             index += 1;
             judge.client_events(observation, &mut self.history);
-            if let Some((role, epoch)) = judge.role_change(observation) {
+            if !self.up.is_empty()
+                && let Some((role, epoch)) = judge.role_change(observation)
+            {
                 let change = RoleChange { t_ns: observation.t_ns, node: observation.node, role, epoch };
                 self.roles.push(change);
             }

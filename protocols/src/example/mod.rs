@@ -38,9 +38,9 @@ use crate::kv_client::{Answer, KvClient, KvClientSettings, KvTransport};
 /// What every node shares.
 #[derive(Clone, Debug)]
 pub struct Shared {
-    pub server: NodeId,
     pub ack_before_sync: bool,
     pub sync_every_ms: f64,
+    /// The clients' settings; its one server is the register's.
     pub clients: Rc<KvClientSettings>,
 }
 
@@ -91,7 +91,7 @@ const TIMER_SYNC: u64 = 1;
 
 impl RegisterNode {
     pub fn new(id: NodeId, shared: &Rc<Shared>) -> RegisterNode {
-        if id == shared.server {
+        if shared.clients.servers.contains(&id) {
             RegisterNode::Server(Server { shared: Rc::clone(shared), store: KvStore::default(), version: 0 })
         } else {
             RegisterNode::Client(KvClient::new(id, Rc::clone(&shared.clients)))

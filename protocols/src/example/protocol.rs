@@ -83,7 +83,6 @@ impl Protocol for Register {
             clients_stop_ns: run.end_ns.saturating_sub(op_timeout_ns),
         };
         let shared = Rc::new(Shared {
-            server: 0,
             ack_before_sync: run.variant == "ack-before-sync",
             sync_every_ms: settings.sync_every_ms,
             clients: Rc::new(clients),

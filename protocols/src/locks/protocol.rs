@@ -140,9 +140,10 @@ fn build_locks(
     let judge = LockJudge {
         oracle: LockOracle::new(variant == LockVariant::Fencing, !redlock),
         clients: (storage + 1..=storage + run.cluster.clients).collect(),
-        heal_ns: run.quiet_ns,
+        quiet_ns: run.quiet_ns,
+        lanes: run.lanes,
         bound_ns: run.op_within_ns,
-        first_acquired_after_heal: BTreeMap::new(),
+        first_acquired_after_faults: BTreeMap::new(),
         acquisitions: Vec::new(),
         incarnations: BTreeMap::new(),
         ttl_ns: settings.ttl_ms.saturating_mul(MS),
@@ -270,9 +271,12 @@ impl Protocol for RedLock {
 pub struct LockJudge {
     oracle: LockOracle,
     clients: Vec<NodeId>,
-    heal_ns: u64,
+    /// When the faults really ended: liveness counts from here.
+    quiet_ns: u64,
     bound_ns: Option<u64>,
-    first_acquired_after_heal: BTreeMap<NodeId, u64>,
+    /// Whether to keep the spans reports draw.
+    lanes: bool,
+    first_acquired_after_faults: BTreeMap<NodeId, u64>,
     /// Each acquisition's wait (ns) and attempts.
     acquisitions: Vec<(u64, u64)>,
     /// Starts of each client, for its history process: an acquisition cut off by a crash
@@ -340,14 +344,16 @@ impl Judge<LockNode> for LockJudge {
     fn observe(&mut self, observation: &Observation<LockObs>, sim: &Sim<LockNode>) -> Option<Violation> {
         if let LockObs::Acquired { waited_ns, attempts, .. } = observation.obs {
             self.acquisitions.push((waited_ns, attempts));
-            if observation.t_ns >= self.heal_ns {
-                self.first_acquired_after_heal.entry(observation.node).or_insert(observation.t_ns);
+            if observation.t_ns >= self.quiet_ns {
+                self.first_acquired_after_faults.entry(observation.node).or_insert(observation.t_ns);
             }
         }
         if matches!(observation.obs, LockObs::ClientStarted) {
             *self.incarnations.entry(observation.node).or_insert(0) += 1;
         }
-        self.track_spans(observation, sim);
+        if self.lanes {
+            self.track_spans(observation, sim);
+        }
         self.oracle.observe(observation, &|node| sim.local_time_ns(node))
     }
 
@@ -399,16 +405,16 @@ impl Judge<LockNode> for LockJudge {
     /// never expires shows here).
     fn final_check(&mut self, sim: &Sim<LockNode>) -> Option<Violation> {
         let bound = self.bound_ns?;
-        let deadline = self.heal_ns.saturating_add(bound);
+        let deadline = self.quiet_ns.saturating_add(bound);
         if sim.now_ns() < deadline {
             return None;
         }
         let starved =
-            self.clients.iter().find(|c| self.first_acquired_after_heal.get(c).is_none_or(|t| *t > deadline))?;
+            self.clients.iter().find(|c| self.first_acquired_after_faults.get(c).is_none_or(|t| *t > deadline))?;
         let message = format!(
             "client {starved} did not acquire the lock within {} ms of the end of the faults (at {:.1} ms)",
             bound / MS,
-            self.heal_ns as f64 / 1e6
+            self.quiet_ns as f64 / 1e6
         );
         Some(Violation::new("liveness", message, deadline, Some(*starved)))
     }
