@@ -10,5 +10,6 @@ pub mod example;
 pub mod kv;
 pub mod kv_client;
 pub mod locks;
+pub mod paxos;
 pub mod protocol;
 pub mod raft;

@@ -125,6 +125,10 @@ pub struct FuzzReport {
     pub jobs: usize,
     pub seeds_run: Vec<u64>,
     pub unknown: Vec<u64>,
+    /// Why seeds were unknown: each reason's kind (its words before the first colon) and
+    /// how many seeds gave it.
+    #[serde(default)]
+    pub unknown_reasons: std::collections::BTreeMap<String, usize>,
     pub failures: Vec<Failure>,
     pub wall_s: f64,
     pub seeds_per_sec: f64,
@@ -145,6 +149,8 @@ struct SeedResult {
     verdict: Verdict,
     first: Option<(String, String)>,
     fingerprint: String,
+    /// Why the verdict is unknown, if it is.
+    unknown_reason: Option<String>,
     /// A violation, shrunk and saved as soon as it was found.
     failure: Option<Result<Failure, String>>,
 }
@@ -215,6 +221,7 @@ fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
         jobs,
         seeds_run: results.iter().map(|r| r.seed).collect(),
         unknown: results.iter().filter(|r| r.verdict == Verdict::Unknown).map(|r| r.seed).collect(),
+        unknown_reasons: unknown_reasons(&results),
         failures,
         wall_s,
         seeds_per_sec: results.len() as f64 / wall_s,
@@ -352,6 +359,16 @@ pub fn run_guarded(scenario: &Scenario, seed: u64) -> Result<crate::runner::RunO
     }
 }
 
+/// Unknown verdicts by the kind of their reason.
+fn unknown_reasons(results: &[SeedResult]) -> std::collections::BTreeMap<String, usize> {
+    let mut reasons = std::collections::BTreeMap::new();
+    for reason in results.iter().filter_map(|r| r.unknown_reason.as_deref()) {
+        let kind = reason.split(':').next().unwrap_or(reason).trim().to_owned();
+        *reasons.entry(kind).or_insert(0) += 1;
+    }
+    reasons
+}
+
 fn run_one(scenario: &Scenario, seed: u64) -> SeedResult {
     match run_guarded(scenario, seed) {
         Ok(outcome) => SeedResult {
@@ -359,6 +376,7 @@ fn run_one(scenario: &Scenario, seed: u64) -> SeedResult {
             verdict: outcome.verdict,
             first: outcome.violations.first().map(|v| (v.kind.clone(), v.to_string())),
             fingerprint: outcome.fingerprint,
+            unknown_reason: outcome.unknown_reason,
             failure: None,
         },
         Err((kind, message)) => SeedResult {
@@ -366,6 +384,7 @@ fn run_one(scenario: &Scenario, seed: u64) -> SeedResult {
             verdict: Verdict::Violation,
             first: Some((kind, message)),
             fingerprint: String::new(),
+            unknown_reason: None,
             failure: None,
         },
     }
@@ -452,7 +471,8 @@ pub fn print_report(report: &FuzzReport, json: bool) {
         report.shard.as_ref().map(|s| format!(", shard {s}")).unwrap_or_default()
     );
     if !report.unknown.is_empty() {
-        println!("unknown (checker budget spent): seeds {:?}", report.unknown);
+        let reasons: Vec<String> = report.unknown_reasons.iter().map(|(r, n)| format!("{n} x {r}")).collect();
+        println!("unknown ({}): seeds {:?}", reasons.join("; "), report.unknown);
     }
     if report.failures.is_empty() {
         println!("no violation found");
@@ -582,6 +602,9 @@ fn merge_inner(args: &MergeArgs) -> Result<FuzzReport, String> {
                 all.jobs += shard.jobs;
                 all.seeds_run.extend(shard.seeds_run);
                 all.unknown.extend(shard.unknown);
+                for (reason, count) in shard.unknown_reasons {
+                    *all.unknown_reasons.entry(reason).or_insert(0) += count;
+                }
                 all.failures.extend(shard.failures);
                 all.wall_s = all.wall_s.max(shard.wall_s);
                 all.interrupted |= shard.interrupted;

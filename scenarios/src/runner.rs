@@ -136,14 +136,23 @@ pub fn run_with<P: Protocol>(
     for fault in heal_all(nodes) {
         sim.schedule_fault(faults_ns, fault).map_err(|e| e.to_string())?;
     }
-    let probe_ns = liveness.map(|l| quiet_ns.saturating_add((l.leader_within_ms * MS as f64) as u64).min(end_ns));
+    // Liveness is judged once the faults have really ended and the bound has passed. When
+    // the run ends before that (a pause outlasting the heal, a short healed phase), it is
+    // judged at the end: a recovered system passes, but one not yet recovered has not
+    // had its time, and its verdict is unknown rather than a violation.
+    let wanted_probe_ns = liveness.map(|l| quiet_ns.saturating_add((l.leader_within_ms * MS as f64) as u64));
+    let probe_ns = wanted_probe_ns.map(|probe| probe.min(end_ns));
+    let mut unjudged_liveness = None;
     let mut drive = Drive::new(aimed, &judge, if lanes { nodes } else { 0 });
     let mut stop = drive.until(&mut judge, &mut sim, probe_ns.unwrap_or(end_ns));
     if stop.is_none()
         && let Some(probe) = probe_ns
     {
         if let Err(message) = judge.recovered(&sim) {
-            drive.violations.push(Violation::new("liveness", message, probe, None));
+            match wanted_probe_ns {
+                Some(wanted) if wanted > end_ns => unjudged_liveness = Some((message, wanted)),
+                _ => drive.violations.push(Violation::new("liveness", message, probe, None)),
+            }
         }
         stop = drive.until(&mut judge, &mut sim, end_ns);
     }
@@ -197,6 +206,14 @@ pub fn run_with<P: Protocol>(
         None
     } else if limit_hit {
         Some(format!("the run was cut short: {stop}"))
+    } else if let Some((message, wanted)) = &unjudged_liveness {
+        Some(format!(
+            "liveness could not be judged: not recovered at the run's end ({message}), but the faults ended at \
+             {:.3} ms and the recovery bound runs to {:.3} ms, after the end at {:.3} ms",
+            quiet_ns as f64 / 1e6,
+            *wanted as f64 / 1e6,
+            end_ns as f64 / 1e6
+        ))
     } else if no_operations {
         Some("the clients completed no operation, so the history shows nothing".to_owned())
     } else {
@@ -217,6 +234,11 @@ pub fn run_with<P: Protocol>(
     if model.is_some() {
         metrics.availability = built.as_ref().ok().map(|h| availability(h, faults_ns));
     }
+    let stop_text = match violations.first() {
+        Some(v) if stopped_by_violation && v.kind == "liveness" => "at the liveness probe, which failed".into(),
+        _ if stopped_by_violation => "at the first safety violation".into(),
+        _ => stop.to_string(),
+    };
     Ok(RunOutcome {
         scenario: scenario.name.clone(),
         protocol: scenario.protocol.clone(),
@@ -226,7 +248,7 @@ pub fn run_with<P: Protocol>(
         fingerprint: sim.fingerprint().hex(),
         violations,
         metrics,
-        stop: if stopped_by_violation { "at the first safety violation".into() } else { stop.to_string() },
+        stop: stop_text,
         unknown_reason,
         history_check: match history_check {
             HistoryCheck::Required(_) => "required",

@@ -40,10 +40,18 @@ fn list_and_show() {
             "redlock-clock-jump",
             "redlock-restart-no-persistence",
             "redlock-delayed-restart",
+            "paxos",
+            "paxos-walkthrough",
+            "paxos-walkthrough-no-accept",
+            "paxos-duel",
+            "paxos-duel-backoff",
+            "paxos-late-proposer",
+            "paxos-acceptor-restart",
+            "paxos-same-round",
             "register-crash"
         ]
     );
-    let protocols = ["raft", "redis-lock", "redlock", "register"];
+    let protocols = ["raft", "redis-lock", "redlock", "paxos", "register"];
     assert!(list.as_array().unwrap().iter().all(|e| protocols.contains(&e["protocol"].as_str().unwrap())));
     let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");
@@ -51,7 +59,7 @@ fn list_and_show() {
     assert_eq!(shown.status.code(), Some(0));
     let scenario = json_of(&shown);
     assert_eq!(scenario["name"], "raft");
-    assert_eq!(dsim(&["show", "paxos"]).status.code(), Some(2));
+    assert_eq!(dsim(&["show", "no-such-scenario"]).status.code(), Some(2));
 }
 
 #[test]
