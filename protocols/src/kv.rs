@@ -66,6 +66,38 @@ pub struct KvCommand {
     pub op: KvOp,
 }
 
+impl KvCommand {
+    /// Appends the command to a durable record.
+    pub fn encode(&self, out: &mut Writer) {
+        out.u64(self.client);
+        out.u64(self.seq);
+        let (tag, strings): (u8, Vec<&str>) = match &self.op {
+            KvOp::Get { key } => (0, vec![key]),
+            KvOp::Put { key, value } => (1, vec![key, value]),
+            KvOp::Append { key, value } => (2, vec![key, value]),
+            KvOp::Cas { key, from, to } => (3, vec![key, from, to]),
+        };
+        out.u8(tag);
+        for text in strings {
+            out.text(text);
+        }
+    }
+
+    /// Reads a command written by [`KvCommand::encode`]; `None` if torn or corrupt.
+    pub fn decode(reader: &mut Reader<'_>) -> Option<KvCommand> {
+        let client = reader.u64()?;
+        let seq = reader.u64()?;
+        let op = match reader.u8()? {
+            0 => KvOp::Get { key: reader.text()? },
+            1 => KvOp::Put { key: reader.text()?, value: reader.text()? },
+            2 => KvOp::Append { key: reader.text()?, value: reader.text()? },
+            3 => KvOp::Cas { key: reader.text()?, from: reader.text()?, to: reader.text()? },
+            _ => return None,
+        };
+        Some(KvCommand { client, seq, op })
+    }
+}
+
 /// The state machine: the map, and each client's last applied sequence number with its
 /// result, so that a retried command is applied once and answered the same.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -10,6 +10,7 @@ pub mod example;
 pub mod kv;
 pub mod kv_client;
 pub mod locks;
+pub mod multipaxos;
 pub mod paxos;
 pub mod protocol;
 pub mod raft;

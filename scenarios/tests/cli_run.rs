@@ -48,10 +48,14 @@ fn list_and_show() {
             "paxos-late-proposer",
             "paxos-acceptor-restart",
             "paxos-same-round",
+            "multipaxos",
+            "multipaxos-leader-isolation",
+            "multipaxos-stale-follower-leads",
+            "multipaxos-amnesia",
             "register-crash"
         ]
     );
-    let protocols = ["raft", "redis-lock", "redlock", "paxos", "register"];
+    let protocols = ["raft", "redis-lock", "redlock", "paxos", "multipaxos", "register"];
     assert!(list.as_array().unwrap().iter().all(|e| protocols.contains(&e["protocol"].as_str().unwrap())));
     let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");

@@ -12,7 +12,7 @@ use sim_core::fingerprint::splitmix64;
 
 use super::{Command, Entry};
 use crate::codec::{Reader, Writer};
-use crate::kv::{KvCommand, KvOp};
+use crate::kv::KvCommand;
 
 /// The entries after the snapshot, their digests and prefix hashes.
 #[derive(Clone, Debug, Default)]
@@ -155,18 +155,7 @@ pub fn encode_entry(entry: &Entry) -> Vec<u8> {
         Command::Noop => out.u8(0),
         Command::Kv(command) => {
             out.u8(1);
-            out.u64(command.client);
-            out.u64(command.seq);
-            let (tag, strings): (u8, Vec<&str>) = match &command.op {
-                KvOp::Get { key } => (0, vec![key]),
-                KvOp::Put { key, value } => (1, vec![key, value]),
-                KvOp::Append { key, value } => (2, vec![key, value]),
-                KvOp::Cas { key, from, to } => (3, vec![key, from, to]),
-            };
-            out.u8(tag);
-            for text in strings {
-                out.text(text);
-            }
+            command.encode(&mut out);
         }
     }
     out.bytes
@@ -178,18 +167,7 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Entry> {
     let term = reader.u64()?;
     let command = match reader.u8()? {
         0 => Command::Noop,
-        1 => {
-            let client = reader.u64()?;
-            let seq = reader.u64()?;
-            let op = match reader.u8()? {
-                0 => KvOp::Get { key: reader.text()? },
-                1 => KvOp::Put { key: reader.text()?, value: reader.text()? },
-                2 => KvOp::Append { key: reader.text()?, value: reader.text()? },
-                3 => KvOp::Cas { key: reader.text()?, from: reader.text()?, to: reader.text()? },
-                _ => return None,
-            };
-            Command::Kv(KvCommand { client, seq, op })
-        }
+        1 => Command::Kv(KvCommand::decode(&mut reader)?),
         _ => return None,
     };
     reader.is_done().then(|| Entry::new(term, command))
@@ -198,6 +176,7 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::KvOp;
 
     #[test]
     fn records_round_trip_and_torn_ones_are_refused() {
