@@ -148,8 +148,69 @@ impl std::fmt::Display for RaftBench {
     }
 }
 
+/// One scenario's fuzz rate in `dsim bench fuzz`.
+#[derive(Debug, Serialize)]
+pub struct FuzzRate {
+    pub scenario: String,
+    pub seeds: u64,
+    /// The median of the rounds' rates, seeds per second on one thread, checks included.
+    pub seeds_per_sec: f64,
+    pub rounds_seeds_per_sec: Vec<f64>,
+    pub violations: u64,
+    pub unknown: u64,
+    /// This rate over the first scenario's.
+    pub relative_to_first: f64,
+}
+
+/// Fuzz rates of several scenarios side by side: each round runs every scenario's seeds
+/// `1..=seeds` in turn on this thread, so the scenarios share the machine's state.
+pub fn fuzz_rates(names: &[String], seeds: u64, rounds: usize) -> Result<Vec<FuzzRate>, String> {
+    let scenarios = names
+        .iter()
+        .map(|name| crate::library::resolve(name).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+    let mut counts = vec![(0, 0); scenarios.len()];
+    for round in 0..rounds {
+        for (i, scenario) in scenarios.iter().enumerate() {
+            let started = Instant::now();
+            for seed in 1..=seeds {
+                let outcome = crate::run_cmd::run_scenario(scenario, seed, None)?;
+                if round == 0 {
+                    counts[i].0 += u64::from(outcome.verdict == checker::Verdict::Violation);
+                    counts[i].1 += u64::from(outcome.verdict == checker::Verdict::Unknown);
+                }
+            }
+            rates[i].push(seeds as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    let median = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let first = median(&rates[0]);
+    Ok(scenarios
+        .iter()
+        .zip(rates)
+        .zip(counts)
+        .map(|((scenario, rounds_rates), (violations, unknown))| FuzzRate {
+            scenario: scenario.name.clone(),
+            seeds,
+            seeds_per_sec: median(&rounds_rates),
+            relative_to_first: median(&rounds_rates) / first,
+            rounds_seeds_per_sec: rounds_rates,
+            violations,
+            unknown,
+        })
+        .collect())
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// Fuzz rates of scenarios side by side (seeds per second on one thread).
+    #[command(after_help = "Example:\n  dsim bench fuzz raft multipaxos --seeds 300")]
+    Fuzz(FuzzBenchArgs),
     /// Raft under load and faults, and a fuzz campaign's rate.
     #[command(after_help = "Example:\n  dsim bench raft --json")]
     Raft(RaftBenchArgs),
@@ -175,6 +236,22 @@ pub struct RaftBenchArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct FuzzBenchArgs {
+    /// Built-in scenarios or scenario files; the first is the baseline.
+    #[arg(required = true)]
+    pub scenarios: Vec<String>,
+    /// Seeds per scenario and round.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub seeds: u64,
+    /// Rounds; the median round counts.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub rounds: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct EngineBenchArgs {
     /// Events to run.
     #[arg(long, default_value_t = 20_000_000)]
@@ -192,6 +269,29 @@ pub fn run(command: BenchCommand) -> u8 {
     use crate::cli::exit;
     match command {
         BenchCommand::Checker(args) => crate::check_cmd::bench(&args),
+        BenchCommand::Fuzz(args) => match fuzz_rates(&args.scenarios, args.seeds, args.rounds as usize) {
+            Ok(rates) if args.json => {
+                println!("{}", serde_json::to_string(&rates).expect("serialisable"));
+                exit::PASS
+            }
+            Ok(rates) => {
+                println!(
+                    "fuzz rates, one thread, seeds 1..={} per round, median of {} rounds",
+                    args.seeds, args.rounds
+                );
+                for rate in &rates {
+                    println!(
+                        "  {:<32} {:>9.1} seeds/s  {:>5.2}x the first  ({} violations, {} unknown)",
+                        rate.scenario, rate.seeds_per_sec, rate.relative_to_first, rate.violations, rate.unknown
+                    );
+                }
+                exit::PASS
+            }
+            Err(message) => {
+                eprintln!("dsim bench fuzz: {message}");
+                exit::for_error(&message)
+            }
+        },
         BenchCommand::Engine(args) => {
             let result = engine(args.events, args.seed);
             if args.json {

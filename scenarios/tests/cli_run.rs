@@ -241,3 +241,18 @@ fn every_command_has_help_with_an_example_and_completions_work() {
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8(output.stdout).unwrap().contains("dsim"));
 }
+
+#[test]
+fn bench_fuzz_measures_scenarios_side_by_side() {
+    let output = dsim(&["bench", "fuzz", "paxos-walkthrough", "paxos-duel", "--seeds", "2", "--rounds", "1", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let rates = json_of(&output);
+    let rates = rates.as_array().unwrap();
+    assert_eq!(rates.len(), 2);
+    assert_eq!(rates[0]["scenario"], "paxos-walkthrough");
+    assert_eq!(rates[0]["relative_to_first"], 1.0);
+    assert_eq!((rates[0]["violations"].as_u64(), rates[1]["violations"].as_u64()), (Some(0), Some(2)));
+    assert!(rates[1]["seeds_per_sec"].as_f64().unwrap() > 0.0);
+    let bad = dsim(&["bench", "fuzz", "no-such-scenario"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

@@ -125,7 +125,7 @@ impl Protocol for MultiPaxos {
                 clients_stop_ns,
             )),
         });
-        let judge = MpJudge { servers: run.cluster.servers, invariants: SlotInvariants::default() };
+        let judge = MpJudge { servers: run.cluster.servers, invariants: SlotInvariants::default(), messages_sent: 0 };
         (Box::new(move |id| MpNode::new(id, &shared)), judge)
     }
 
@@ -270,6 +270,8 @@ impl SlotInvariants {
 pub struct MpJudge {
     servers: usize,
     invariants: SlotInvariants,
+    /// Messages sent in the whole run (read at the end), for messages per decision.
+    messages_sent: u64,
 }
 
 fn server_of(sim: &Sim<MpNode>, servers: usize, node: NodeId) -> Option<&super::Server> {
@@ -326,12 +328,23 @@ impl Judge<MpNode> for MpJudge {
             .map(|(n, _)| n)
     }
 
+    fn final_check(&mut self, sim: &Sim<MpNode>) -> Option<Violation> {
+        self.messages_sent = sim.metrics().messages_sent;
+        None
+    }
+
     fn metrics(&self) -> BTreeMap<String, f64> {
-        BTreeMap::from([
+        let slots = self.invariants.chosen.len();
+        let mut metrics = BTreeMap::from([
             ("leaders_elected".to_owned(), self.invariants.leaders as f64),
-            ("slots_chosen".to_owned(), self.invariants.chosen.len() as f64),
+            ("slots_chosen".to_owned(), slots as f64),
             ("noops_applied".to_owned(), self.invariants.noops_applied as f64),
-        ])
+        ]);
+        if slots > 0 && self.messages_sent > 0 {
+            // Every message of the run (heartbeats, elections, clients' included).
+            metrics.insert("messages_per_decision".to_owned(), self.messages_sent as f64 / slots as f64);
+        }
+        metrics
     }
 }
 
