@@ -14,3 +14,4 @@ pub mod multipaxos;
 pub mod paxos;
 pub mod protocol;
 pub mod raft;
+pub mod txn;

@@ -66,6 +66,11 @@ pub enum Command {
         after_help = "Examples:\n  dsim check history.edn --initial 0\n  dsim check etcd_000.log --model cas-register --json\n\nExit codes: 0 linearizable, 1 not linearizable, 2 bad input, 3 unknown (budget spent)."
     )]
     Check(crate::check_cmd::CheckArgs),
+    /// Run two scenarios on the same seeds and show their verdicts and figures side by side.
+    #[command(
+        after_help = "Examples:\n  dsim compare 2pc paxos-commit --seeds 100\n  dsim compare 2pc-coordinator-outages paxos-commit-coordinator-outages -o compare.md"
+    )]
+    Compare(crate::compare_cmd::CompareArgs),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -120,6 +125,7 @@ fn run(cli: Cli) -> u8 {
         Command::Show(args) => crate::run_cmd::show(&args),
         Command::Check(args) => crate::check_cmd::run(&args),
         Command::Bench(command) => crate::bench::run(command),
+        Command::Compare(args) => crate::compare_cmd::run(&args),
         Command::Experiment(command) => crate::experiment::run(command),
         Command::Completions { shell } => {
             let mut command = Cli::command();

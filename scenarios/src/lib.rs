@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod check_cmd;
 pub mod cli;
+pub mod compare_cmd;
 pub mod experiment;
 pub mod fuzz;
 pub mod library;

@@ -17,6 +17,8 @@ pub static REGISTRY: &[&dyn DynProtocol] = &[
     &Entry::<protocols::locks::protocol::RedLock>(PhantomData),
     &Entry::<protocols::paxos::Paxos>(PhantomData),
     &Entry::<protocols::multipaxos::MultiPaxos>(PhantomData),
+    &Entry::<protocols::txn::TwoPc>(PhantomData),
+    &Entry::<protocols::txn::PaxosCommit>(PhantomData),
     &Entry::<protocols::example::Register>(PhantomData),
 ];
 

@@ -52,10 +52,22 @@ fn list_and_show() {
             "multipaxos-leader-isolation",
             "multipaxos-stale-follower-leads",
             "multipaxos-amnesia",
+            "2pc",
+            "2pc-coordinator-crash",
+            "2pc-partial-commit",
+            "2pc-participant-crash",
+            "2pc-coordinator-outages",
+            "2pc-presumption",
+            "2pc-last-unit",
+            "paxos-commit",
+            "paxos-commit-coordinator-crash",
+            "paxos-commit-coordinator-outages",
+            "paxos-commit-last-unit",
+            "paxos-commit-silent-participant",
             "register-crash"
         ]
     );
-    let protocols = ["raft", "redis-lock", "redlock", "paxos", "multipaxos", "register"];
+    let protocols = ["raft", "redis-lock", "redlock", "paxos", "multipaxos", "2pc", "paxos-commit", "register"];
     assert!(list.as_array().unwrap().iter().all(|e| protocols.contains(&e["protocol"].as_str().unwrap())));
     let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");
