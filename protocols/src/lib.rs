@@ -11,6 +11,8 @@ pub mod kv;
 pub mod kv_client;
 pub mod locks;
 pub mod multipaxos;
+pub mod order_client;
+pub mod outbox;
 pub mod paxos;
 pub mod protocol;
 pub mod raft;

@@ -19,6 +19,7 @@ pub static REGISTRY: &[&dyn DynProtocol] = &[
     &Entry::<protocols::multipaxos::MultiPaxos>(PhantomData),
     &Entry::<protocols::txn::TwoPc>(PhantomData),
     &Entry::<protocols::txn::PaxosCommit>(PhantomData),
+    &Entry::<protocols::outbox::Outbox>(PhantomData),
     &Entry::<protocols::example::Register>(PhantomData),
 ];
 

@@ -59,15 +59,22 @@ fn list_and_show() {
             "2pc-coordinator-outages",
             "2pc-presumption",
             "2pc-last-unit",
+            "2pc-services-partitioned",
             "paxos-commit",
             "paxos-commit-coordinator-crash",
             "paxos-commit-coordinator-outages",
             "paxos-commit-last-unit",
             "paxos-commit-silent-participant",
+            "outbox",
+            "outbox-services-partitioned",
+            "outbox-lossy-links",
+            "outbox-consumer-crash",
+            "outbox-slow-transactions",
             "register-crash"
         ]
     );
-    let protocols = ["raft", "redis-lock", "redlock", "paxos", "multipaxos", "2pc", "paxos-commit", "register"];
+    let protocols =
+        ["raft", "redis-lock", "redlock", "paxos", "multipaxos", "2pc", "paxos-commit", "outbox", "register"];
     assert!(list.as_array().unwrap().iter().all(|e| protocols.contains(&e["protocol"].as_str().unwrap())));
     let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");

@@ -42,12 +42,20 @@ pub struct TxnJudge {
     commits: u64,
     aborts: u64,
     spans: Vec<Span>,
+    success: crate::order_client::OrderSuccess,
     messages_sent: u64,
     forced_writes: u64,
 }
 
 impl TxnJudge {
-    pub fn new(participants: usize, initial_stock: i64, quiet_ns: u64, end_ns: u64, lanes: bool) -> TxnJudge {
+    pub fn new(
+        participants: usize,
+        initial_stock: i64,
+        heal_ns: u64,
+        quiet_ns: u64,
+        end_ns: u64,
+        lanes: bool,
+    ) -> TxnJudge {
         TxnJudge {
             participants,
             initial_stock,
@@ -66,6 +74,7 @@ impl TxnJudge {
             commits: 0,
             aborts: 0,
             spans: Vec::new(),
+            success: crate::order_client::OrderSuccess::new(heal_ns),
             messages_sent: 0,
             forced_writes: 0,
         }
@@ -222,7 +231,10 @@ impl Judge<TxnNode> for TxnJudge {
                 }
                 _ => None,
             },
-            TxnObs::Client { .. } => None,
+            TxnObs::Client { order, kind, .. } => {
+                self.success.observe(t_ns, *order, *kind);
+                None
+            }
         }
     }
 
@@ -331,6 +343,7 @@ impl Judge<TxnNode> for TxnJudge {
         for (node, values) in &self.in_doubt_ms {
             metrics.insert(format!("in_doubt_ms_max_participant_{node}"), Self::percentile(values, 1.0));
         }
+        self.success.metrics(&mut metrics);
         if !self.lock_hold_ms.is_empty() {
             metrics.insert("lock_hold_ms_p99".to_owned(), Self::percentile(&self.lock_hold_ms, 0.99));
         }

@@ -51,7 +51,6 @@
 //! own), `early-lock-release` (a participant releases its locks when it prepares),
 //! `presume-commit` (a coordinator with no record answers commit).
 
-pub mod client;
 pub mod coordinator;
 pub mod judge;
 pub mod participant;
@@ -67,25 +66,14 @@ use serde::{Deserialize, Serialize};
 use sim_core::{Ctx, NodeId, Process, TimerId};
 
 use crate::codec::{Reader, Writer};
+pub use crate::order_client::{Line, OrderId};
+use crate::order_client::{OrderClient, OrderClientSettings, OrderTransport};
 
 /// Which commit protocol a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     TwoPc,
     PaxosCommit,
-}
-
-/// An order: the client's business key (unique in the order table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct OrderId {
-    pub client: u64,
-    pub seq: u64,
-}
-
-impl fmt::Display for OrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "order c{}.{}", self.client, self.seq)
-    }
 }
 
 /// One execution of a transaction: the coordinator's incarnation and a counter.
@@ -99,13 +87,6 @@ impl fmt::Display for Gtid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "t{}.{}", self.incarnation, self.n)
     }
-}
-
-/// An order line: so many units of an item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Line {
-    pub item: u32,
-    pub qty: u32,
 }
 
 /// What one participant does for a transaction.
@@ -257,7 +238,7 @@ pub struct Shared {
     pub faults_tolerated: usize,
     pub clients: usize,
     pub settings: protocol::TxnSettings,
-    pub clients_stop_ns: u64,
+    pub client_settings: Rc<OrderClientSettings>,
 }
 
 impl Shared {
@@ -265,10 +246,6 @@ impl Shared {
 
     pub fn is_participant(&self, node: NodeId) -> bool {
         (1..=self.participants).contains(&node)
-    }
-
-    pub fn first_client(&self) -> NodeId {
-        self.participants + 1
     }
 
     /// The node holding an item's stock.
@@ -294,10 +271,33 @@ impl Shared {
 pub enum TxnNode {
     Coordinator(coordinator::Coordinator),
     Participant(participant::Participant),
-    Client(client::Client),
+    Client(OrderClient<TxnTransport>),
 }
 
 pub type TxnCtx<'a> = Ctx<'a, Msg, TxnObs>;
+
+/// How the transactions' messages carry the shared order client's orders.
+pub struct TxnTransport;
+
+impl OrderTransport for TxnTransport {
+    type Msg = Msg;
+    type Obs = TxnObs;
+
+    fn submit(order: OrderId, lines: Rc<Vec<Line>>) -> Msg {
+        Msg::Submit { order, lines }
+    }
+
+    fn outcome(msg: Msg) -> Option<(OrderId, bool)> {
+        match msg {
+            Msg::Outcome { order, committed } => Some((order, committed)),
+            _ => None,
+        }
+    }
+
+    fn observation(process: u64, order: OrderId, kind: checker::history::EventType) -> TxnObs {
+        TxnObs::Client { process, order, kind }
+    }
+}
 
 impl TxnNode {
     pub fn new(id: NodeId, shared: &Rc<Shared>) -> TxnNode {
@@ -306,7 +306,7 @@ impl TxnNode {
         } else if shared.is_participant(id) {
             TxnNode::Participant(participant::Participant::new(id, Rc::clone(shared)))
         } else {
-            TxnNode::Client(client::Client::new(id, Rc::clone(shared)))
+            TxnNode::Client(OrderClient::new(id, Rc::clone(&shared.client_settings)))
         }
     }
 

@@ -8,6 +8,7 @@ use sim_core::NodeId;
 
 use super::judge::TxnJudge;
 use super::{Mode, Msg, Shared, TxnNode, Variant};
+use crate::order_client::OrderClientSettings;
 use crate::protocol::{Cluster, FieldError, NodeInfo, Protocol, RunSpec, Topology, VariantInfo, VariantKind};
 
 /// A scenario's `"settings"` for `2pc` and `paxos-commit`. `cluster.servers` is the number
@@ -131,9 +132,22 @@ fn build(settings: &TxnSettings, run: &RunSpec<'_>, mode: Mode) -> (Box<dyn FnMu
         faults_tolerated: if mode == Mode::PaxosCommit { settings.faults_tolerated } else { 0 },
         clients: run.cluster.clients,
         settings: settings.clone(),
-        clients_stop_ns,
+        client_settings: Rc::new(OrderClientSettings {
+            service: Shared::COORDINATOR,
+            first_client: run.cluster.servers + 1,
+            clients: run.cluster.clients,
+            rate_per_client: settings.rate_per_client,
+            items: settings.items,
+            hot_share: settings.hot_share,
+            lines_max: settings.lines_max,
+            qty_max: settings.qty_max,
+            txn_timeout_ms: settings.txn_timeout_ms,
+            orders_at_ms: settings.orders_at_ms.clone(),
+            clients_stop_ns,
+        }),
     });
-    let judge = TxnJudge::new(run.cluster.servers, settings.initial_stock, run.quiet_ns, run.end_ns, run.lanes);
+    let judge =
+        TxnJudge::new(run.cluster.servers, settings.initial_stock, run.heal_ns, run.quiet_ns, run.end_ns, run.lanes);
     (Box::new(move |id| TxnNode::new(id, &shared)), judge)
 }
 
@@ -214,6 +228,7 @@ impl Protocol for TwoPc {
         ("2pc-coordinator-outages", include_str!("scenarios/2pc-coordinator-outages.json")),
         ("2pc-presumption", include_str!("scenarios/2pc-presumption.json")),
         ("2pc-last-unit", include_str!("scenarios/2pc-last-unit.json")),
+        ("2pc-services-partitioned", include_str!("scenarios/2pc-services-partitioned.json")),
     ];
 
     type Settings = TxnSettings;

@@ -1,0 +1,227 @@
+//! The shared client of the order protocols (`2pc`, `paxos-commit`, `outbox`): it places
+//! orders one at a time, at the workload's rate, each sent once to the service and
+//! recorded as committed (`ok`), aborted (`fail`) or, if no outcome comes within
+//! `txn_timeout_ms`, unknown (`info`). It never resends an order: a resend while the
+//! first execution is in doubt would be refused by the order table's unique order id,
+//! and the client would be told "aborted" about an order that then commits.
+//!
+//! A protocol plugs in through [`OrderTransport`]: how a submission and an outcome look
+//! among its messages, and how a client observation looks among its observations.
+
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+use checker::history::EventType;
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use sim_core::{Ctx, NodeId, TimerId};
+
+/// An order: the client's business key (unique in the order table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OrderId {
+    pub client: u64,
+    pub seq: u64,
+}
+
+impl std::fmt::Display for OrderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "order c{}.{}", self.client, self.seq)
+    }
+}
+
+/// An order line: so many units of an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Line {
+    pub item: u32,
+    pub qty: u32,
+}
+
+/// How a protocol's messages carry orders and outcomes.
+pub trait OrderTransport: 'static {
+    type Msg: sim_core::engine::Data;
+    type Obs: sim_core::engine::Data;
+    fn submit(order: OrderId, lines: Rc<Vec<Line>>) -> Self::Msg;
+    /// An outcome's order and whether it committed; `None` if `msg` is no outcome.
+    fn outcome(msg: Self::Msg) -> Option<(OrderId, bool)>;
+    fn observation(process: u64, order: OrderId, kind: EventType) -> Self::Obs;
+}
+
+/// What every client of a cluster shares.
+#[derive(Clone, Debug)]
+pub struct OrderClientSettings {
+    /// Where orders go.
+    pub service: NodeId,
+    pub first_client: NodeId,
+    pub clients: usize,
+    pub rate_per_client: f64,
+    pub items: u32,
+    pub hot_share: f64,
+    pub lines_max: u32,
+    pub qty_max: u32,
+    pub txn_timeout_ms: f64,
+    pub orders_at_ms: Vec<f64>,
+    /// Clients place no order at or after this local instant (ns).
+    pub clients_stop_ns: u64,
+}
+
+impl OrderClientSettings {
+    fn ms(&self, ms: f64) -> u64 {
+        (ms * sim_core::MS as f64) as u64
+    }
+}
+
+type ClientCtx<'a, T> = Ctx<'a, <T as OrderTransport>::Msg, <T as OrderTransport>::Obs>;
+
+const TIMER_NEXT: u64 = 1;
+const TIMER_GIVE_UP: u64 = 2;
+
+pub struct OrderClient<T: OrderTransport> {
+    id: NodeId,
+    shared: Rc<OrderClientSettings>,
+    seq: u64,
+    /// The history process: a new one after an order ends unknown, and after a restart.
+    process: u64,
+    in_flight: Option<(OrderId, TimerId)>,
+    /// With `orders_at_ms`: the next scripted order.
+    scripted_next: usize,
+    transport: PhantomData<fn() -> T>,
+}
+
+impl<T: OrderTransport> OrderClient<T> {
+    pub fn new(id: NodeId, shared: Rc<OrderClientSettings>) -> OrderClient<T> {
+        OrderClient { id, shared, seq: 0, process: 0, in_flight: None, scripted_next: 0, transport: PhantomData }
+    }
+
+    fn index(&self) -> u64 {
+        (self.id - self.shared.first_client) as u64
+    }
+
+    pub fn on_start(&mut self, ctx: &mut ClientCtx<'_, T>) {
+        // Sequence numbers and processes continue after a restart without storage: the
+        // incarnation is drawn large and random, so order ids stay unique.
+        let incarnation: u64 = ctx.rng().random_range(1..1 << 20);
+        self.seq = incarnation << 20;
+        self.process = self.index() + (incarnation << 8) * self.shared.clients as u64;
+        self.schedule_next(ctx);
+    }
+
+    fn schedule_next(&mut self, ctx: &mut ClientCtx<'_, T>) {
+        let scripted = &self.shared.orders_at_ms;
+        if !scripted.is_empty() {
+            // Scripted orders at fixed instants of the client's clock (scenarios with
+            // exact outcomes); one that falls while another is in flight waits for it.
+            if let Some(at_ms) = scripted.get(self.scripted_next) {
+                ctx.set_timer(self.shared.ms(*at_ms).saturating_sub(ctx.now()), TIMER_NEXT);
+            }
+            return;
+        }
+        let rate = self.shared.rate_per_client;
+        let gap_ms = -(1.0 - ctx.rng().random_range(0.0..1.0f64)).ln() / rate * 1000.0;
+        ctx.set_timer(self.shared.ms(gap_ms), TIMER_NEXT);
+    }
+
+    pub fn on_timer(&mut self, ctx: &mut ClientCtx<'_, T>, tag: u64) {
+        match tag {
+            // Clients stop placing orders `txn_timeout_ms` before the end.
+            TIMER_NEXT if self.in_flight.is_none() && ctx.now() < self.shared.clients_stop_ns => {
+                self.place_order(ctx);
+            }
+            TIMER_GIVE_UP => {
+                if let Some((order, _)) = self.in_flight.take() {
+                    ctx.observe(T::observation(self.process, order, EventType::Info));
+                    self.process += self.shared.clients as u64;
+                    self.schedule_next(ctx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn place_order(&mut self, ctx: &mut ClientCtx<'_, T>) {
+        self.scripted_next += 1;
+        self.seq += 1;
+        let order = OrderId { client: self.id as u64, seq: self.seq };
+        let lines = self.draw_lines(ctx);
+        ctx.observe(T::observation(self.process, order, EventType::Invoke));
+        ctx.send(self.shared.service, T::submit(order, Rc::new(lines)));
+        let timer = ctx.set_timer(self.shared.ms(self.shared.txn_timeout_ms), TIMER_GIVE_UP);
+        self.in_flight = Some((order, timer));
+    }
+
+    /// One or two lines; the hot item takes `hot_share` of the draws.
+    fn draw_lines(&self, ctx: &mut ClientCtx<'_, T>) -> Vec<Line> {
+        let settings = &self.shared;
+        let count = ctx.rng().random_range(1..=settings.lines_max);
+        let mut lines: Vec<Line> = Vec::new();
+        for _ in 0..count {
+            let hot = ctx.rng().random_bool(settings.hot_share);
+            let item = if hot { 0 } else { ctx.rng().random_range(0..settings.items) };
+            let qty = ctx.rng().random_range(1..=settings.qty_max);
+            match lines.iter_mut().find(|l| l.item == item) {
+                Some(line) => line.qty += qty,
+                None => lines.push(Line { item, qty }),
+            }
+        }
+        lines
+    }
+
+    pub fn on_message(&mut self, ctx: &mut ClientCtx<'_, T>, msg: T::Msg) {
+        let Some((order, committed)) = T::outcome(msg) else {
+            return;
+        };
+        let Some((current, timer)) = self.in_flight else {
+            return;
+        };
+        if current != order {
+            return; // About an order it gave up on.
+        }
+        ctx.cancel_timer(timer);
+        self.in_flight = None;
+        let kind = if committed { EventType::Ok } else { EventType::Fail };
+        ctx.observe(T::observation(self.process, order, kind));
+        self.schedule_next(ctx);
+    }
+}
+
+/// The share of orders that committed, among those placed while the faults were on and
+/// among those placed after: what "available" means to someone placing orders.
+#[derive(Clone, Debug, Default)]
+pub struct OrderSuccess {
+    heal_ns: u64,
+    invoked: std::collections::BTreeMap<OrderId, u64>,
+    /// (placed, committed) during the faults and after the heal.
+    during: (u64, u64),
+    after: (u64, u64),
+}
+
+impl OrderSuccess {
+    pub fn new(heal_ns: u64) -> OrderSuccess {
+        OrderSuccess { heal_ns, ..OrderSuccess::default() }
+    }
+
+    /// Counts a client observation.
+    pub fn observe(&mut self, t_ns: u64, order: OrderId, kind: EventType) {
+        if kind == EventType::Invoke {
+            self.invoked.insert(order, t_ns);
+            return;
+        }
+        let Some(invoked_ns) = self.invoked.remove(&order) else {
+            return;
+        };
+        let phase = if invoked_ns < self.heal_ns { &mut self.during } else { &mut self.after };
+        phase.0 += 1;
+        phase.1 += u64::from(kind == EventType::Ok);
+    }
+
+    /// `orders_ok_share_during_faults` and `orders_ok_share_after_heal`, where orders were
+    /// placed.
+    pub fn metrics(&self, out: &mut std::collections::BTreeMap<String, f64>) {
+        for (name, (placed, committed)) in
+            [("orders_ok_share_during_faults", self.during), ("orders_ok_share_after_heal", self.after)]
+        {
+            if placed > 0 {
+                out.insert(name.to_owned(), committed as f64 / placed as f64);
+            }
+        }
+    }
+}
