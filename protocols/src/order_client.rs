@@ -225,3 +225,24 @@ impl OrderSuccess {
         }
     }
 }
+
+/// An order's client observation as a history event (`f` is `order`, the value its id).
+pub fn order_event(t_ns: u64, process: u64, order: OrderId, kind: EventType) -> checker::history::Event {
+    checker::history::Event {
+        process: Some(process),
+        kind,
+        f: "order".to_owned(),
+        key: None,
+        value: checker::value::Value::Str(format!("c{}.{}", order.client, order.seq)),
+        time_ns: Some(t_ns),
+        line: 0,
+        column: 0,
+    }
+}
+
+/// The `p` quantile of non-empty `values` (nearest rank).
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}

@@ -6,12 +6,11 @@ use std::rc::Rc;
 
 use checker::Violation;
 use checker::history::Event;
-use checker::value::Value;
 use serde::{Deserialize, Serialize};
 use sim_core::{NodeId, Observation, Sim};
 
 use super::{Msg, OutboxNode, OutboxObs, Shared, Variant};
-use crate::order_client::{OrderClientSettings, OrderId, OrderSuccess};
+use crate::order_client::{OrderClientSettings, OrderId, OrderSuccess, order_event, percentile};
 use crate::protocol::{
     Cluster, FieldError, HistoryCheck, Judge, NodeInfo, Protocol, RunSpec, Topology, VariantInfo, VariantKind,
 };
@@ -236,14 +235,6 @@ pub struct OutboxJudge {
     depth_max: u64,
 }
 
-impl OutboxJudge {
-    fn percentile(values: &[f64], p: f64) -> f64 {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-    }
-}
-
 impl Judge<OutboxNode> for OutboxJudge {
     fn observe(&mut self, observation: &Observation<OutboxObs>, _sim: &Sim<OutboxNode>) -> Option<Violation> {
         let (t_ns, node) = (observation.t_ns, observation.node);
@@ -297,16 +288,7 @@ impl Judge<OutboxNode> for OutboxJudge {
         let OutboxObs::Client { process, order, kind } = &observation.obs else {
             return None;
         };
-        Some(Event {
-            process: Some(*process),
-            kind: *kind,
-            f: "order".to_owned(),
-            key: None,
-            value: Value::Str(format!("c{}.{}", order.client, order.seq)),
-            time_ns: Some(observation.t_ns),
-            line: 0,
-            column: 0,
-        })
+        Some(order_event(observation.t_ns, *process, *order, *kind))
     }
 
     fn initial_role(&self, node: NodeId) -> Option<String> {
@@ -368,9 +350,9 @@ impl Judge<OutboxNode> for OutboxJudge {
             ("orders_without_effect_at_end".to_owned(), self.awaiting.len() as f64),
         ]);
         if !self.lag_ms.is_empty() {
-            metrics.insert("lag_ms_p50".to_owned(), Self::percentile(&self.lag_ms, 0.5));
-            metrics.insert("lag_ms_p99".to_owned(), Self::percentile(&self.lag_ms, 0.99));
-            metrics.insert("lag_ms_max".to_owned(), Self::percentile(&self.lag_ms, 1.0));
+            metrics.insert("lag_ms_p50".to_owned(), percentile(&self.lag_ms, 0.5));
+            metrics.insert("lag_ms_p99".to_owned(), percentile(&self.lag_ms, 0.99));
+            metrics.insert("lag_ms_max".to_owned(), percentile(&self.lag_ms, 1.0));
         }
         self.success.metrics(&mut metrics);
         metrics

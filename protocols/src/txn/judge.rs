@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use checker::Violation;
 use checker::history::Event;
-use checker::value::Value;
 use sim_core::{NodeId, Observation, Sim};
 
 use super::{Gtid, Line, OrderId, TxnNode, TxnObs};
+use crate::order_client::{order_event, percentile};
 use crate::protocol::{HistoryCheck, Judge, Span};
 
 #[derive(Clone, Debug, Default)]
@@ -174,12 +174,6 @@ impl TxnJudge {
         }
         None
     }
-
-    fn percentile(values: &[f64], p: f64) -> f64 {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-    }
 }
 
 /// Commit only if every participant voted yes.
@@ -242,16 +236,7 @@ impl Judge<TxnNode> for TxnJudge {
         let TxnObs::Client { process, order, kind } = &observation.obs else {
             return None;
         };
-        Some(Event {
-            process: Some(*process),
-            kind: *kind,
-            f: "order".to_owned(),
-            key: None,
-            value: Value::Str(format!("c{}.{}", order.client, order.seq)),
-            time_ns: Some(observation.t_ns),
-            line: 0,
-            column: 0,
-        })
+        Some(order_event(observation.t_ns, *process, *order, *kind))
     }
 
     fn role_change(&self, observation: &Observation<TxnObs>) -> Option<(String, Option<u64>)> {
@@ -328,24 +313,24 @@ impl Judge<TxnNode> for TxnJudge {
                 .insert("forced_writes_per_txn".to_owned(), self.forced_writes as f64 / self.txns.len().max(1) as f64);
         }
         if !self.decision_ms.is_empty() {
-            metrics.insert("decision_ms_p50".to_owned(), Self::percentile(&self.decision_ms, 0.5));
-            metrics.insert("decision_ms_p99".to_owned(), Self::percentile(&self.decision_ms, 0.99));
+            metrics.insert("decision_ms_p50".to_owned(), percentile(&self.decision_ms, 0.5));
+            metrics.insert("decision_ms_p99".to_owned(), percentile(&self.decision_ms, 0.99));
         }
         for (cause, count) in &self.abort_causes {
             metrics.insert(format!("coordinator aborts: {cause}"), *count as f64);
         }
         let all: Vec<f64> = self.in_doubt_ms.values().flatten().copied().collect();
         if !all.is_empty() {
-            metrics.insert("in_doubt_ms_p50".to_owned(), Self::percentile(&all, 0.5));
-            metrics.insert("in_doubt_ms_p99".to_owned(), Self::percentile(&all, 0.99));
-            metrics.insert("in_doubt_ms_max".to_owned(), Self::percentile(&all, 1.0));
+            metrics.insert("in_doubt_ms_p50".to_owned(), percentile(&all, 0.5));
+            metrics.insert("in_doubt_ms_p99".to_owned(), percentile(&all, 0.99));
+            metrics.insert("in_doubt_ms_max".to_owned(), percentile(&all, 1.0));
         }
         for (node, values) in &self.in_doubt_ms {
-            metrics.insert(format!("in_doubt_ms_max_participant_{node}"), Self::percentile(values, 1.0));
+            metrics.insert(format!("in_doubt_ms_max_participant_{node}"), percentile(values, 1.0));
         }
         self.success.metrics(&mut metrics);
         if !self.lock_hold_ms.is_empty() {
-            metrics.insert("lock_hold_ms_p99".to_owned(), Self::percentile(&self.lock_hold_ms, 0.99));
+            metrics.insert("lock_hold_ms_p99".to_owned(), percentile(&self.lock_hold_ms, 0.99));
         }
         metrics
     }
