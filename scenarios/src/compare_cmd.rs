@@ -1,10 +1,10 @@
-//! `dsim compare A B`: two scenarios (two protocols, or one protocol two ways) run on
-//! the same seeds, their verdicts and figures side by side.
+//! `dsim compare A B [C ...]`: scenarios (several protocols, or one protocol several
+//! ways) run on the same seeds, their verdicts and figures side by side.
 //!
-//! The workload and the fault schedule come from the seed, so two scenarios with the
-//! same workload settings and generator over the same servers and clients get the same
-//! faults at the same instants: the comparison says on how many seeds the two
-//! schedules were identical.
+//! The workload and the fault schedule come from the seed, so scenarios with the same
+//! workload settings and generator over the same servers and clients get the same faults
+//! at the same instants: the comparison says on how many seeds every schedule was the
+//! same as the first scenario's.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,10 +19,9 @@ use crate::scenario::Scenario;
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// The first scenario (built-in name or file): the baseline.
-    pub a: String,
-    /// The second scenario.
-    pub b: String,
+    /// The scenarios (built-in names or files), two or more; the first is the baseline.
+    #[arg(required = true, num_args = 2..)]
+    pub scenarios: Vec<String>,
     /// Seeds to run each on.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub seeds: u64,
@@ -37,17 +36,16 @@ pub struct CompareArgs {
     pub json: bool,
 }
 
-/// One figure of both sides: the median and the largest over the seeds it was measured on.
+/// One figure of every system: the median and the largest over the seeds it was
+/// measured on (`None` where a system does not measure it).
 #[derive(Debug, Serialize)]
 pub struct Figure {
     pub name: String,
-    pub a_median: Option<f64>,
-    pub a_max: Option<f64>,
-    pub b_median: Option<f64>,
-    pub b_max: Option<f64>,
+    pub medians: Vec<Option<f64>>,
+    pub maxes: Vec<Option<f64>>,
 }
 
-/// One side's verdicts.
+/// One system's verdicts.
 #[derive(Debug, Default, Serialize)]
 pub struct Verdicts {
     pub pass: u64,
@@ -60,14 +58,19 @@ pub struct Verdicts {
 /// What `dsim compare` prints with `--json`.
 #[derive(Debug, Serialize)]
 pub struct Comparison {
-    pub a: String,
-    pub b: String,
+    pub systems: Vec<String>,
     pub seeds: Vec<u64>,
-    /// Seeds on which both scenarios drew the same fault schedule.
+    /// Seeds on which every scenario drew the first one's fault schedule.
     pub same_faults_seeds: usize,
-    pub a_verdicts: Verdicts,
-    pub b_verdicts: Verdicts,
+    pub verdicts: Vec<Verdicts>,
     pub figures: Vec<Figure>,
+}
+
+impl Comparison {
+    /// The figure called `name`, if any system measured it.
+    pub fn figure(&self, name: &str) -> Option<&Figure> {
+        self.figures.iter().find(|f| f.name == name)
+    }
 }
 
 /// The figures of one run, by name: the engine's, the clients', the protocol's.
@@ -84,15 +87,19 @@ fn figures_of(outcome: &RunOutcome) -> BTreeMap<String, f64> {
         figures.insert("latency_p50_ms".to_owned(), m.latency_p50_ms);
         figures.insert("latency_p99_ms".to_owned(), m.latency_p99_ms);
     }
+    if let Some(availability) = &m.availability {
+        figures.extend(availability.during_faults.map(|a| ("availability_during_faults".to_owned(), a)));
+        figures.extend(availability.after_heal.map(|a| ("availability_after_heal".to_owned(), a)));
+    }
     figures.extend(m.protocol.iter().map(|(k, v)| (k.clone(), *v)));
     figures
 }
 
-fn median_and_max(values: &[f64]) -> (Option<f64>, Option<f64>) {
-    if values.is_empty() {
+fn median_and_max(values: Option<&Vec<f64>>) -> (Option<f64>, Option<f64>) {
+    let Some(values) = values.filter(|v| !v.is_empty()) else {
         return (None, None);
-    }
-    let mut sorted = values.to_vec();
+    };
+    let mut sorted = values.clone();
     sorted.sort_by(f64::total_cmp);
     (Some(sorted[sorted.len() / 2]), sorted.last().copied())
 }
@@ -117,43 +124,38 @@ fn schedule(scenario: &Scenario, seed: u64) -> Result<String, String> {
     Ok(serde_json::to_string(&crate::nemesis::materialize(scenario, &topology, seed)).expect("serialisable"))
 }
 
-/// Runs both scenarios on every seed.
-pub fn compare(a: &Scenario, b: &Scenario, seeds: &[u64]) -> Result<Comparison, String> {
-    let mut a_figures: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut b_figures: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let (mut a_verdicts, mut b_verdicts) = (Verdicts::default(), Verdicts::default());
+/// Runs every scenario on every seed.
+pub fn compare(systems: &[Scenario], seeds: &[u64]) -> Result<Comparison, String> {
+    let mut figures: Vec<BTreeMap<String, Vec<f64>>> = vec![BTreeMap::new(); systems.len()];
+    let mut verdicts: Vec<Verdicts> = systems.iter().map(|_| Verdicts::default()).collect();
     let mut same_faults_seeds = 0;
     for &seed in seeds {
-        let a_outcome = crate::run_cmd::run_scenario(a, seed, None)?;
-        let b_outcome = crate::run_cmd::run_scenario(b, seed, None)?;
-        tally(&mut a_verdicts, seed, &a_outcome);
-        tally(&mut b_verdicts, seed, &b_outcome);
-        for (name, value) in figures_of(&a_outcome) {
-            a_figures.entry(name).or_default().push(value);
+        let mut schedules = Vec::new();
+        for (i, scenario) in systems.iter().enumerate() {
+            let outcome = crate::run_cmd::run_scenario(scenario, seed, None)?;
+            tally(&mut verdicts[i], seed, &outcome);
+            for (name, value) in figures_of(&outcome) {
+                figures[i].entry(name).or_default().push(value);
+            }
+            schedules.push(schedule(scenario, seed)?);
         }
-        for (name, value) in figures_of(&b_outcome) {
-            b_figures.entry(name).or_default().push(value);
-        }
-        same_faults_seeds += usize::from(schedule(a, seed)? == schedule(b, seed)?);
+        same_faults_seeds += usize::from(schedules.iter().all(|s| *s == schedules[0]));
     }
-    let mut names: Vec<&String> = a_figures.keys().chain(b_figures.keys()).collect();
+    let mut names: Vec<&String> = figures.iter().flat_map(BTreeMap::keys).collect();
     names.sort();
     names.dedup();
     let figures = names
         .into_iter()
         .map(|name| {
-            let (a_median, a_max) = median_and_max(a_figures.get(name).map_or(&[][..], Vec::as_slice));
-            let (b_median, b_max) = median_and_max(b_figures.get(name).map_or(&[][..], Vec::as_slice));
-            Figure { name: name.clone(), a_median, a_max, b_median, b_max }
+            let (medians, maxes) = figures.iter().map(|f| median_and_max(f.get(name))).unzip();
+            Figure { name: name.clone(), medians, maxes }
         })
         .collect();
     Ok(Comparison {
-        a: a.name.clone(),
-        b: b.name.clone(),
+        systems: systems.iter().map(|s| s.name.clone()).collect(),
         seeds: seeds.to_vec(),
         same_faults_seeds,
-        a_verdicts,
-        b_verdicts,
+        verdicts,
         figures,
     })
 }
@@ -174,41 +176,36 @@ fn verdict_line(v: &Verdicts) -> String {
     line
 }
 
-/// The comparison as a Markdown table.
+/// The comparison as Markdown: verdicts, then a table of every figure's median and
+/// largest value per system.
 pub fn markdown(c: &Comparison) -> String {
     let seeds = match (c.seeds.first(), c.seeds.last()) {
         (Some(first), Some(last)) => format!("seeds {first}..={last}"),
         _ => "no seeds".to_owned(),
     };
-    let mut out = format!("# {} vs {}\n\n", c.a, c.b);
+    let mut out = format!("# {}\n\n", c.systems.join(" vs "));
     out.push_str(&format!(
         "{} each; the same fault schedule on {} of {} seeds.\n\n",
         seeds,
         c.same_faults_seeds,
         c.seeds.len()
     ));
-    out.push_str(&format!(
-        "- **{}**: {}\n- **{}**: {}\n\n",
-        c.a,
-        verdict_line(&c.a_verdicts),
-        c.b,
-        verdict_line(&c.b_verdicts)
-    ));
-    out.push_str("Each figure: the median over the seeds, then the largest.\n\n");
-    out.push_str(&format!(
-        "| figure | {a} median | {a} max | {b} median | {b} max |\n|---|---:|---:|---:|---:|\n",
-        a = c.a,
-        b = c.b
-    ));
+    for (system, verdicts) in c.systems.iter().zip(&c.verdicts) {
+        out.push_str(&format!("- **{system}**: {}\n", verdict_line(verdicts)));
+    }
+    out.push_str("\nEach figure: the median over the seeds / the largest.\n\n| figure |");
+    for system in &c.systems {
+        out.push_str(&format!(" {system} |"));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(c.systems.len()));
+    out.push('\n');
     for f in &c.figures {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            f.name,
-            cell(f.a_median),
-            cell(f.a_max),
-            cell(f.b_median),
-            cell(f.b_max)
-        ));
+        out.push_str(&format!("| {} |", f.name));
+        for (median, max) in f.medians.iter().zip(&f.maxes) {
+            out.push_str(&format!(" {} / {} |", cell(*median), cell(*max)));
+        }
+        out.push('\n');
     }
     out
 }
@@ -216,11 +213,14 @@ pub fn markdown(c: &Comparison) -> String {
 /// `dsim compare`.
 pub fn run(args: &CompareArgs) -> u8 {
     let inner = || -> Result<Comparison, String> {
-        let a = crate::library::resolve(&args.a).map_err(|e| e.to_string())?;
-        let b = crate::library::resolve(&args.b).map_err(|e| e.to_string())?;
+        let systems = args
+            .scenarios
+            .iter()
+            .map(|name| crate::library::resolve(name).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         let last = args.start_seed.checked_add(args.seeds - 1).ok_or("--start-seed plus --seeds overflows")?;
         let seeds: Vec<u64> = (args.start_seed..=last).collect();
-        compare(&a, &b, &seeds)
+        compare(&systems, &seeds)
     };
     match inner() {
         Ok(comparison) => {

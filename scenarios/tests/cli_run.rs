@@ -275,3 +275,19 @@ fn bench_fuzz_measures_scenarios_side_by_side() {
     let bad = dsim(&["bench", "fuzz", "no-such-scenario"]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+#[test]
+fn compare_writes_its_table_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("compare.md");
+    let out_arg = out.display().to_string();
+    let output = dsim(&["compare", "paxos-walkthrough", "paxos-walkthrough-no-accept", "--seeds", "2", "-o", &out_arg]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let table = std::fs::read_to_string(&out).unwrap();
+    assert!(table.starts_with("# paxos-walkthrough vs paxos-walkthrough-no-accept"), "{table}");
+    // The second slows a link by a scripted fault the first lacks: not the same faults.
+    assert!(table.contains("the same fault schedule on 0 of 2 seeds"), "{table}");
+    assert!(table.contains("| chosen_value | 8 / 8 | 5 / 5 |"), "{table}");
+    assert_eq!(dsim(&["compare", "paxos"]).status.code(), Some(2));
+    assert_eq!(dsim(&["compare", "paxos", "no-such-scenario"]).status.code(), Some(2));
+}

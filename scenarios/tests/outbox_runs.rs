@@ -71,11 +71,12 @@ fn with_the_services_partitioned_the_outbox_takes_orders_and_2pc_cannot() {
     let a = library::resolve("2pc-services-partitioned").unwrap();
     let b = library::resolve("outbox-services-partitioned").unwrap();
     let seeds: Vec<u64> = (1..=5).collect();
-    let comparison = scenarios::compare_cmd::compare(&a, &b, &seeds).unwrap();
-    assert_eq!((comparison.a_verdicts.pass, comparison.b_verdicts.pass), (5, 5));
-    let share = comparison.figures.iter().find(|f| f.name == "orders_ok_share_during_faults").unwrap();
-    assert_eq!(share.a_max, Some(0.0), "2pc commits nothing while the shard is cut off");
-    assert_eq!(share.b_median, Some(1.0), "the outbox commits every order");
-    let lag = comparison.figures.iter().find(|f| f.name == "lag_ms_max").unwrap();
-    assert!(lag.b_median.unwrap() > 2900.0, "the effects wait for the heal: {:?}", lag.b_median);
+    let comparison = scenarios::compare_cmd::compare(&[a, b], &seeds).unwrap();
+    assert_eq!((comparison.verdicts[0].pass, comparison.verdicts[1].pass), (5, 5));
+    let share = comparison.figure("orders_ok_share_during_faults").unwrap();
+    assert_eq!(share.maxes[0], Some(0.0), "2pc commits nothing while the shard is cut off");
+    assert_eq!(share.medians[1], Some(1.0), "the outbox commits every order");
+    let lag = comparison.figure("lag_ms_max").unwrap();
+    assert_eq!(lag.medians[0], None, "2pc has no lag: nothing is deferred");
+    assert!(lag.medians[1].unwrap() > 2900.0, "the effects wait for the heal: {:?}", lag.medians[1]);
 }

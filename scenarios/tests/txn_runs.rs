@@ -125,10 +125,10 @@ fn under_coordinator_outages_paxos_commit_is_in_doubt_far_less() {
     let a = library::resolve("2pc-coordinator-outages").unwrap();
     let b = library::resolve("paxos-commit-coordinator-outages").unwrap();
     let seeds: Vec<u64> = (1..=10).collect();
-    let comparison = scenarios::compare_cmd::compare(&a, &b, &seeds).unwrap();
+    let comparison = scenarios::compare_cmd::compare(&[a, b], &seeds).unwrap();
     assert_eq!(comparison.same_faults_seeds, 10);
-    assert_eq!((comparison.a_verdicts.violation, comparison.b_verdicts.violation), (0, 0));
-    let p99 = comparison.figures.iter().find(|f| f.name == "in_doubt_ms_p99").unwrap();
-    let (two_pc, paxos_commit) = (p99.a_median.unwrap(), p99.b_median.unwrap());
+    assert_eq!((comparison.verdicts[0].violation, comparison.verdicts[1].violation), (0, 0));
+    let p99 = comparison.figure("in_doubt_ms_p99").unwrap();
+    let (two_pc, paxos_commit) = (p99.medians[0].unwrap(), p99.medians[1].unwrap());
     assert!(two_pc > 10.0 * paxos_commit, "2pc {two_pc} vs paxos-commit {paxos_commit}");
 }
