@@ -67,6 +67,7 @@ fn list_and_show() {
             "paxos-commit-silent-participant",
             "outbox",
             "outbox-services-partitioned",
+            "outbox-relay-node",
             "outbox-lossy-links",
             "outbox-consumer-crash",
             "outbox-slow-transactions",

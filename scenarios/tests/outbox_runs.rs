@@ -80,3 +80,19 @@ fn with_the_services_partitioned_the_outbox_takes_orders_and_2pc_cannot() {
     assert_eq!(lag.medians[0], None, "2pc has no lag: nothing is deferred");
     assert!(lag.medians[1].unwrap() > 2900.0, "the effects wait for the heal: {:?}", lag.medians[1]);
 }
+
+#[test]
+fn a_relay_node_of_its_own_keeps_the_guarantees() {
+    // The first failing seeds of `dsim fuzz outbox-relay-node --variant V --seeds 2000`.
+    for (variant, seed, kind) in
+        [("delete-before-ack", 1, "liveness"), ("poll-by-sequence", 1, "liveness"), ("no-inbox", 1, "exactly-once")]
+    {
+        let buggy = run("outbox-relay-node", Some(variant), seed);
+        assert_eq!(buggy.violations.first().map(|v| v.kind.as_str()), Some(kind), "{variant} seed {seed}");
+    }
+    for seed in 1..=10 {
+        let outcome = run("outbox-relay-node", None, seed);
+        assert_eq!(outcome.verdict, Verdict::Pass, "seed {seed}: {:?}", outcome.violations);
+        assert!(metric(&outcome, "effects").unwrap() > 0.0);
+    }
+}

@@ -4,7 +4,9 @@
 //! **The pattern.** The order service cannot commit with the inventory service in one
 //! transaction without 2PC, so it commits the order row and a message row in one *local*
 //! transaction (one record, synced: a crash loses all of it or none). A relay inside the
-//! order service publishes every unsent message row to the queue and marks it sent only
+//! order service (or, with `cluster.servers` = 4, a relay node of its own, which fetches
+//! unsent rows from the order service and has them marked sent) publishes every unsent
+//! message row to the queue and marks it sent only
 //! once the queue has acknowledged it; a crash in between publishes it again, so messages
 //! may be duplicated but never lost. The queue (node 1) stores each message durably
 //! before acknowledging it, delivers it to the consumer, and delivers it again if no
@@ -71,6 +73,17 @@ pub enum Msg {
         message: Rc<Message>,
     },
     Published {
+        row: u64,
+    },
+    /// A relay node asks the order service for unsent rows above `after`, gets them,
+    /// and has a row marked sent once the queue acknowledged it.
+    Fetch {
+        after: u64,
+    },
+    Rows {
+        rows: Rc<Vec<Rc<Message>>>,
+    },
+    MarkSent {
         row: u64,
     },
     /// Queue to consumer, and its acknowledgement.
@@ -146,6 +159,8 @@ impl Variant {
 #[derive(Clone, Debug)]
 pub struct Shared {
     pub variant: Variant,
+    /// The relay runs as node 3 rather than inside the order service.
+    pub relay_node: bool,
     pub settings: protocol::OutboxSettings,
     pub clients: Rc<OrderClientSettings>,
 }
@@ -154,6 +169,8 @@ impl Shared {
     pub const ORDERS: NodeId = 0;
     pub const QUEUE: NodeId = 1;
     pub const INVENTORY: NodeId = 2;
+    /// With a relay node (`cluster.servers` = 4).
+    pub const RELAY: NodeId = 3;
 
     fn ms(&self, ms: f64) -> u64 {
         (ms * sim_core::MS as f64) as u64
@@ -189,6 +206,7 @@ pub enum OutboxNode {
     Orders(OrderService),
     Queue(Queue),
     Inventory(Inventory),
+    Relay(RelayNode),
     Client(OrderClient<OutboxTransport>),
 }
 
@@ -200,6 +218,9 @@ impl OutboxNode {
             Shared::ORDERS => OutboxNode::Orders(OrderService::new(Rc::clone(shared))),
             Shared::QUEUE => OutboxNode::Queue(Queue::new(Rc::clone(shared))),
             Shared::INVENTORY => OutboxNode::Inventory(Inventory::new(Rc::clone(shared))),
+            Shared::RELAY if shared.relay_node => {
+                OutboxNode::Relay(RelayNode { shared: Rc::clone(shared), relay: Relay::default() })
+            }
             _ => OutboxNode::Client(OrderClient::new(id, Rc::clone(&shared.clients))),
         }
     }
@@ -222,6 +243,7 @@ impl Process for OutboxNode {
             OutboxNode::Orders(n) => n.on_start(ctx),
             OutboxNode::Queue(n) => n.on_start(ctx),
             OutboxNode::Inventory(n) => n.on_start(ctx),
+            OutboxNode::Relay(n) => n.on_start(ctx),
             OutboxNode::Client(n) => n.on_start(ctx),
         }
     }
@@ -229,8 +251,9 @@ impl Process for OutboxNode {
     fn on_message(&mut self, ctx: &mut OutboxCtx<'_>, from: NodeId, msg: Msg) {
         match self {
             OutboxNode::Orders(n) => n.on_message(ctx, from, msg),
-            OutboxNode::Queue(n) => n.on_message(ctx, msg),
+            OutboxNode::Queue(n) => n.on_message(ctx, from, msg),
             OutboxNode::Inventory(n) => n.on_message(ctx, msg),
+            OutboxNode::Relay(n) => n.on_message(ctx, msg),
             OutboxNode::Client(n) => n.on_message(ctx, msg),
         }
     }
@@ -240,6 +263,7 @@ impl Process for OutboxNode {
             OutboxNode::Orders(n) => n.on_timer(ctx, tag),
             OutboxNode::Queue(n) => n.on_timer(ctx),
             OutboxNode::Inventory(_) => {}
+            OutboxNode::Relay(n) => n.on_timer(ctx),
             OutboxNode::Client(n) => n.on_timer(ctx, tag),
         }
     }
@@ -271,6 +295,83 @@ fn decode_message(reader: &mut Reader<'_>) -> Option<Message> {
     Some(Message { row, order, lines })
 }
 
+/// The relay's memory: when each row was last published, and (variant
+/// poll-by-sequence) the highest row it has published.
+#[derive(Default)]
+struct Relay {
+    published_ns: BTreeMap<u64, u64>,
+    high_water: u64,
+}
+
+impl Relay {
+    /// The first row id to poll from.
+    fn poll_from(&self, variant: Variant) -> u64 {
+        if variant == Variant::PollBySequence { self.high_water + 1 } else { 0 }
+    }
+
+    /// Publishes the rows due (never published, or not acknowledged within
+    /// `publish_timeout_ms`), a batch at a time; returns the rows to mark sent at once
+    /// (variant delete-before-ack).
+    fn publish<'a>(
+        &mut self,
+        ctx: &mut OutboxCtx<'_>,
+        shared: &Shared,
+        rows: impl Iterator<Item = &'a Rc<Message>>,
+    ) -> Vec<u64> {
+        let now = ctx.now();
+        let timeout_ns = shared.ms(shared.settings.publish_timeout_ms);
+        let due: Vec<Rc<Message>> = rows
+            .filter(|m| self.published_ns.get(&m.row).is_none_or(|t| now >= t + timeout_ns))
+            .take(shared.settings.relay_batch)
+            .cloned()
+            .collect();
+        let mut mark_now = Vec::new();
+        for message in due {
+            let row = message.row;
+            self.published_ns.insert(row, now);
+            self.high_water = self.high_water.max(row);
+            ctx.send(Shared::QUEUE, Msg::Publish { message });
+            if shared.variant == Variant::DeleteBeforeAck {
+                mark_now.push(row); // The bug: marked sent before the queue has it.
+            }
+        }
+        mark_now
+    }
+}
+
+/// The relay as a node of its own: it fetches unsent rows from the order service and
+/// tells it which to mark sent.
+pub struct RelayNode {
+    shared: Rc<Shared>,
+    relay: Relay,
+}
+
+impl RelayNode {
+    fn on_start(&mut self, ctx: &mut OutboxCtx<'_>) {
+        ctx.set_timer(self.shared.ms(self.shared.settings.relay_every_ms), TIMER_RELAY);
+    }
+
+    fn on_timer(&mut self, ctx: &mut OutboxCtx<'_>) {
+        ctx.set_timer(self.shared.ms(self.shared.settings.relay_every_ms), TIMER_RELAY);
+        ctx.send(Shared::ORDERS, Msg::Fetch { after: self.relay.poll_from(self.shared.variant) });
+    }
+
+    fn on_message(&mut self, ctx: &mut OutboxCtx<'_>, msg: Msg) {
+        match msg {
+            Msg::Rows { rows } => {
+                for row in self.relay.publish(ctx, &self.shared, rows.iter()) {
+                    ctx.send(Shared::ORDERS, Msg::MarkSent { row });
+                }
+            }
+            Msg::Published { row } => {
+                self.relay.published_ns.remove(&row);
+                ctx.send(Shared::ORDERS, Msg::MarkSent { row });
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The order service: its database (orders and outbox rows) and the relay.
 pub struct OrderService {
     shared: Rc<Shared>,
@@ -281,10 +382,8 @@ pub struct OrderService {
     pending: BTreeMap<u64, (NodeId, Rc<Message>)>,
     /// Outbox rows not yet marked sent, by row.
     unsent: BTreeMap<u64, Rc<Message>>,
-    /// When each unsent row was last published (local time).
-    published_ns: BTreeMap<u64, u64>,
-    /// Variant poll-by-sequence: the highest row relayed.
-    high_water: u64,
+    /// The relay, when it runs inside the order service.
+    relay: Relay,
 }
 
 impl OrderService {
@@ -295,8 +394,7 @@ impl OrderService {
             orders: BTreeSet::new(),
             pending: BTreeMap::new(),
             unsent: BTreeMap::new(),
-            published_ns: BTreeMap::new(),
-            high_water: 0,
+            relay: Relay::default(),
         }
     }
 
@@ -324,13 +422,19 @@ impl OrderService {
                 self.unsent.insert(message.row, Rc::new(message));
             }
         }
-        ctx.set_timer(self.shared.ms(self.shared.settings.relay_every_ms), TIMER_RELAY);
+        if !self.shared.relay_node {
+            ctx.set_timer(self.shared.ms(self.shared.settings.relay_every_ms), TIMER_RELAY);
+        }
     }
 
     fn on_message(&mut self, ctx: &mut OutboxCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
             Msg::Submit { order, lines } => self.begin(ctx, from, order, &lines),
-            Msg::Published { row } => self.on_published(ctx, row),
+            Msg::Published { row } | Msg::MarkSent { row } => self.on_published(ctx, row),
+            Msg::Fetch { after } => {
+                let rows = self.unsent.range(after..).take(self.shared.settings.relay_batch).map(|(_, m)| Rc::clone(m));
+                ctx.send(from, Msg::Rows { rows: Rc::new(rows.collect()) });
+            }
             _ => {}
         }
     }
@@ -381,34 +485,18 @@ impl OrderService {
         }
     }
 
-    /// The relay: publish unsent rows (again after `publish_timeout_ms` without an
-    /// acknowledgement), a batch at a time.
+    /// The relay inside the order service: publish unsent rows.
     fn relay(&mut self, ctx: &mut OutboxCtx<'_>) {
-        let now = ctx.now();
-        let timeout_ns = self.shared.ms(self.shared.settings.publish_timeout_ms);
-        let from = if self.shared.variant == Variant::PollBySequence { self.high_water + 1 } else { 0 };
-        let due: Vec<Rc<Message>> = self
-            .unsent
-            .range(from..)
-            .filter(|(row, _)| self.published_ns.get(row).is_none_or(|t| now >= t + timeout_ns))
-            .take(self.shared.settings.relay_batch)
-            .map(|(_, m)| Rc::clone(m))
-            .collect();
-        for message in due {
-            let row = message.row;
-            self.published_ns.insert(row, now);
-            self.high_water = self.high_water.max(row);
-            ctx.send(Shared::QUEUE, Msg::Publish { message });
-            if self.shared.variant == Variant::DeleteBeforeAck {
-                // The bug: marked sent before the queue has it.
-                self.mark_sent(ctx, row);
-            }
+        let from = self.relay.poll_from(self.shared.variant);
+        let mark_now = self.relay.publish(ctx, &self.shared, self.unsent.range(from..).map(|(_, m)| m));
+        for row in mark_now {
+            self.mark_sent(ctx, row);
         }
     }
 
     fn mark_sent(&mut self, ctx: &mut OutboxCtx<'_>, row: u64) {
         if self.unsent.remove(&row).is_some() {
-            self.published_ns.remove(&row);
+            self.relay.published_ns.remove(&row);
             ctx.storage().put(format!("sent/{row:012}"), Vec::new());
             ctx.storage().sync();
         }
@@ -448,7 +536,7 @@ impl Queue {
         ctx.set_timer(self.shared.ms(self.shared.settings.queue_tick_ms), 1);
     }
 
-    fn on_message(&mut self, ctx: &mut OutboxCtx<'_>, msg: Msg) {
+    fn on_message(&mut self, ctx: &mut OutboxCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
             Msg::Publish { message } => {
                 let seq = self.next_seq;
@@ -457,7 +545,7 @@ impl Queue {
                 encode_message(&mut record, &message);
                 ctx.storage().put(format!("q/{seq:012}"), record.bytes);
                 ctx.storage().sync();
-                ctx.send(Shared::ORDERS, Msg::Published { row: message.row });
+                ctx.send(from, Msg::Published { row: message.row });
                 self.messages.insert(seq, (message, None));
                 self.deliver(ctx);
             }

@@ -116,6 +116,7 @@ impl Protocol for Outbox {
     const SCENARIOS: &'static [(&'static str, &'static str)] = &[
         ("outbox", include_str!("scenarios/outbox.json")),
         ("outbox-services-partitioned", include_str!("scenarios/outbox-services-partitioned.json")),
+        ("outbox-relay-node", include_str!("scenarios/outbox-relay-node.json")),
         ("outbox-lossy-links", include_str!("scenarios/outbox-lossy-links.json")),
         ("outbox-consumer-crash", include_str!("scenarios/outbox-consumer-crash.json")),
         ("outbox-slow-transactions", include_str!("scenarios/outbox-slow-transactions.json")),
@@ -126,7 +127,12 @@ impl Protocol for Outbox {
     type Judge = OutboxJudge;
 
     fn validate(s: &OutboxSettings, cluster: Cluster, _variant: &str) -> Result<(), FieldError> {
-        check("cluster.servers", cluster.servers == 3, "3 (order service, queue, inventory)", cluster.servers)?;
+        check(
+            "cluster.servers",
+            (3..=4).contains(&cluster.servers),
+            "3 (order service with its relay, queue, inventory) or 4 (and a relay node)",
+            cluster.servers,
+        )?;
         check("cluster.clients", cluster.clients <= 64, "0 to 64", cluster.clients)?;
         check(
             "rate_per_client",
@@ -163,12 +169,16 @@ impl Protocol for Outbox {
             NodeInfo { kind: "queue".into(), label: "queue 1".into() },
             NodeInfo { kind: "inventory".into(), label: "inventory 2".into() },
         ];
+        if cluster.servers == 4 {
+            nodes.push(NodeInfo { kind: "relay".into(), label: "relay 3".into() });
+        }
+        let first = cluster.servers;
         nodes.extend(
-            (0..cluster.clients).map(|c| NodeInfo { kind: "client".into(), label: format!("client {}", 3 + c) }),
+            (0..cluster.clients).map(|c| NodeInfo { kind: "client".into(), label: format!("client {}", first + c) }),
         );
         Topology {
-            servers: vec![0, 1, 2],
-            clients: (3..3 + cluster.clients).collect(),
+            servers: (0..first).collect(),
+            clients: (first..first + cluster.clients).collect(),
             nodes,
             target_roles: Vec::new(),
         }
@@ -178,7 +188,7 @@ impl Protocol for Outbox {
         let clients_stop_ns = run.end_ns.saturating_sub((settings.txn_timeout_ms * 1e6) as u64);
         let clients = OrderClientSettings {
             service: Shared::ORDERS,
-            first_client: 3,
+            first_client: run.cluster.servers,
             clients: run.cluster.clients,
             rate_per_client: settings.rate_per_client,
             items: settings.items,
@@ -191,10 +201,12 @@ impl Protocol for Outbox {
         };
         let shared = Rc::new(Shared {
             variant: Variant::parse(run.variant).expect("validated variant"),
+            relay_node: run.cluster.servers == 4,
             settings: settings.clone(),
             clients: Rc::new(clients),
         });
         let judge = OutboxJudge {
+            relay_node: run.cluster.servers == 4,
             quiet_ns: run.quiet_ns,
             end_ns: run.end_ns,
             success: OrderSuccess::new(run.heal_ns),
@@ -211,6 +223,9 @@ impl Protocol for Outbox {
             Msg::Publish { message } => format!("publish row {}", message.row),
             Msg::Published { row } => format!("published row {row}"),
             Msg::Deliver { delivery, .. } => format!("deliver {delivery}"),
+            Msg::Fetch { after } => format!("fetch rows > {after}"),
+            Msg::Rows { rows } => format!("{} rows", rows.len()),
+            Msg::MarkSent { row } => format!("mark row {row} sent"),
             Msg::Ack { delivery } => format!("ack {delivery}"),
         })
     }
@@ -220,6 +235,7 @@ impl Protocol for Outbox {
 /// every order's effect applied after the heal.
 #[derive(Default)]
 pub struct OutboxJudge {
+    relay_node: bool,
     quiet_ns: u64,
     end_ns: u64,
     success: OrderSuccess,
@@ -297,6 +313,7 @@ impl Judge<OutboxNode> for OutboxJudge {
                 0 => "orders",
                 1 => "queue",
                 2 => "inventory",
+                3 if self.relay_node => "relay",
                 _ => return None,
             }
             .to_owned(),
