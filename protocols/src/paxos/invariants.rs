@@ -287,6 +287,19 @@ mod tests {
     }
 
     #[test]
+    fn five_acceptors_need_three_and_the_counts_add_up() {
+        let mut invariants = PaxosInvariants::new(5, [8]);
+        let promise = |node| obs(1, node, PaxosObs::Promised { ballot: b(1, 1) });
+        for o in [promise(2), promise(3), accepted(2, 1, 8), accepted(3, 1, 8)] {
+            assert_eq!(invariants.observe(&o, &name), None);
+        }
+        assert_eq!(invariants.chosen, None, "two of five is no majority");
+        invariants.observe(&accepted(4, 1, 8), &name);
+        assert_eq!(invariants.chosen.as_ref().map(|c| c.acceptors.len()), Some(3));
+        assert_eq!((invariants.promises_count, invariants.accepts_count), (2, 3));
+    }
+
+    #[test]
     fn the_summary_of_a_long_duel_keeps_its_ends() {
         let mut invariants = PaxosInvariants::new(3, [1]);
         for round in 1..=40 {
@@ -295,5 +308,11 @@ mod tests {
         let summary = invariants.prepared_summary();
         assert!(summary.starts_with("1.A 2.A"), "{summary}");
         assert!(summary.contains("(16 more)") && summary.ends_with("40.A"), "{summary}");
+        let mut short = PaxosInvariants::new(3, [1]);
+        for round in 1..=20 {
+            short.observe(&obs(round, 0, PaxosObs::Prepared { ballot: b(round, 1) }), &name);
+        }
+        let all: Vec<String> = (1..=20).map(|r| format!("{r}.A")).collect();
+        assert_eq!(short.prepared_summary(), all.join(" "), "twenty numbers are listed whole");
     }
 }
