@@ -76,6 +76,10 @@ fn with_the_services_partitioned_the_outbox_takes_orders_and_2pc_cannot() {
     let share = comparison.figure("orders_ok_share_during_faults").unwrap();
     assert_eq!(share.maxes[0], Some(0.0), "2pc commits nothing while the shard is cut off");
     assert_eq!(share.medians[1], Some(1.0), "the outbox commits every order");
+    let depth = comparison.figure("outbox_depth_at_heal").unwrap();
+    assert!(depth.medians[1].unwrap() > 20.0, "orders pile up in the outbox: {:?}", depth.medians[1]);
+    let drained = comparison.figure("outbox_drained_ms_after_heal").unwrap();
+    assert!(drained.maxes[1].unwrap() < 1000.0, "and drain soon after the heal: {:?}", drained.maxes[1]);
     let lag = comparison.figure("lag_ms_max").unwrap();
     assert_eq!(lag.medians[0], None, "2pc has no lag: nothing is deferred");
     assert!(lag.medians[1].unwrap() > 2900.0, "the effects wait for the heal: {:?}", lag.medians[1]);

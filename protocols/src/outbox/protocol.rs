@@ -210,6 +210,7 @@ impl Protocol for Outbox {
             quiet_ns: run.quiet_ns,
             end_ns: run.end_ns,
             success: OrderSuccess::new(run.heal_ns),
+            heal_ns: run.heal_ns,
             ..OutboxJudge::default()
         };
         (Box::new(move |id| OutboxNode::new(id, &shared)), judge)
@@ -249,6 +250,25 @@ pub struct OutboxJudge {
     redeliveries: u64,
     relayed: u64,
     depth_max: u64,
+    heal_ns: u64,
+    /// The outbox's depth (committed, not yet acknowledged by the queue) when the faults
+    /// were healed, and how long after the heal it first went back to empty.
+    depth_at_heal: Option<u64>,
+    drained_after_heal_ns: Option<u64>,
+}
+
+impl OutboxJudge {
+    /// Follows the outbox's depth at instant `t_ns`, before and after a change.
+    fn track_depth(&mut self, t_ns: u64, before: u64) {
+        let after = self.committed - self.relayed.min(self.committed);
+        self.depth_max = self.depth_max.max(after);
+        if t_ns >= self.heal_ns {
+            let at_heal = *self.depth_at_heal.get_or_insert(before);
+            if after == 0 && at_heal > 0 && self.drained_after_heal_ns.is_none() {
+                self.drained_after_heal_ns = Some(t_ns - self.heal_ns);
+            }
+        }
+    }
 }
 
 impl Judge<OutboxNode> for OutboxJudge {
@@ -256,13 +276,16 @@ impl Judge<OutboxNode> for OutboxJudge {
         let (t_ns, node) = (observation.t_ns, observation.node);
         match &observation.obs {
             OutboxObs::OrderCommitted { order, .. } => {
+                let before = self.committed - self.relayed.min(self.committed);
                 self.committed += 1;
                 self.awaiting.insert(*order, t_ns);
-                self.depth_max = self.depth_max.max(self.committed - self.relayed);
+                self.track_depth(t_ns, before);
                 None
             }
             OutboxObs::Relayed { .. } => {
+                let before = self.committed - self.relayed.min(self.committed);
                 self.relayed += 1;
+                self.track_depth(t_ns, before);
                 None
             }
             OutboxObs::Effect { order, applied, stock } => {
@@ -370,6 +393,12 @@ impl Judge<OutboxNode> for OutboxJudge {
             metrics.insert("lag_ms_p50".to_owned(), percentile(&self.lag_ms, 0.5));
             metrics.insert("lag_ms_p99".to_owned(), percentile(&self.lag_ms, 0.99));
             metrics.insert("lag_ms_max".to_owned(), percentile(&self.lag_ms, 1.0));
+        }
+        if let Some(depth) = self.depth_at_heal {
+            metrics.insert("outbox_depth_at_heal".to_owned(), depth as f64);
+        }
+        if let Some(drain_ns) = self.drained_after_heal_ns {
+            metrics.insert("outbox_drained_ms_after_heal".to_owned(), drain_ns as f64 / 1e6);
         }
         self.success.metrics(&mut metrics);
         metrics
