@@ -403,6 +403,26 @@ mod tests {
     }
 
     #[test]
+    fn five_servers_need_three_and_leaders_and_noops_are_counted() {
+        let mut invariants = SlotInvariants::default();
+        for node in [0, 1] {
+            assert_eq!(invariants.observe(&accepted(node, 1, 1, CmdId::Noop), 5), None);
+        }
+        assert!(invariants.chosen.is_empty(), "two of five is no majority");
+        invariants.observe(&accepted(2, 1, 1, CmdId::Noop), 5);
+        assert_eq!(invariants.chosen.len(), 1);
+        invariants.observe(&obs(1, 0, MpObs::BecameLeader { ballot: ballot(1, 1) }), 5);
+        invariants.observe(&obs(2, 3, MpObs::BecameLeader { ballot: ballot(2, 4) }), 5);
+        for node in [0, 1, 2] {
+            assert_eq!(invariants.observe(&obs(3, node, MpObs::Applied { slot: 1, cmd: CmdId::Noop }), 5), None);
+        }
+        let metrics = MpJudge { servers: 5, invariants, messages_sent: 0 }.metrics();
+        assert_eq!(metrics["leaders_elected"], 2.0);
+        assert_eq!(metrics["noops_applied"], 3.0);
+        assert_eq!(metrics["slots_chosen"], 1.0);
+    }
+
+    #[test]
     fn promises_never_decrease_and_accepts_never_go_below_them() {
         let promise = |round| obs(round, 0, MpObs::Promised { ballot: ballot(round, 1) });
         assert_eq!(run(&[promise(2), promise(2), promise(3)]), None);
