@@ -16,6 +16,8 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use sim_core::{Ctx, NodeId, TimerId};
 
+use crate::protocol::FieldError;
+
 /// An order: the client's business key (unique in the order table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct OrderId {
@@ -68,6 +70,39 @@ impl OrderClientSettings {
     fn ms(&self, ms: f64) -> u64 {
         (ms * sim_core::MS as f64) as u64
     }
+
+    /// Checks the order workload's fields (with the items' starting stock), as the
+    /// protocols' settings spell them.
+    pub fn validate_workload(&self, initial_stock: i64) -> Result<(), FieldError> {
+        let rate = self.rate_per_client;
+        check("rate_per_client", rate.is_finite() && (0.01..=1000.0).contains(&rate), "0.01 to 1000", rate)?;
+        check("items", (1..=10_000).contains(&self.items), "1 to 10000", self.items)?;
+        check("initial_stock", (0..=1_000_000_000).contains(&initial_stock), "0 to 1000000000", initial_stock)?;
+        let hot = self.hot_share;
+        check("hot_share", hot.is_finite() && (0.0..=1.0).contains(&hot), "0 to 1", hot)?;
+        check("lines_max", (1..=16).contains(&self.lines_max), "1 to 16", self.lines_max)?;
+        check("qty_max", (1..=1000).contains(&self.qty_max), "1 to 1000", self.qty_max)?;
+        check("txn_timeout_ms", ms_ok(self.txn_timeout_ms, 1.0), "1 to 3600000", self.txn_timeout_ms)?;
+        let instants = self.orders_at_ms.len();
+        check("orders_at_ms", instants <= 10_000, "at most 10000 instants", instants)?;
+        for (i, at) in self.orders_at_ms.iter().enumerate() {
+            check(&format!("orders_at_ms[{i}]"), ms_ok(*at, 0.0), "0 to 3600000", at)?;
+        }
+        Ok(())
+    }
+}
+
+/// The longest duration a setting may give, in milliseconds (an hour).
+pub const MS_MAX: f64 = 3_600_000.0;
+
+/// A field's check: the error names the field's path and the range it must be in.
+pub fn check(path: &str, ok: bool, expected: &str, got: impl std::fmt::Display) -> Result<(), FieldError> {
+    if ok { Ok(()) } else { Err(FieldError::new(path, format!("{path} must be {expected}, got {got}"))) }
+}
+
+/// Whether a millisecond figure is finite and from `min` to [`MS_MAX`].
+pub fn ms_ok(value: f64, min: f64) -> bool {
+    value.is_finite() && (min..=MS_MAX).contains(&value)
 }
 
 type ClientCtx<'a, T> = Ctx<'a, <T as OrderTransport>::Msg, <T as OrderTransport>::Obs>;

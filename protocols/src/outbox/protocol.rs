@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sim_core::{NodeId, Observation, Sim};
 
 use super::{Msg, OutboxNode, OutboxObs, Shared, Variant};
-use crate::order_client::{OrderClientSettings, OrderId, OrderSuccess, order_event, percentile};
+use crate::order_client::{MS_MAX, OrderClientSettings, OrderId, OrderSuccess, check, ms_ok, order_event, percentile};
 use crate::protocol::{
     Cluster, FieldError, HistoryCheck, Judge, NodeInfo, Protocol, RunSpec, Topology, VariantInfo, VariantKind,
 };
@@ -67,14 +67,23 @@ impl Default for OutboxSettings {
     }
 }
 
-const MS_MAX: f64 = 3_600_000.0;
-
-fn check(path: &str, ok: bool, expected: &str, got: impl std::fmt::Display) -> Result<(), FieldError> {
-    if ok { Ok(()) } else { Err(FieldError::new(path, format!("{path} must be {expected}, got {got}"))) }
-}
-
-fn ms_ok(value: f64, min: f64) -> bool {
-    value.is_finite() && (min..=MS_MAX).contains(&value)
+impl OutboxSettings {
+    /// The order clients' settings: the workload, the order service, the clients.
+    fn clients(&self, first_client: NodeId, clients: usize, stop_ns: u64) -> OrderClientSettings {
+        OrderClientSettings {
+            service: Shared::ORDERS,
+            first_client,
+            clients,
+            rate_per_client: self.rate_per_client,
+            items: self.items,
+            hot_share: self.hot_share,
+            lines_max: self.lines_max,
+            qty_max: self.qty_max,
+            txn_timeout_ms: self.txn_timeout_ms,
+            orders_at_ms: self.orders_at_ms.clone(),
+            clients_stop_ns: stop_ns,
+        }
+    }
 }
 
 impl Protocol for Outbox {
@@ -134,23 +143,8 @@ impl Protocol for Outbox {
             cluster.servers,
         )?;
         check("cluster.clients", cluster.clients <= 64, "0 to 64", cluster.clients)?;
-        check(
-            "rate_per_client",
-            s.rate_per_client.is_finite() && (0.01..=1000.0).contains(&s.rate_per_client),
-            "0.01 to 1000",
-            s.rate_per_client,
-        )?;
-        check("items", (1..=10_000).contains(&s.items), "1 to 10000", s.items)?;
-        check("initial_stock", (0..=1_000_000_000).contains(&s.initial_stock), "0 to 1000000000", s.initial_stock)?;
-        check("hot_share", s.hot_share.is_finite() && (0.0..=1.0).contains(&s.hot_share), "0 to 1", s.hot_share)?;
-        check("lines_max", (1..=16).contains(&s.lines_max), "1 to 16", s.lines_max)?;
-        check("qty_max", (1..=1000).contains(&s.qty_max), "1 to 1000", s.qty_max)?;
-        check("orders_at_ms", s.orders_at_ms.len() <= 10_000, "at most 10000 instants", s.orders_at_ms.len())?;
-        for (i, at) in s.orders_at_ms.iter().enumerate() {
-            check(&format!("orders_at_ms[{i}]"), ms_ok(*at, 0.0), "0 to 3600000", at)?;
-        }
+        s.clients(0, 0, 0).validate_workload(s.initial_stock)?;
         for (path, value, min) in [
-            ("txn_timeout_ms", s.txn_timeout_ms, 1.0),
             ("local_txn_ms_max", s.local_txn_ms_max, 0.0),
             ("relay_every_ms", s.relay_every_ms, 0.1),
             ("publish_timeout_ms", s.publish_timeout_ms, 1.0),
@@ -186,19 +180,7 @@ impl Protocol for Outbox {
 
     fn build(settings: &OutboxSettings, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> OutboxNode>, OutboxJudge) {
         let clients_stop_ns = run.end_ns.saturating_sub((settings.txn_timeout_ms * 1e6) as u64);
-        let clients = OrderClientSettings {
-            service: Shared::ORDERS,
-            first_client: run.cluster.servers,
-            clients: run.cluster.clients,
-            rate_per_client: settings.rate_per_client,
-            items: settings.items,
-            hot_share: settings.hot_share,
-            lines_max: settings.lines_max,
-            qty_max: settings.qty_max,
-            txn_timeout_ms: settings.txn_timeout_ms,
-            orders_at_ms: settings.orders_at_ms.clone(),
-            clients_stop_ns,
-        };
+        let clients = settings.clients(run.cluster.servers, run.cluster.clients, clients_stop_ns);
         let shared = Rc::new(Shared {
             variant: Variant::parse(run.variant).expect("validated variant"),
             relay_node: run.cluster.servers == 4,

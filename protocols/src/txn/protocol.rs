@@ -8,7 +8,7 @@ use sim_core::NodeId;
 
 use super::judge::TxnJudge;
 use super::{Mode, Msg, Shared, TxnNode, Variant};
-use crate::order_client::OrderClientSettings;
+use crate::order_client::{OrderClientSettings, check, ms_ok};
 use crate::protocol::{Cluster, FieldError, NodeInfo, Protocol, RunSpec, Topology, VariantInfo, VariantKind};
 
 /// A scenario's `"settings"` for `2pc` and `paxos-commit`. `cluster.servers` is the number
@@ -59,36 +59,34 @@ impl Default for TxnSettings {
     }
 }
 
-const MS_MAX: f64 = 3_600_000.0;
-
-fn check(path: &str, ok: bool, expected: &str, got: impl std::fmt::Display) -> Result<(), FieldError> {
-    if ok { Ok(()) } else { Err(FieldError::new(path, format!("{path} must be {expected}, got {got}"))) }
+impl TxnSettings {
+    /// The order clients' settings: the workload, where orders go, who the clients are.
+    pub fn clients(&self, service: NodeId, first_client: NodeId, clients: usize, stop_ns: u64) -> OrderClientSettings {
+        OrderClientSettings {
+            service,
+            first_client,
+            clients,
+            rate_per_client: self.rate_per_client,
+            items: self.items,
+            hot_share: self.hot_share,
+            lines_max: self.lines_max,
+            qty_max: self.qty_max,
+            txn_timeout_ms: self.txn_timeout_ms,
+            orders_at_ms: self.orders_at_ms.clone(),
+            clients_stop_ns: stop_ns,
+        }
+    }
 }
 
 fn validate(settings: &TxnSettings, cluster: Cluster, mode: Mode) -> Result<(), FieldError> {
     let s = settings;
     check("cluster.servers", (2..=16).contains(&cluster.servers), "2 to 16 participants", cluster.servers)?;
     check("cluster.clients", cluster.clients <= 64, "0 to 64", cluster.clients)?;
-    let ms = |v: f64, min: f64| v.is_finite() && (min..=MS_MAX).contains(&v);
-    check(
-        "rate_per_client",
-        s.rate_per_client.is_finite() && (0.01..=1000.0).contains(&s.rate_per_client),
-        "0.01 to 1000",
-        s.rate_per_client,
-    )?;
-    check("items", (1..=10_000).contains(&s.items), "1 to 10000", s.items)?;
-    check("initial_stock", (0..=1_000_000_000).contains(&s.initial_stock), "0 to 1000000000", s.initial_stock)?;
-    check("hot_share", s.hot_share.is_finite() && (0.0..=1.0).contains(&s.hot_share), "0 to 1", s.hot_share)?;
-    check("lines_max", (1..=16).contains(&s.lines_max), "1 to 16", s.lines_max)?;
-    check("qty_max", (1..=1000).contains(&s.qty_max), "1 to 1000", s.qty_max)?;
-    check("txn_timeout_ms", ms(s.txn_timeout_ms, 1.0), "1 to 3600000", s.txn_timeout_ms)?;
+    let ms = ms_ok;
+    settings.clients(Shared::COORDINATOR, 0, 0, 0).validate_workload(s.initial_stock)?;
     check("vote_timeout_ms", ms(s.vote_timeout_ms, 1.0), "1 to 3600000", s.vote_timeout_ms)?;
     check("inquiry_ms", ms(s.inquiry_ms, 1.0), "1 to 3600000", s.inquiry_ms)?;
     check("tick_ms", ms(s.tick_ms, 0.1), "0.1 to 3600000", s.tick_ms)?;
-    check("orders_at_ms", s.orders_at_ms.len() <= 10_000, "at most 10000 instants", s.orders_at_ms.len())?;
-    for (i, at) in s.orders_at_ms.iter().enumerate() {
-        check(&format!("orders_at_ms[{i}]"), ms(*at, 0.0), "0 to 3600000", at)?;
-    }
     if mode == Mode::PaxosCommit {
         let acceptors = 2 * s.faults_tolerated + 1;
         check(
@@ -132,19 +130,12 @@ fn build(settings: &TxnSettings, run: &RunSpec<'_>, mode: Mode) -> (Box<dyn FnMu
         faults_tolerated: if mode == Mode::PaxosCommit { settings.faults_tolerated } else { 0 },
         clients: run.cluster.clients,
         settings: settings.clone(),
-        client_settings: Rc::new(OrderClientSettings {
-            service: Shared::COORDINATOR,
-            first_client: run.cluster.servers + 1,
-            clients: run.cluster.clients,
-            rate_per_client: settings.rate_per_client,
-            items: settings.items,
-            hot_share: settings.hot_share,
-            lines_max: settings.lines_max,
-            qty_max: settings.qty_max,
-            txn_timeout_ms: settings.txn_timeout_ms,
-            orders_at_ms: settings.orders_at_ms.clone(),
+        client_settings: Rc::new(settings.clients(
+            Shared::COORDINATOR,
+            run.cluster.servers + 1,
+            run.cluster.clients,
             clients_stop_ns,
-        }),
+        )),
     });
     let judge =
         TxnJudge::new(run.cluster.servers, settings.initial_stock, run.heal_ns, run.quiet_ns, run.end_ns, run.lanes);
