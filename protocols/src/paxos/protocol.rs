@@ -171,7 +171,6 @@ impl Protocol for Paxos {
             names,
             invariants: PaxosInvariants::new(run.cluster.servers, settings.proposers.iter().map(|p| p.value)),
             messages_at_choice: None,
-            messages_sent: 0,
         };
         (Box::new(move |id| PaxosNode::new(id, &shared)), judge)
     }
@@ -197,7 +196,6 @@ pub struct PaxosJudge {
     invariants: PaxosInvariants,
     /// Messages sent when the value was chosen.
     messages_at_choice: Option<u64>,
-    messages_sent: u64,
 }
 
 impl PaxosJudge {
@@ -256,11 +254,6 @@ impl Judge<PaxosNode> for PaxosJudge {
                 if unlearned.len() == 1 { "has" } else { "have" }
             ))
         }
-    }
-
-    fn final_check(&mut self, sim: &Sim<PaxosNode>) -> Option<Violation> {
-        self.messages_sent = sim.metrics().messages_sent;
-        None
     }
 
     fn metrics(&self) -> BTreeMap<String, f64> {
