@@ -10,6 +10,7 @@
 //! This crate depends on no other crate of the workspace: it judges histories recorded
 //! on real systems just as well as simulated ones.
 
+pub mod anomalies;
 pub mod check;
 pub mod edn;
 pub mod generate;

@@ -229,6 +229,9 @@ pub struct KvWorkload {
     /// How long a client waits before asking the next server when one answered that it
     /// knows no leader.
     pub no_leader_backoff_ms: f64,
+    /// From the heal on, clients only read: the writes happen under the faults and every
+    /// client reads the final state after the heal (the set-add workload's final reads).
+    pub reads_after_heal: bool,
 }
 
 impl Default for KvWorkload {
@@ -241,6 +244,7 @@ impl Default for KvWorkload {
             request_timeout_ms: 150.0,
             op_timeout_ms: 2_000.0,
             no_leader_backoff_ms: 10.0,
+            reads_after_heal: false,
         }
     }
 }
@@ -273,6 +277,11 @@ impl KvWorkload {
             return Err("workload.mix weights must be 0 to 1000000 and not all zero".into());
         }
         Ok(())
+    }
+
+    /// The instant after which clients only read: the heal with `reads_after_heal`.
+    pub fn writes_until_ns(&self, heal_ns: u64) -> u64 {
+        if self.reads_after_heal { heal_ns } else { u64::MAX }
     }
 
     /// Draws the next operation; `tag` makes written values unique.

@@ -50,6 +50,8 @@ pub struct KvClientSettings {
     pub workload: KvWorkload,
     /// Clients start no operation at or after this local instant (ns).
     pub clients_stop_ns: u64,
+    /// Clients start only reads at or after this local instant (ns).
+    pub writes_until_ns: u64,
 }
 
 const TIMER_NEXT_OP: u64 = 1;
@@ -162,7 +164,10 @@ where
         self.next_due_ns = ctx.now() + self.draw_interval(ctx);
         self.seq += 1;
         let tag = format!("c{}.{}", self.session, self.seq);
-        let op = self.settings.workload.next_op(ctx.rng(), &tag);
+        let mut op = self.settings.workload.next_op(ctx.rng(), &tag);
+        if ctx.now() >= self.settings.writes_until_ns {
+            op = KvOp::Get { key: op.key().to_owned() };
+        }
         ctx.observe(T::observation(ClientObs {
             process: self.process,
             kind: EventType::Invoke,

@@ -6,6 +6,7 @@
 //! client operations leave it as a history that the checker judges at the end.
 
 pub mod codec;
+pub mod dynamo;
 pub mod example;
 pub mod kv;
 pub mod kv_client;

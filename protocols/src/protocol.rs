@@ -258,6 +258,12 @@ pub trait Judge<N: Process> {
         None
     }
 
+    /// Each key's value once the system has converged (read from the final state), for
+    /// counting lost writes; none when the protocol does not say.
+    fn final_state(&self, _sim: &Sim<N>) -> Option<BTreeMap<String, String>> {
+        None
+    }
+
     /// The protocol's own figures for the run summary.
     fn metrics(&self) -> BTreeMap<String, f64> {
         BTreeMap::new()

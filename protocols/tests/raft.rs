@@ -18,8 +18,15 @@ fn constant(ms: f64) -> LinkConfig {
 
 fn cluster(servers: usize, clients: usize, raft: RaftConfig, network: NetworkConfig, seed: u64) -> Sim<RaftNode> {
     let workload = KvWorkload { rate_per_client: 20.0, keys: 1, ..KvWorkload::default() };
-    let settings =
-        Rc::new(Settings { servers, clients, variant: Variant::Correct, raft, workload, clients_stop_ns: 60_000 * MS });
+    let settings = Rc::new(Settings {
+        servers,
+        clients,
+        variant: Variant::Correct,
+        raft,
+        workload,
+        clients_stop_ns: 60_000 * MS,
+        writes_until_ns: u64::MAX,
+    });
     let config = SimConfig { seed, nodes: servers + clients, network, limits: Limits::default() };
     Sim::new(config, move |id| RaftNode::new(id, &settings)).unwrap()
 }
@@ -174,6 +181,7 @@ fn a_follower_behind_the_leaders_snapshot_installs_it_and_a_restart_restores_one
         // Clients stop before server 4 is back: its state can only come from the snapshot
         // and the entries after it.
         clients_stop_ns: 2_500 * MS,
+        writes_until_ns: u64::MAX,
     });
     let config = SimConfig {
         seed: 3,

@@ -90,6 +90,19 @@ fn figures_of(outcome: &RunOutcome) -> BTreeMap<String, f64> {
     if let Some(availability) = &m.availability {
         figures.extend(availability.during_faults.map(|a| ("availability_during_faults".to_owned(), a)));
         figures.extend(availability.after_heal.map(|a| ("availability_after_heal".to_owned(), a)));
+        for (side, share) in &availability.per_side {
+            figures.insert(format!("availability_{side}_side"), *share);
+        }
+    }
+    if let Some(c) = &m.consistency {
+        figures.insert("reads".to_owned(), c.reads as f64);
+        figures.insert("stale_reads".to_owned(), c.stale_reads as f64);
+        figures.insert("stale_versions_max".to_owned(), c.stale_versions_max as f64);
+        figures.insert("stale_ms_max".to_owned(), c.stale_ms_max);
+        figures.insert("read_your_writes_violations".to_owned(), c.read_your_writes_violations as f64);
+        figures.insert("monotonic_read_violations".to_owned(), c.monotonic_read_violations as f64);
+        figures.insert("acked_writes".to_owned(), c.acked_writes as f64);
+        figures.extend(c.lost_writes.map(|l| ("lost_writes".to_owned(), l as f64)));
     }
     figures.extend(m.protocol.iter().map(|(k, v)| (k.clone(), *v)));
     figures

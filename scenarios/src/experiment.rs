@@ -80,6 +80,7 @@ fn cluster(min_ms: f64, max_ms: f64, seed: u64) -> Sim<RaftNode> {
         raft,
         workload: KvWorkload::default(),
         clients_stop_ns: 0,
+        writes_until_ns: u64::MAX,
     });
     let link = LinkConfig { latency: Latency::Uniform { min_ms: 6.0, max_ms: 9.0 }, ..LinkConfig::default() };
     let config = SimConfig {

@@ -20,6 +20,7 @@ pub static REGISTRY: &[&dyn DynProtocol] = &[
     &Entry::<protocols::txn::TwoPc>(PhantomData),
     &Entry::<protocols::txn::PaxosCommit>(PhantomData),
     &Entry::<protocols::outbox::Outbox>(PhantomData),
+    &Entry::<protocols::dynamo::Dynamo>(PhantomData),
     &Entry::<protocols::example::Register>(PhantomData),
 ];
 

@@ -177,6 +177,26 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
             share(a.during_faults),
             share(a.after_heal)
         );
+        if !a.per_side.is_empty() {
+            let sides: Vec<String> =
+                a.per_side.iter().map(|(side, v)| format!("{side} side {:.1}%", 100.0 * v)).collect();
+            out += &format!("availability under partition: {}\n", sides.join(", "));
+        }
+    }
+    if let Some(c) = &m.consistency {
+        out += &format!(
+            "consistency: {} of {} reads stale (at most {} writes behind, p50 {:.1} ms, max {:.1} ms), {} \
+             read-your-writes and {} monotonic-reads violations, lost writes {} of {} acknowledged\n",
+            c.stale_reads,
+            c.reads,
+            c.stale_versions_max,
+            c.stale_ms_p50,
+            c.stale_ms_max,
+            c.read_your_writes_violations,
+            c.monotonic_read_violations,
+            c.lost_writes.map_or_else(|| "not measured".to_owned(), |l| l.to_string()),
+            c.acked_writes
+        );
     }
     for (name, value) in &m.protocol {
         out += &format!(

@@ -47,6 +47,9 @@ pub struct RunMetrics {
     /// history.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub availability: Option<Availability>,
+    /// The consistency anomalies of a key-value history, as numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<checker::anomalies::Anomalies>,
 }
 
 /// Availability: of the operations invoked in a phase, the share answered definitely.
@@ -57,6 +60,10 @@ pub struct Availability {
     pub after_heal: Option<f64>,
     /// Per client process, over the whole run.
     pub per_client: BTreeMap<String, f64>,
+    /// Of the operations invoked while a partition stood, by the side their client was
+    /// on: `majority` (the group holding most servers, if more than half) or `minority`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_side: BTreeMap<String, f64>,
 }
 
 /// Everything a run produced.
@@ -231,8 +238,14 @@ pub fn run_with<P: Protocol>(
     };
     let mut metrics = metrics(&sim, built.as_ref().ok(), schedule.len());
     metrics.protocol = judge.metrics();
-    if model.is_some() {
-        metrics.availability = built.as_ref().ok().map(|h| availability(h, faults_ns));
+    if model.is_some()
+        && let Ok(history) = &built
+    {
+        let mut shares = availability(history, faults_ns);
+        shares.per_side = availability_per_side(history, &schedule, &topology, &drive.client_nodes, faults_ns);
+        metrics.availability = Some(shares);
+        let final_state = if stopped_by_violation { None } else { judge.final_state(&sim) };
+        metrics.consistency = Some(checker::anomalies::measure(history, final_state.as_ref()));
     }
     let stop_text = match violations.first() {
         Some(v) if stopped_by_violation && v.kind == "liveness" => "at the liveness probe, which failed".into(),
@@ -265,6 +278,8 @@ pub fn run_with<P: Protocol>(
 
 struct Drive {
     history: Vec<Event>,
+    /// The client node behind each history process.
+    client_nodes: BTreeMap<u64, usize>,
     violations: Vec<Violation>,
     /// Faults aimed at a role, resolved when their time comes.
     aimed: Vec<(u64, String, Fault)>,
@@ -288,6 +303,7 @@ impl Drive {
             .collect();
         Drive {
             history: Vec::new(),
+            client_nodes: BTreeMap::new(),
             violations: Vec::new(),
             aimed,
             aimed_cursor: 0,
@@ -336,7 +352,13 @@ impl Drive {
         while index < sim.observations().len() {
             let observation = &sim.observations()[index];
             index += 1;
+            let before = self.history.len();
             judge.client_events(observation, &mut self.history);
+            for event in &self.history[before..] {
+                if let Some(process) = event.process {
+                    self.client_nodes.insert(process, observation.node);
+                }
+            }
             if !self.up.is_empty()
                 && let Some((role, epoch)) = judge.role_change(observation)
             {
@@ -409,7 +431,62 @@ fn availability(history: &checker::History, heal_ns: u64) -> Availability {
         during_faults: share(&mut history.ops.iter().filter(|op| invoked(op) < heal_ns)),
         after_heal: share(&mut history.ops.iter().filter(|op| invoked(op) >= heal_ns)),
         per_client,
+        per_side: BTreeMap::new(),
     }
+}
+
+/// Availability by side of the partitions in `schedule`: each operation invoked while a
+/// partition stood counts for the side its client was on. The side holding more than
+/// half the servers is `majority`, every other side `minority`.
+fn availability_per_side(
+    history: &checker::History,
+    schedule: &[crate::scenario::Action],
+    topology: &Topology,
+    client_nodes: &BTreeMap<u64, usize>,
+    heal_ns: u64,
+) -> BTreeMap<String, f64> {
+    // The partitions as intervals with each node's side.
+    let mut intervals: Vec<(u64, u64, BTreeMap<usize, &'static str>)> = Vec::new();
+    let mut actions: Vec<&crate::scenario::Action> = schedule.iter().filter(|a| a.target.is_none()).collect();
+    actions.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    for action in actions {
+        let at_ns = (action.at_ms * MS as f64) as u64;
+        if at_ns >= heal_ns {
+            continue;
+        }
+        match &action.fault {
+            Fault::Partition { groups } => {
+                if let Some(last) = intervals.last_mut() {
+                    last.1 = last.1.min(at_ns);
+                }
+                let named: std::collections::BTreeSet<usize> = groups.iter().flatten().copied().collect();
+                let rest: Vec<usize> = (0..topology.nodes.len()).filter(|n| !named.contains(n)).collect();
+                let mut sides = BTreeMap::new();
+                for group in groups.iter().chain(std::iter::once(&rest)) {
+                    let servers = group.iter().filter(|n| topology.servers.contains(n)).count();
+                    let side = if servers * 2 > topology.servers.len() { "majority" } else { "minority" };
+                    sides.extend(group.iter().map(|n| (*n, side)));
+                }
+                intervals.push((at_ns, heal_ns, sides));
+            }
+            Fault::Heal => {
+                if let Some(last) = intervals.last_mut() {
+                    last.1 = last.1.min(at_ns);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for op in &history.ops {
+        let (Some(t), Some(node)) = (op.invoke_time_ns, client_nodes.get(&op.process)) else { continue };
+        let Some((_, _, sides)) = intervals.iter().find(|(from, to, _)| (*from..*to).contains(&t)) else { continue };
+        let Some(side) = sides.get(node) else { continue };
+        let entry = counts.entry(side).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(op.outcome != Outcome::Info);
+    }
+    counts.into_iter().map(|(side, (all, answered))| (side.to_owned(), answered as f64 / all as f64)).collect()
 }
 
 /// The history the clients' events make.
@@ -527,6 +604,7 @@ fn metrics<P: Process>(sim: &Sim<P>, history: Option<&checker::History>, faults:
         latency_max_ms: percentile(1.0),
         protocol: BTreeMap::new(),
         availability: None,
+        consistency: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn list_and_show() {
             "raft-minority-partition",
             "raft-crash-restart",
             "raft-figure8",
+            "cap-raft",
             "redis-lock",
             "redis-lock-hostile",
             "redis-lock-gc-pause",
@@ -52,6 +53,7 @@ fn list_and_show() {
             "multipaxos-leader-isolation",
             "multipaxos-stale-follower-leads",
             "multipaxos-amnesia",
+            "cap-multipaxos",
             "2pc",
             "2pc-coordinator-crash",
             "2pc-partial-commit",
@@ -71,11 +73,22 @@ fn list_and_show() {
             "outbox-lossy-links",
             "outbox-consumer-crash",
             "outbox-slow-transactions",
+            "dynamo",
+            "dynamo-hinted-handoff",
+            "dynamo-clock-skew",
+            "dynamo-siblings",
+            "dynamo-late-repair",
+            "dynamo-same-millisecond",
+            "cap-dynamo-311-sloppy",
+            "cap-dynamo-322-sloppy",
+            "cap-dynamo-322-strict",
+            "cap-dynamo-311-vv",
+            "cap-dynamo-322-vv",
             "register-crash"
         ]
     );
     let protocols =
-        ["raft", "redis-lock", "redlock", "paxos", "multipaxos", "2pc", "paxos-commit", "outbox", "register"];
+        ["raft", "redis-lock", "redlock", "paxos", "multipaxos", "2pc", "paxos-commit", "outbox", "dynamo", "register"];
     assert!(list.as_array().unwrap().iter().all(|e| protocols.contains(&e["protocol"].as_str().unwrap())));
     let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");

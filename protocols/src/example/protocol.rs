@@ -81,6 +81,7 @@ impl Protocol for Register {
             clients: run.cluster.clients,
             workload: settings.workload.clone(),
             clients_stop_ns: run.end_ns.saturating_sub(op_timeout_ns),
+            writes_until_ns: settings.workload.writes_until_ns(run.heal_ns),
         };
         let shared = Rc::new(Shared {
             ack_before_sync: run.variant == "ack-before-sync",

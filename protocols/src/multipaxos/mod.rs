@@ -869,6 +869,7 @@ pub fn client_settings(
     clients: usize,
     workload: &KvWorkload,
     clients_stop_ns: u64,
+    writes_until_ns: u64,
 ) -> KvClientSettings {
     KvClientSettings {
         servers: (0..servers).collect(),
@@ -876,5 +877,6 @@ pub fn client_settings(
         clients,
         workload: workload.clone(),
         clients_stop_ns,
+        writes_until_ns,
     }
 }

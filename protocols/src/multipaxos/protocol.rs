@@ -96,6 +96,7 @@ impl Protocol for MultiPaxos {
         ("multipaxos-leader-isolation", include_str!("scenarios/multipaxos-leader-isolation.json")),
         ("multipaxos-stale-follower-leads", include_str!("scenarios/multipaxos-stale-follower-leads.json")),
         ("multipaxos-amnesia", include_str!("scenarios/multipaxos-amnesia.json")),
+        ("cap-multipaxos", include_str!("scenarios/cap-multipaxos.json")),
     ];
 
     type Settings = MultiPaxosSettings;
@@ -123,6 +124,7 @@ impl Protocol for MultiPaxos {
                 run.cluster.clients,
                 &settings.workload,
                 clients_stop_ns,
+                settings.workload.writes_until_ns(run.heal_ns),
             )),
         });
         let judge = MpJudge { servers: run.cluster.servers, invariants: SlotInvariants::default(), messages_sent: 0 };

@@ -223,6 +223,7 @@ pub struct Settings {
     pub workload: KvWorkload,
     /// Clients stop starting operations at this local time (ns), so the run can drain.
     pub clients_stop_ns: u64,
+    pub writes_until_ns: u64,
 }
 
 /// A log entry.
@@ -436,6 +437,7 @@ impl RaftNode {
                 clients: settings.clients,
                 workload: settings.workload.clone(),
                 clients_stop_ns: settings.clients_stop_ns,
+                writes_until_ns: settings.writes_until_ns,
             };
             RaftNode::Client(Client::new(id, Rc::new(client)))
         }

@@ -58,6 +58,7 @@ impl Protocol for Raft {
         ("raft-minority-partition", include_str!("scenarios/raft-minority-partition.json")),
         ("raft-crash-restart", include_str!("scenarios/raft-crash-restart.json")),
         ("raft-figure8", include_str!("scenarios/raft-figure8.json")),
+        ("cap-raft", include_str!("scenarios/cap-raft.json")),
     ];
 
     type Settings = RaftSettings;
@@ -84,6 +85,7 @@ impl Protocol for Raft {
             raft: settings.raft.clone(),
             workload: settings.workload.clone(),
             clients_stop_ns: run.end_ns.saturating_sub(op_timeout_ns),
+            writes_until_ns: settings.workload.writes_until_ns(run.heal_ns),
         });
         let judge = RaftJudge { servers: run.cluster.servers, invariants: RaftInvariants::default() };
         let factory = move |id| RaftNode::new(id, &shared);
