@@ -108,6 +108,11 @@ pub enum Variant {
     ReadRepairOverwritesNewer,
     /// Equal last-write-wins stamps are not ordered: each replica keeps its own.
     LwwTiesKeepLocal,
+    /// A coordinator's new version vector takes its own entry from its counter without
+    /// descending from its own last version: two writes it coordinates at once get
+    /// vectors where the second claims to supersede the first, whose element it never
+    /// saw.
+    VvWithoutOwnVersion,
 }
 
 impl Variant {
@@ -117,6 +122,7 @@ impl Variant {
             "no-hinted-handoff" => Variant::NoHintedHandoff,
             "read-repair-overwrites-newer" => Variant::ReadRepairOverwritesNewer,
             "lww-ties-keep-local" => Variant::LwwTiesKeepLocal,
+            "vv-without-own-version" => Variant::VvWithoutOwnVersion,
             _ => return None,
         })
     }

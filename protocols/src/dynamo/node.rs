@@ -331,7 +331,11 @@ impl Server {
     /// Sends the phase's request to the key's home replicas.
     fn ask_home(&mut self, ctx: &mut DynCtx<'_>, req: u64) {
         let n = self.shared.config.n;
+        let fallback_ns = (self.shared.config.fallback_ms * MS as f64) as u64;
         let Some(pending) = self.pending.get_mut(&req) else { return };
+        // Each phase gives the home replicas `fallback_ms` before stand-ins are asked.
+        ctx.cancel_timer(pending.timers[0]);
+        pending.timers[0] = ctx.set_timer(fallback_ns, req * TIMER_KINDS + TIMER_FALLBACK);
         let home: Vec<NodeId> = pending.walk[..n].to_vec();
         for node in home {
             pending.asked.insert(node, node);
@@ -423,7 +427,11 @@ impl Server {
             Resolution::Lww => VClock::Stamp { ms: ctx.now() / MS, node: self.id },
             Resolution::VersionVectors => {
                 let key = op.key().to_owned();
-                let own: Vec<Version> = self.created.get(&key).cloned().into_iter().collect();
+                let own: Vec<Version> = if self.shared.variant == Variant::VvWithoutOwnVersion {
+                    Vec::new()
+                } else {
+                    self.created.get(&key).cloned().into_iter().collect()
+                };
                 let merged = store::reconcile(merged, &own, self.shared.ties());
                 let value = match op {
                     KvOp::Append { .. } => add_element(&merged, op),

@@ -92,6 +92,12 @@ impl Protocol for Dynamo {
             doc: "equal last-write-wins stamps are not ordered: each replica keeps its own, for ever",
             kind: VariantKind::Bug,
         },
+        VariantInfo {
+            name: "vv-without-own-version",
+            doc: "a coordinator's vector entry comes from its counter alone, not from its own last version: a \
+                  version claims to supersede a concurrent one it never saw, and its element is lost",
+            kind: VariantKind::Bug,
+        },
     ];
     const SCENARIOS: &'static [(&'static str, &'static str)] = &[
         ("dynamo", include_str!("scenarios/dynamo.json")),
@@ -323,7 +329,20 @@ impl Judge<DynamoNode> for DynamoJudge {
         }
         match &observation.obs {
             DynObs::Stored { key, clocks } => {
-                self.stores.insert((observation.node, key.clone()), clocks.clone());
+                let slot = (observation.node, key.clone());
+                // A replica only ever learns: what it held before must be covered by
+                // what it holds now (a newer stamp, or versions that descend from it).
+                if let Some(before) = self.stores.get(&slot)
+                    && let Some(lost) = before.iter().find(|c| !covers(clocks, c))
+                {
+                    let message = format!(
+                        "server {} replaced its version {lost:?} of {key} with {clocks:?}, which does not supersede it: \
+                         a replica must merge what it receives, never go back",
+                        observation.node
+                    );
+                    return Some(Violation::new("replica-regressed", message, t_ns, Some(observation.node)));
+                }
+                self.stores.insert(slot, clocks.clone());
             }
             DynObs::Hinted { intended, key, clocks } => {
                 let slot = (observation.node, *intended, key.clone());
