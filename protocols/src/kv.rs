@@ -147,6 +147,11 @@ impl KvStore {
         self.sessions.get(&client).filter(|(s, _)| *s == seq).map(|(_, r)| r)
     }
 
+    /// Every key's value.
+    pub fn data(&self) -> &BTreeMap<String, String> {
+        &self.data
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.data.get(key).map(String::as_str)
     }

@@ -1,6 +1,13 @@
 //! `dsim compare A B [C ...]`: scenarios (several protocols, or one protocol several
 //! ways) run on the same seeds, their verdicts and figures side by side.
 //!
+//! A system is a built-in name or a file, optionally with settings overrides after a
+//! colon: `cap-dynamo-311-sloppy:dynamo.r=2,dynamo.w=2` (values are JSON, or text;
+//! `variant=NAME` picks a variant). `cap` names the built-in CAP comparison: Raft and
+//! Multi-Paxos against the Dynamo-style store in five configurations, under one
+//! minority partition. `--html` writes a self-contained page with latency over time on
+//! shared axes and the faults shaded.
+//!
 //! The workload and the fault schedule come from the seed, so scenarios with the same
 //! workload settings and generator over the same servers and clients get the same faults
 //! at the same instants: the comparison says on how many seeds every schedule was the
@@ -19,8 +26,10 @@ use crate::scenario::Scenario;
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// The scenarios (built-in names or files), two or more; the first is the baseline.
-    #[arg(required = true, num_args = 2..)]
+    /// The systems: built-in scenario names or files, each optionally with settings
+    /// overrides (`NAME:path=value,...`), two or more; or `cap`, the built-in CAP
+    /// comparison. The first is the baseline.
+    #[arg(required = true, num_args = 1..)]
     pub scenarios: Vec<String>,
     /// Seeds to run each on.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -31,9 +40,76 @@ pub struct CompareArgs {
     /// Also write the comparison as Markdown to this file.
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
+    /// Also write a self-contained HTML page (tables, a CAP summary per system, latency
+    /// over time with the faults shaded) to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The systems of the built-in CAP comparison.
+pub const CAP: [&str; 7] = [
+    "cap-raft",
+    "cap-multipaxos",
+    "cap-dynamo-311-sloppy",
+    "cap-dynamo-322-sloppy",
+    "cap-dynamo-322-strict",
+    "cap-dynamo-311-vv",
+    "cap-dynamo-322-vv",
+];
+
+/// The system a command-line argument names: a scenario, with overrides after a colon.
+pub fn system(argument: &str) -> Result<Scenario, String> {
+    if let Ok(scenario) = crate::library::resolve(argument) {
+        return Ok(scenario);
+    }
+    let Some((name, overrides)) = argument.split_once(':') else {
+        return crate::library::resolve(argument).map_err(|e| e.to_string());
+    };
+    let mut scenario = crate::library::resolve(name).map_err(|e| e.to_string())?;
+    for assignment in overrides.split(',').filter(|a| !a.is_empty()) {
+        let Some((path, value)) = assignment.split_once('=') else {
+            return Err(format!("{argument}: override `{assignment}` is not path=value"));
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        if path == "variant" {
+            let name = value.as_str().unwrap_or_default().to_owned();
+            scenario.variant = (name != "correct").then_some(name);
+            continue;
+        }
+        if !scenario.settings.is_object() {
+            scenario.settings = serde_json::Value::Object(serde_json::Map::new());
+        }
+        let mut target = &mut scenario.settings;
+        let parts: Vec<&str> = path.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let object = target.as_object_mut().ok_or_else(|| {
+                format!("{argument}: override `{path}`: settings.{} is not an object", parts[..i].join("."))
+            })?;
+            if i + 1 == parts.len() {
+                object.insert((*part).to_owned(), value.clone());
+                break;
+            }
+            target = object.entry((*part).to_owned()).or_insert_with(|| serde_json::json!({}));
+        }
+    }
+    // The scenario's name names saved files: the overrides join it in a file-safe form.
+    scenario.name = argument
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .take(100)
+        .collect();
+    crate::scenario::validate(&scenario).map_err(|(path, message)| {
+        let path = path.replace("settings.settings", "settings");
+        format!(
+            "{argument}: override: {}",
+            if message.contains(&path) { message } else { format!("{path}: {message}") }
+        )
+    })?;
+    Ok(scenario)
 }
 
 /// One figure of every system: the median and the largest over the seeds it was
@@ -42,6 +118,7 @@ pub struct CompareArgs {
 pub struct Figure {
     pub name: String,
     pub medians: Vec<Option<f64>>,
+    pub mins: Vec<Option<f64>>,
     pub maxes: Vec<Option<f64>>,
 }
 
@@ -63,7 +140,24 @@ pub struct Comparison {
     /// Seeds on which every scenario drew the first one's fault schedule.
     pub same_faults_seeds: usize,
     pub verdicts: Vec<Verdicts>,
+    /// Per system: seeds whose history was linearizable, not, and undecided or unchecked.
+    pub linearizable: Vec<[u64; 3]>,
+    /// One line per system: what it gave up under the partition.
+    pub cap_summary: Vec<String>,
     pub figures: Vec<Figure>,
+    /// The first seed's runs, for the page's pictures.
+    #[serde(skip)]
+    pub first_runs: Vec<FirstRun>,
+}
+
+/// What the page draws of one system's run on the first seed.
+#[derive(Debug, Default)]
+pub struct FirstRun {
+    /// (invoked, latency, answered) per operation, in ms.
+    pub ops: Vec<(f64, f64, bool)>,
+    /// Partitions as (from, to) in ms.
+    pub partitions: Vec<(f64, f64)>,
+    pub end_ms: f64,
 }
 
 impl Comparison {
@@ -108,13 +202,78 @@ fn figures_of(outcome: &RunOutcome) -> BTreeMap<String, f64> {
     figures
 }
 
-fn median_and_max(values: Option<&Vec<f64>>) -> (Option<f64>, Option<f64>) {
+fn median_min_max(values: Option<&Vec<f64>>) -> (Option<f64>, Option<f64>, Option<f64>) {
     let Some(values) = values.filter(|v| !v.is_empty()) else {
-        return (None, None);
+        return (None, None, None);
     };
     let mut sorted = values.clone();
     sorted.sort_by(f64::total_cmp);
-    (Some(sorted[sorted.len() / 2]), sorted.last().copied())
+    (Some(sorted[sorted.len() / 2]), sorted.first().copied(), sorted.last().copied())
+}
+
+fn first_run(scenario: &Scenario, seed: u64, outcome: &RunOutcome) -> FirstRun {
+    let mut run = FirstRun { end_ms: scenario.duration.faults_ms + scenario.duration.healed_ms, ..FirstRun::default() };
+    if let Ok(history) = crate::runner::history_of(&outcome.history) {
+        for op in &history.ops {
+            let Some(start) = op.invoke_time_ns else { continue };
+            let answered = op.outcome != checker::Outcome::Info;
+            let end = op.complete_time_ns.unwrap_or(start);
+            run.ops.push((start as f64 / 1e6, (end - start) as f64 / 1e6, answered));
+        }
+    }
+    if let Some(protocol) = crate::registry::find(&scenario.protocol)
+        && let Ok(topology) = protocol.topology(scenario)
+    {
+        let mut actions = crate::nemesis::materialize(scenario, &topology, seed);
+        actions.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        let mut open: Option<f64> = None;
+        for action in actions.iter().filter(|a| a.at_ms < scenario.duration.faults_ms) {
+            match action.fault {
+                sim_core::Fault::Partition { .. } => {
+                    if let Some(from) = open.replace(action.at_ms) {
+                        run.partitions.push((from, action.at_ms));
+                    }
+                }
+                sim_core::Fault::Heal => {
+                    if let Some(from) = open.take() {
+                        run.partitions.push((from, action.at_ms));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(from) = open {
+            run.partitions.push((from, scenario.duration.faults_ms));
+        }
+    }
+    run
+}
+
+/// What a system gave up under the partition, in one line.
+fn cap_line(figures: &BTreeMap<String, Vec<f64>>, linearizable: [u64; 3]) -> String {
+    let median = |name: &str| median_min_max(figures.get(name)).0;
+    let seeds = linearizable.iter().sum::<u64>();
+    let pct = |v: f64| format!("{:.0}%", 100.0 * v);
+    let (minority, majority) = (median("availability_minority_side"), median("availability_majority_side"));
+    let lost = median("lost_writes").map_or_else(String::new, |l| format!(", {l:.0} acknowledged writes lost"));
+    let stale = median("stale_reads").unwrap_or(0.0);
+    match (minority, majority) {
+        (Some(min), Some(maj)) if min < 0.5 => format!(
+            "CP: gave up availability on the minority side ({} there, {} on the majority side); linearizable on \
+             {} of {seeds} seeds, {stale:.0} stale reads{lost}",
+            pct(min),
+            pct(maj),
+            linearizable[0]
+        ),
+        (Some(min), Some(maj)) => format!(
+            "AP: stayed available on both sides ({} minority, {} majority) and gave up consistency: \
+             linearizable on {} of {seeds} seeds, {stale:.0} stale reads{lost}",
+            pct(min),
+            pct(maj),
+            linearizable[0]
+        ),
+        _ => format!("no partition with clients on both sides; linearizable on {} of {seeds} seeds", linearizable[0]),
+    }
 }
 
 fn tally(verdicts: &mut Verdicts, seed: u64, outcome: &RunOutcome) {
@@ -137,16 +296,32 @@ fn schedule(scenario: &Scenario, seed: u64) -> Result<String, String> {
     Ok(serde_json::to_string(&crate::nemesis::materialize(scenario, &topology, seed)).expect("serialisable"))
 }
 
+/// The comparison's HTML page.
+pub fn page_html(comparison: &Comparison) -> String {
+    crate::compare_html::page(comparison)
+}
+
 /// Runs every scenario on every seed.
 pub fn compare(systems: &[Scenario], seeds: &[u64]) -> Result<Comparison, String> {
     let mut figures: Vec<BTreeMap<String, Vec<f64>>> = vec![BTreeMap::new(); systems.len()];
     let mut verdicts: Vec<Verdicts> = systems.iter().map(|_| Verdicts::default()).collect();
+    let mut linearizable = vec![[0u64; 3]; systems.len()];
+    let mut first_runs = Vec::new();
     let mut same_faults_seeds = 0;
     for &seed in seeds {
         let mut schedules = Vec::new();
         for (i, scenario) in systems.iter().enumerate() {
             let outcome = crate::run_cmd::run_scenario(scenario, seed, None)?;
             tally(&mut verdicts[i], seed, &outcome);
+            let slot = match outcome.linearizability.as_ref().map(|r| r.verdict) {
+                Some(Verdict::Pass) => 0,
+                Some(Verdict::Violation) => 1,
+                _ => 2,
+            };
+            linearizable[i][slot] += 1;
+            if Some(&seed) == seeds.first() {
+                first_runs.push(first_run(scenario, seed, &outcome));
+            }
             for (name, value) in figures_of(&outcome) {
                 figures[i].entry(name).or_default().push(value);
             }
@@ -157,11 +332,18 @@ pub fn compare(systems: &[Scenario], seeds: &[u64]) -> Result<Comparison, String
     let mut names: Vec<&String> = figures.iter().flat_map(BTreeMap::keys).collect();
     names.sort();
     names.dedup();
+    let cap_summary = figures.iter().zip(&linearizable).map(|(f, l)| cap_line(f, *l)).collect();
     let figures = names
         .into_iter()
         .map(|name| {
-            let (medians, maxes) = figures.iter().map(|f| median_and_max(f.get(name))).unzip();
-            Figure { name: name.clone(), medians, maxes }
+            let mut figure = Figure { name: name.clone(), medians: Vec::new(), mins: Vec::new(), maxes: Vec::new() };
+            for f in &figures {
+                let (median, min, max) = median_min_max(f.get(name));
+                figure.medians.push(median);
+                figure.mins.push(min);
+                figure.maxes.push(max);
+            }
+            figure
         })
         .collect();
     Ok(Comparison {
@@ -169,7 +351,10 @@ pub fn compare(systems: &[Scenario], seeds: &[u64]) -> Result<Comparison, String
         seeds: seeds.to_vec(),
         same_faults_seeds,
         verdicts,
+        linearizable,
+        cap_summary,
         figures,
+        first_runs,
     })
 }
 
@@ -203,8 +388,8 @@ pub fn markdown(c: &Comparison) -> String {
         c.same_faults_seeds,
         c.seeds.len()
     ));
-    for (system, verdicts) in c.systems.iter().zip(&c.verdicts) {
-        out.push_str(&format!("- **{system}**: {}\n", verdict_line(verdicts)));
+    for (i, (system, verdicts)) in c.systems.iter().zip(&c.verdicts).enumerate() {
+        out.push_str(&format!("- **{system}**: {}\n  {}\n", verdict_line(verdicts), c.cap_summary[i]));
     }
     out.push_str("\nEach figure: the median over the seeds / the largest.\n\n| figure |");
     for system in &c.systems {
@@ -226,11 +411,15 @@ pub fn markdown(c: &Comparison) -> String {
 /// `dsim compare`.
 pub fn run(args: &CompareArgs) -> u8 {
     let inner = || -> Result<Comparison, String> {
-        let systems = args
-            .scenarios
-            .iter()
-            .map(|name| crate::library::resolve(name).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let names: Vec<String> = if args.scenarios == ["cap"] {
+            CAP.iter().map(|s| (*s).to_owned()).collect()
+        } else {
+            args.scenarios.clone()
+        };
+        if names.len() < 2 {
+            return Err("dsim compare needs two systems or more (or `cap`, the built-in CAP comparison)".into());
+        }
+        let systems = names.iter().map(|name| system(name)).collect::<Result<Vec<_>, _>>()?;
         let last = args.start_seed.checked_add(args.seeds - 1).ok_or("--start-seed plus --seeds overflows")?;
         let seeds: Vec<u64> = (args.start_seed..=last).collect();
         compare(&systems, &seeds)
@@ -240,6 +429,13 @@ pub fn run(args: &CompareArgs) -> u8 {
             let text = markdown(&comparison);
             if let Some(path) = &args.out
                 && let Err(message) = crate::output::write_atomic(path, text.as_bytes())
+            {
+                eprintln!("dsim compare: {message}");
+                return exit::for_error(&message);
+            }
+            if let Some(path) = &args.html
+                && let Err(message) =
+                    crate::output::write_atomic(path, crate::compare_html::page(&comparison).as_bytes())
             {
                 eprintln!("dsim compare: {message}");
                 return exit::for_error(&message);

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod check_cmd;
 pub mod cli;
 pub mod compare_cmd;
+pub mod compare_html;
 pub mod experiment;
 pub mod fuzz;
 pub mod library;

@@ -132,3 +132,24 @@ fn the_swarm_converges_and_replays_exactly() {
         assert_eq!(outcome.fingerprint, run("dynamo", None, seed).fingerprint);
     }
 }
+
+#[test]
+fn the_cap_comparison_tells_the_textbook_story_on_one_page() {
+    let systems: Vec<_> =
+        scenarios::compare_cmd::CAP.iter().map(|name| scenarios::compare_cmd::system(name).unwrap()).collect();
+    let comparison = scenarios::compare_cmd::compare(&systems, &[1, 2]).unwrap();
+    assert_eq!(comparison.same_faults_seeds, 2);
+    assert!(comparison.cap_summary[0].starts_with("CP: gave up availability on the minority side (0% there"));
+    assert!(comparison.cap_summary[2].starts_with("AP: stayed available on both sides (100% minority, 100% majority)"));
+    let lost = comparison.figure("lost_writes").unwrap();
+    assert_eq!(lost.maxes[0], Some(0.0), "Raft loses nothing");
+    assert!(lost.medians[2].unwrap() > 0.0, "last write wins loses adds");
+    assert_eq!(lost.maxes[5], Some(0.0), "version vectors lose nothing");
+    let page = scenarios::compare_cmd::page_html(&comparison);
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg") && page.contains("partition 1000–4000 ms"));
+    // Overrides: a settings path and a value, checked like a scenario file.
+    let two = scenarios::compare_cmd::system("cap-dynamo-311-sloppy:dynamo.r=2,dynamo.w=2").unwrap();
+    assert_eq!(two.settings["dynamo"]["r"], 2);
+    let bad = scenarios::compare_cmd::system("cap-dynamo-311-sloppy:dynamo.r=9").unwrap_err();
+    assert!(bad.contains("dynamo.r must be 1 to dynamo.n (3), got 9"), "{bad}");
+}

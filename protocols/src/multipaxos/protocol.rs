@@ -285,6 +285,14 @@ impl Judge<MpNode> for MpJudge {
         self.invariants.observe(observation, self.servers)
     }
 
+    /// The state machine of the server that applied the most.
+    fn final_state(&self, sim: &Sim<MpNode>) -> Option<BTreeMap<String, String>> {
+        (0..self.servers)
+            .filter_map(|n| server_of(sim, self.servers, n))
+            .max_by_key(|s| s.applied_to())
+            .map(|s| s.store().data().clone())
+    }
+
     fn client_event(&self, observation: &Observation<MpObs>) -> Option<Event> {
         match &observation.obs {
             MpObs::Client(client) => Some(client.to_event(observation.t_ns)),

@@ -140,6 +140,14 @@ impl Judge<RaftNode> for RaftJudge {
         self.invariants.observe(observation, &|n| server_of(sim, servers, n), servers)
     }
 
+    /// The state machine of the server that applied the most.
+    fn final_state(&self, sim: &Sim<RaftNode>) -> Option<std::collections::BTreeMap<String, String>> {
+        (0..self.servers)
+            .filter_map(|n| server_of(sim, self.servers, n))
+            .max_by_key(|s| s.last_applied())
+            .map(|s| s.store().data().clone())
+    }
+
     fn client_event(&self, observation: &Observation<RaftObs>) -> Option<Event> {
         match &observation.obs {
             RaftObs::Client(client) => Some(client.to_event(observation.t_ns)),
