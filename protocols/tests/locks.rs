@@ -30,6 +30,7 @@ fn run(variant: LockVariant, at_ms: u64, fault: Fault) -> (Option<Violation>, Lo
     let network = NetworkConfig {
         default: LinkConfig { latency: Latency::Constant { ms: 1.0 }, ..LinkConfig::default() },
         links: vec![],
+        kinds: vec![],
     };
     let config = SimConfig { seed: 1, nodes: 4, network, limits: Limits::default() };
     let mut sim = Sim::new(config, move |id| LockNode::new(id, &settings)).unwrap();
@@ -151,6 +152,7 @@ fn redis_commands() {
     let network = NetworkConfig {
         default: LinkConfig { latency: Latency::Constant { ms: 1.0 }, ..LinkConfig::default() },
         links: vec![],
+        kinds: vec![],
     };
     let config = SimConfig { seed: 1, nodes: 2, network, limits: Limits::default() };
     let mut sim = Sim::new(config, move |id| {

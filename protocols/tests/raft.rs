@@ -59,7 +59,7 @@ fn clean_election() {
         election_timeout_overrides: overrides(&[(0, 500.0), (1, 500.0), (2, 100.0), (3, 500.0), (4, 500.0)]),
         ..RaftConfig::default()
     };
-    let mut sim = cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![] }, 1);
+    let mut sim = cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![], kinds: vec![] }, 1);
     sim.run_until(1_000 * MS);
     // Server 2 times out at 100 ms, its votes come back at 110 ms; its no-op reaches the
     // others at 115 ms and commits when their acknowledgements return at 120 ms.
@@ -97,6 +97,7 @@ fn split_vote_resolved_in_a_later_term() {
             LinkOverride { from: vec![0], to: vec![3], link: slow.clone() },
             LinkOverride { from: vec![1], to: vec![2], link: slow },
         ],
+        kinds: vec![],
     };
     let mut sim = cluster(4, 0, raft, network, 1);
     // Let the first round split, then give server 1 an earlier timeout for the next.
@@ -123,7 +124,7 @@ fn isolated_leader_is_replaced_and_its_uncommitted_writes_discarded() {
         election_timeout_overrides: overrides(&[(0, 100.0), (1, 300.0), (2, 600.0), (3, 600.0), (4, 600.0)]),
         ..RaftConfig::default()
     };
-    let mut sim = cluster(5, 1, raft, NetworkConfig { default: constant(2.0), links: vec![] }, 3);
+    let mut sim = cluster(5, 1, raft, NetworkConfig { default: constant(2.0), links: vec![], kinds: vec![] }, 3);
     sim.schedule_fault(500 * MS, Fault::Partition { groups: vec![vec![0, 5]] }).unwrap();
     sim.schedule_fault(1_500 * MS, Fault::Heal).unwrap();
     sim.run_until(3_000 * MS);
@@ -186,7 +187,7 @@ fn a_follower_behind_the_leaders_snapshot_installs_it_and_a_restart_restores_one
     let config = SimConfig {
         seed: 3,
         nodes: 7,
-        network: NetworkConfig { default: constant(5.0), links: vec![] },
+        network: NetworkConfig { default: constant(5.0), links: vec![], kinds: vec![] },
         limits: Limits::default(),
     };
     let mut sim = Sim::new(config, move |id| RaftNode::new(id, &settings)).unwrap();
@@ -229,7 +230,7 @@ fn a_term_and_vote_record_torn_by_a_crash_falls_back_to_the_previous_one() {
         election_timeout_overrides: overrides(&[(0, 100.0), (1, 600.0), (2, 450.0)]),
         ..RaftConfig::default()
     };
-    let mut sim = cluster(3, 0, raft, NetworkConfig { default: constant(5.0), links: vec![] }, 1);
+    let mut sim = cluster(3, 0, raft, NetworkConfig { default: constant(5.0), links: vec![], kinds: vec![] }, 1);
     // Server 0 leads term 1 (server 1 voted for it and wrote that down); at 300 ms it is
     // cut off, and server 2 stands for term 2 at about 750 ms.
     sim.schedule_fault(300 * MS, Fault::Partition { groups: vec![vec![0]] }).unwrap();
@@ -257,7 +258,7 @@ fn pre_vote_keeps_a_rejoining_server_from_deposing_the_leader() {
             pre_vote,
             ..RaftConfig::default()
         };
-        let mut sim = cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![] }, 1);
+        let mut sim = cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![], kinds: vec![] }, 1);
         // Server 4 is cut off from 0.3 s to 2 s; its election timeout fires again and again.
         sim.schedule_fault(300 * MS, Fault::Partition { groups: vec![vec![4]] }).unwrap();
         sim.schedule_fault(2_000 * MS, Fault::Heal).unwrap();

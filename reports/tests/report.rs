@@ -45,6 +45,7 @@ fn scripted_report() -> Report {
     let network = NetworkConfig {
         default: LinkConfig { latency: Latency::Constant { ms: 3.0 }, duplicate: 0.1, ..LinkConfig::default() },
         links: vec![],
+        kinds: vec![],
     };
     let mut sim = Sim::new(SimConfig { seed: 9, nodes: 3, network, limits: Limits::default() }, |_| Pinger).unwrap();
     let sink = MemorySink::default();

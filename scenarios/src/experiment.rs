@@ -86,7 +86,7 @@ fn cluster(min_ms: f64, max_ms: f64, seed: u64) -> Sim<RaftNode> {
     let config = SimConfig {
         seed,
         nodes: SERVERS,
-        network: NetworkConfig { default: link, links: Vec::new() },
+        network: NetworkConfig { default: link, links: Vec::new(), kinds: Vec::new() },
         limits: Limits { max_time_ns: u64::MAX, ..Limits::default() },
     };
     Sim::new(config, move |id| RaftNode::new(id, &settings)).expect("the experiment's cluster is valid")
@@ -171,6 +171,162 @@ pub enum ExperimentCommand {
         after_help = "Examples:\n  dsim experiment raft-election --timeouts 150-300\n  dsim experiment raft-election --timeouts 150-151 --trials 1000 --json"
     )]
     RaftElection(ElectionArgs),
+    /// Probabilistically Bounded Staleness (Bailis et al., VLDB 2012) on the real
+    /// Dynamo-style store: the chance that a read t ms after a write committed returns
+    /// it, with production latency fits or your own per-leg latencies.
+    #[command(
+        after_help = "Examples:\n  dsim experiment staleness --profile lnkd-disk --n 3 --r 1 --w 1\n  dsim experiment staleness --profile ymmr --t-max-ms 10000 --svg ymmr.svg --json\n  dsim experiment staleness --legs my-legs.json --trials 2000"
+    )]
+    Staleness(StalenessArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StalenessArgs {
+    /// A production latency fit of the paper's Table 3: lnkd-ssd, lnkd-disk or ymmr.
+    #[arg(long, default_value = "lnkd-disk", conflicts_with = "legs")]
+    pub profile: String,
+    /// A JSON file with the four legs' latencies instead of a profile:
+    /// {"write_request": LATENCY, "write_ack": ..., "read_request": ..., "read_response": ...}.
+    #[arg(long)]
+    pub legs: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    pub n: usize,
+    #[arg(long, default_value_t = 1)]
+    pub r: usize,
+    #[arg(long, default_value_t = 1)]
+    pub w: usize,
+    /// Trials, each a fresh cluster.
+    #[arg(long, default_value_t = 10_000)]
+    pub trials: u64,
+    /// Versions written per trial (k-staleness up to versions - 1).
+    #[arg(long, default_value_t = 3)]
+    pub versions: u64,
+    /// The largest read offset after the commit, in ms.
+    #[arg(long, default_value_t = 1000.0)]
+    pub t_max_ms: f64,
+    /// Offsets on the log-spaced grid (0 included).
+    #[arg(long, default_value_t = 60)]
+    pub points: usize,
+    /// The first trial's seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the curve as an SVG plot to this file.
+    #[arg(long)]
+    pub svg: Option<std::path::PathBuf>,
+    /// Print one JSON object (the curve).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn staleness_settings(args: &StalenessArgs) -> Result<protocols::dynamo::staleness::StalenessSettings, String> {
+    use protocols::dynamo::staleness as pbs;
+    let legs = match &args.legs {
+        Some(path) => {
+            let text = crate::output::read_text(path)?;
+            serde_json::from_str::<pbs::Legs>(&text)
+                .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?
+        }
+        None => pbs::profile(&args.profile).ok_or_else(|| {
+            format!("--profile: unknown profile {:?} (known: {})", args.profile, pbs::PROFILES.join(", "))
+        })?,
+    };
+    if !(args.t_max_ms.is_finite() && (0.01..=3_600_000.0).contains(&args.t_max_ms)) {
+        return Err(format!("--t-max-ms must be 0.01 to 3600000, got {}", args.t_max_ms));
+    }
+    if !(2..=1_000).contains(&args.points) {
+        return Err(format!("--points must be 2 to 1000, got {}", args.points));
+    }
+    let settings = pbs::StalenessSettings {
+        n: args.n,
+        r: args.r,
+        w: args.w,
+        trials: args.trials,
+        versions: args.versions,
+        legs,
+        t_ms: pbs::grid(args.t_max_ms, args.points),
+        seed: args.seed,
+    };
+    pbs::validate(&settings)?;
+    Ok(settings)
+}
+
+/// The curve as text: the headline, then the probability by offset.
+fn staleness_text(c: &protocols::dynamo::staleness::Curve, label: &str) -> String {
+    let mut out = format!("staleness: {label}, (N,R,W) = ({},{},{}), {} trials\n", c.n, c.r, c.w, c.trials);
+    out += &match c.t_999_ms {
+        Some(t) => format!("99.9% of reads return the last committed version from t = {t:.3} ms\n"),
+        None => "reads never reach 99.9% consistent on this grid (raise --t-max-ms)\n".to_owned(),
+    };
+    out += &format!("put commit latency ms: p50 {:.3}, p99 {:.3}\n", c.write_p50_ms, c.write_p99_ms);
+    if c.unanswered > 0 {
+        out += &format!("{} reads never answered (not counted)\n", c.unanswered);
+    }
+    out += "      t ms   P(consistent)";
+    for k in 1..=c.p_more_than_k_behind.len() {
+        out += &format!("  P(>{k} behind)");
+    }
+    out.push('\n');
+    let step = (c.t_ms.len() / 20).max(1);
+    for i in (0..c.t_ms.len()).step_by(step) {
+        out += &format!("{:>11.3}   {:>12.5}", c.t_ms[i], c.p_consistent[i]);
+        for k in &c.p_more_than_k_behind {
+            out += &format!("  {:>12.5}", k[i]);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The curve as an SVG plot: P(consistent) against t on a log axis.
+fn staleness_svg(c: &protocols::dynamo::staleness::Curve, label: &str) -> String {
+    let (w, h, left, bottom) = (640.0, 360.0, 60.0, 40.0);
+    let positive: Vec<f64> = c.t_ms.iter().copied().filter(|t| *t > 0.0).collect();
+    let (lo, hi) =
+        (positive.first().copied().unwrap_or(0.001).log10(), positive.last().copied().unwrap_or(1.0).log10());
+    let x = |t: f64| left + ((t.max(10f64.powf(lo)).log10() - lo) / (hi - lo).max(1e-9)) * (w - left - 20.0);
+    let y = |p: f64| (h - bottom) - p * (h - bottom - 20.0);
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11"><rect width="100%" height="100%" fill="white"/><text x="{left}" y="14">{} — P(read returns the last committed version) after t ms</text>"##,
+        label.replace('&', "&amp;").replace('<', "&lt;")
+    );
+    for p in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        svg += &format!(
+            r##"<line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{p:.2}</text>"##,
+            y(p),
+            w - 20.0,
+            y(p),
+            left - 4.0,
+            y(p) + 4.0
+        );
+    }
+    let mut decade = lo.floor() as i32;
+    while (decade as f64) <= hi {
+        let t = 10f64.powi(decade);
+        if t >= 10f64.powf(lo) * 0.999 {
+            svg += &format!(
+                r##"<line x1="{0:.1}" y1="20" x2="{0:.1}" y2="{1:.1}" stroke="#eee"/><text x="{0:.1}" y="{2:.1}" text-anchor="middle">{t} ms</text>"##,
+                x(t),
+                h - bottom,
+                h - bottom + 16.0
+            );
+        }
+        decade += 1;
+    }
+    let mut path = String::new();
+    for (t, p) in c.t_ms.iter().zip(&c.p_consistent).filter(|(t, _)| **t > 0.0) {
+        path += &format!("{}{:.1},{:.1}", if path.is_empty() { "M" } else { "L" }, x(*t), y(*p));
+    }
+    svg += &format!(r##"<path d="{path}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##);
+    if let Some(t) = c.t_999_ms.filter(|t| *t > 0.0) {
+        svg += &format!(
+            r##"<line x1="{0:.1}" y1="20" x2="{0:.1}" y2="{1:.1}" stroke="#d62728" stroke-dasharray="4 3"/><text x="{2:.1}" y="34" fill="#d62728">99.9% at {t:.2} ms</text>"##,
+            x(t),
+            h - bottom,
+            x(t) + 4.0
+        );
+    }
+    svg += "</svg>\n";
+    svg
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +358,32 @@ fn parse_range(text: &str) -> Result<(f64, f64), String> {
 /// `dsim experiment`.
 pub fn run(command: ExperimentCommand) -> u8 {
     match command {
+        ExperimentCommand::Staleness(args) => {
+            let settings = match staleness_settings(&args) {
+                Ok(settings) => settings,
+                Err(message) => {
+                    eprintln!("dsim experiment staleness: {message}");
+                    return crate::cli::exit::BAD_INPUT;
+                }
+            };
+            let label = match &args.legs {
+                Some(path) => path.display().to_string(),
+                None => args.profile.clone(),
+            };
+            let curve = protocols::dynamo::staleness::run(&settings);
+            if let Some(path) = &args.svg
+                && let Err(message) = crate::output::write_atomic(path, staleness_svg(&curve, &label).as_bytes())
+            {
+                eprintln!("dsim experiment staleness: {message}");
+                return crate::cli::exit::for_error(&message);
+            }
+            if args.json {
+                println!("{}", serde_json::to_string(&curve).expect("serialisable"));
+            } else {
+                print!("{}", staleness_text(&curve, &label));
+            }
+            crate::cli::exit::PASS
+        }
         ExperimentCommand::RaftElection(args) => {
             if args.trials == 0 {
                 eprintln!("dsim experiment: --trials must be at least 1");

@@ -153,3 +153,34 @@ fn the_cap_comparison_tells_the_textbook_story_on_one_page() {
     let bad = scenarios::compare_cmd::system("cap-dynamo-311-sloppy:dynamo.r=9").unwrap_err();
     assert!(bad.contains("dynamo.r must be 1 to dynamo.n (3), got 9"), "{bad}");
 }
+
+#[test]
+fn staleness_is_measured_on_the_store_and_intersecting_quorums_are_never_stale() {
+    use protocols::dynamo::staleness::{StalenessSettings, grid, profile, run, validate};
+    let settings = |r, w| StalenessSettings {
+        n: 3,
+        r,
+        w,
+        trials: 300,
+        versions: 3,
+        legs: profile("lnkd-disk").unwrap(),
+        t_ms: grid(1000.0, 20),
+        seed: 1,
+    };
+    // R + W > N: every read quorum meets the last write's quorum.
+    let strict = run(&settings(2, 2));
+    assert!(strict.p_consistent.iter().all(|p| *p == 1.0), "{:?}", strict.p_consistent);
+    assert_eq!(strict.t_999_ms, Some(0.0));
+    assert_eq!(strict.unanswered, 0);
+    // R = W = 1: often stale right after the commit, consistent given time.
+    let partial = run(&settings(1, 1));
+    assert!(partial.p_consistent[0] < 0.8, "{:?}", partial.p_consistent);
+    assert_eq!(*partial.p_consistent.last().unwrap(), 1.0);
+    assert!(partial.t_999_ms.is_some_and(|t| t > 0.0));
+    assert!(partial.p_more_than_k_behind[0][0] > 0.0 && partial.p_more_than_k_behind[0][0] < partial.p_consistent[0]);
+    // The same seed replays the same curve.
+    assert_eq!(run(&settings(1, 1)).p_consistent, partial.p_consistent);
+    let mut bad = settings(1, 1);
+    bad.r = 4;
+    assert!(validate(&bad).unwrap_err().contains("--r and --w must be 1 to --n (3)"));
+}

@@ -56,6 +56,7 @@ pub fn run_relay(seed: u64, nodes: usize, in_flight_per_node: u64, events: u64) 
         network: NetworkConfig {
             default: LinkConfig { latency: Latency::Uniform { min_ms: 1.0, max_ms: 10.0 }, ..LinkConfig::default() },
             links: Vec::new(),
+            kinds: Vec::new(),
         },
         limits: Limits { max_events: events, max_time_ns: u64::MAX, max_pending: 10_000_000 },
     };

@@ -201,6 +201,8 @@ pub struct Core<M, O> {
     cut: Vec<bool>,
     link_of: Vec<u32>,
     link_models: Vec<LinkModel>,
+    /// Latency by message kind (`Ctx::send_as`), overriding the link's.
+    kind_models: Vec<(String, crate::network::KindModel)>,
     base_link_of: Vec<u32>,
     base_models_count: usize,
     fifo_last_ns: Vec<u64>,
@@ -246,7 +248,7 @@ impl<M: Data, O: Data> Core<M, O> {
         }
     }
 
-    fn send(&mut self, from: NodeId, to: NodeId, msg: M) {
+    fn send(&mut self, from: NodeId, to: NodeId, msg: M, kind: Option<&str>) {
         assert!(to < self.nodes_count, "node {from} sent to unknown node {to}");
         self.metrics.messages_sent += 1;
         let msg_id = self.next_msg_id;
@@ -265,14 +267,15 @@ impl<M: Data, O: Data> Core<M, O> {
             self.drop_message(from, to, msg_id, DropReason::Loss, Some(&msg));
             return;
         }
-        let deliver_ns = self.delivery_time(link);
+        let kind = kind.and_then(|k| self.kind_models.iter().position(|(name, _)| name == k));
+        let deliver_ns = self.delivery_time(link, kind);
         let duplicate = self.link_models[self.link_of[link] as usize].draw_duplicate(&mut self.network_rng);
         self.fingerprint.fold_event(&[FP_SEND, now, link as u64, msg_id, msg_hash, deliver_ns]);
         if let Some(sink) = self.sink.as_mut() {
             sink.record(&TraceEvent::Send { t_ns: now, from, to, msg_id, deliver_ns, msg: &msg });
         }
         if duplicate {
-            let copy_ns = self.delivery_time(link);
+            let copy_ns = self.delivery_time(link, kind);
             self.metrics.messages_duplicated += 1;
             self.fingerprint.fold_event(&[FP_DUPLICATE, msg_id, copy_ns]);
             self.record(|| TraceEvent::Duplicate { t_ns: now, from, to, msg_id, deliver_ns: copy_ns });
@@ -282,9 +285,13 @@ impl<M: Data, O: Data> Core<M, O> {
         self.schedule(deliver_ns, Payload::Deliver { from: from as u32, to: to as u32, msg_id, msg });
     }
 
-    fn delivery_time(&mut self, link: usize) -> u64 {
+    fn delivery_time(&mut self, link: usize, kind: Option<usize>) -> u64 {
         let model = &self.link_models[self.link_of[link] as usize];
-        let mut at = self.now_ns.saturating_add(model.sample_delay_ns(&mut self.network_rng));
+        let delay = match kind {
+            Some(index) => self.kind_models[index].1.sample_delay_ns(&mut self.network_rng),
+            None => model.sample_delay_ns(&mut self.network_rng),
+        };
+        let mut at = self.now_ns.saturating_add(delay);
         if model.fifo {
             at = at.max(self.fifo_last_ns[link]);
             self.fifo_last_ns[link] = at;
@@ -397,7 +404,16 @@ impl<M: Data, O: Data> Ctx<'_, M, O> {
             // Struck by a crash during a write: nothing after it leaves the node.
             return;
         }
-        self.core.send(self.node, to, msg);
+        self.core.send(self.node, to, msg, None);
+    }
+
+    /// Sends `msg` as a message of `kind`: its delay comes from the network's latency
+    /// for that kind when the scenario gives one, else from the link's.
+    pub fn send_as(&mut self, to: NodeId, msg: M, kind: &str) {
+        if self.dying() {
+            return;
+        }
+        self.core.send(self.node, to, msg, Some(kind));
     }
 
     /// A timer that fires when the local clock has advanced by `after_ns`.
@@ -458,6 +474,7 @@ impl<P: Process> Sim<P> {
             return Err(SimError::InvalidClusterSize { nodes: nodes_count, max: NODES_MAX });
         }
         let (link_models, link_of) = compile_network(&config.network, nodes_count)?;
+        let kind_models = config.network.kind_models()?;
         let nodes = (0..nodes_count)
             .map(|node| NodeState {
                 up: true,
@@ -489,6 +506,7 @@ impl<P: Process> Sim<P> {
             base_models_count: link_models.len(),
             link_of,
             link_models,
+            kind_models,
             fifo_last_ns: vec![0; nodes_count * nodes_count],
             faults: Vec::new(),
             metrics: Metrics::default(),

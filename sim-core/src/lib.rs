@@ -24,7 +24,7 @@ pub use engine::{Core, Ctx, Limits, Metrics, NodeId, Observation, Process, Sim, 
 pub use error::SimError;
 pub use fault::{Fault, ScheduledFault};
 pub use fingerprint::Fingerprint;
-pub use network::{Latency, LinkConfig, LinkOverride, MS, NetworkConfig};
+pub use network::{KindLatency, Latency, LinkConfig, LinkOverride, MS, MixturePart, NetworkConfig};
 pub use rng::{SimRng, derive_rng};
 pub use storage::Storage;
 pub use trace::{DropReason, MemorySink, StopReason, TraceEvent, TraceSink};

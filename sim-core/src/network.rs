@@ -5,7 +5,7 @@
 //! samples on every send.
 
 use rand::{Rng, RngExt};
-use rand_distr::{Distribution, Exp, LogNormal, Normal};
+use rand_distr::{Distribution, Exp, LogNormal, Normal, Pareto};
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
@@ -33,6 +33,30 @@ pub enum Latency {
     LogNormal { median_ms: f64, sigma: f64 },
     /// A fixed base plus an exponential tail with the given mean.
     ExponentialTail { base_ms: f64, tail_mean_ms: f64 },
+    /// Pareto with scale `scale_ms` (the smallest value, x_m) and shape `shape` (alpha):
+    /// a heavy tail, `P(X > x) = (x_m / x)^alpha`.
+    Pareto { scale_ms: f64, shape: f64 },
+    /// One of several distributions, chosen at each draw with probability proportional
+    /// to its weight (Bailis et al.'s production fits mix a Pareto and an exponential).
+    Mixture { parts: Vec<MixturePart> },
+}
+
+/// A weighted part of a [`Latency::Mixture`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixturePart {
+    pub weight: f64,
+    pub latency: Latency,
+}
+
+/// The latency of every message of one kind, on every link: protocols name their
+/// message kinds (`Ctx::send_as`), so that, say, write requests and read responses can
+/// have their own distributions. Loss, duplication and FIFO stay the link's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindLatency {
+    pub kind: String,
+    pub latency: Latency,
 }
 
 impl Default for Latency {
@@ -73,6 +97,10 @@ pub struct NetworkConfig {
     /// Applied in order after the default; a later override wins.
     #[serde(default)]
     pub links: Vec<LinkOverride>,
+    /// Latency by message kind, replacing the link's latency for messages sent as that
+    /// kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<KindLatency>,
 }
 
 /// A link configuration for every link from a node of `from` to a node of `to`
@@ -99,7 +127,15 @@ impl NetworkConfig {
             }
             LinkModel::new(&link.link)?;
         }
+        for kind in &self.kinds {
+            compile_latency(&kind.latency)?;
+        }
         Ok(())
+    }
+
+    /// The compiled per-kind latencies.
+    pub fn kind_models(&self) -> Result<Vec<(String, KindModel)>, SimError> {
+        self.kinds.iter().map(|k| Ok((k.kind.clone(), KindModel { sampler: compile_latency(&k.latency)? }))).collect()
     }
 }
 
@@ -130,10 +166,53 @@ fn probability(what: &'static str, p: f64) -> Result<u64, SimError> {
 #[derive(Clone, Debug)]
 enum Sampler {
     Constant(u64),
-    Uniform { min_ns: u64, max_ns: u64 },
-    Normal { dist: Normal<f64>, min_ns: u64 },
+    Uniform {
+        min_ns: u64,
+        max_ns: u64,
+    },
+    Normal {
+        dist: Normal<f64>,
+        min_ns: u64,
+    },
     LogNormal(LogNormal<f64>),
-    ExponentialTail { base_ns: u64, tail: Exp<f64> },
+    ExponentialTail {
+        base_ns: u64,
+        tail: Exp<f64>,
+    },
+    Pareto(Pareto<f64>),
+    /// Cumulative weights (summing to 1) and the parts.
+    Mixture(Vec<(f64, Sampler)>),
+}
+
+impl Sampler {
+    fn sample_ns(&self, rng: &mut SimRng) -> u64 {
+        match self {
+            Sampler::Constant(ns) => *ns,
+            Sampler::Uniform { min_ns, max_ns } => rng.random_range(*min_ns..=*max_ns),
+            Sampler::Normal { dist, min_ns } => f64_ns(dist.sample(rng) * MS as f64).max(*min_ns),
+            Sampler::LogNormal(dist) => f64_ns(dist.sample(rng) * MS as f64),
+            Sampler::ExponentialTail { base_ns, tail } => base_ns.saturating_add(f64_ns(tail.sample(rng) * MS as f64)),
+            Sampler::Pareto(dist) => f64_ns(dist.sample(rng) * MS as f64),
+            Sampler::Mixture(parts) => {
+                let draw: f64 = rng.random_range(0.0..1.0);
+                let index = parts.iter().position(|(cumulative, _)| draw < *cumulative).unwrap_or(parts.len() - 1);
+                parts[index].1.sample_ns(rng)
+            }
+        }
+    }
+}
+
+/// A compiled per-kind latency.
+#[derive(Clone, Debug)]
+pub struct KindModel {
+    sampler: Sampler,
+}
+
+impl KindModel {
+    /// One latency draw, in nanoseconds.
+    pub fn sample_delay_ns(&self, rng: &mut SimRng) -> u64 {
+        self.sampler.sample_ns(rng)
+    }
 }
 
 /// A validated link, ready to sample.
@@ -159,13 +238,7 @@ impl LinkModel {
     /// One latency draw, in nanoseconds.
     #[inline]
     pub fn sample_delay_ns(&self, rng: &mut SimRng) -> u64 {
-        match &self.sampler {
-            Sampler::Constant(ns) => *ns,
-            Sampler::Uniform { min_ns, max_ns } => rng.random_range(*min_ns..=*max_ns),
-            Sampler::Normal { dist, min_ns } => f64_ns(dist.sample(rng) * MS as f64).max(*min_ns),
-            Sampler::LogNormal(dist) => f64_ns(dist.sample(rng) * MS as f64),
-            Sampler::ExponentialTail { base_ns, tail } => base_ns.saturating_add(f64_ns(tail.sample(rng) * MS as f64)),
-        }
+        self.sampler.sample_ns(rng)
     }
 
     /// Whether this message is lost. Draws only when loss is possible.
@@ -187,7 +260,7 @@ fn f64_ns(value: f64) -> u64 {
 
 fn compile_latency(latency: &Latency) -> Result<Sampler, SimError> {
     let bad = |what: &'static str, value: f64| SimError::InvalidDuration { what, value };
-    Ok(match *latency {
+    Ok(match latency.clone() {
         Latency::Constant { ms } => Sampler::Constant(ms_to_ns("latency ms", ms)?),
         Latency::Uniform { min_ms, max_ms } => {
             let min_ns = ms_to_ns("latency min_ms", min_ms)?;
@@ -224,6 +297,39 @@ fn compile_latency(latency: &Latency) -> Result<Sampler, SimError> {
             let tail = Exp::new(1.0 / tail_mean_ms).map_err(|_| bad("latency tail_mean_ms", tail_mean_ms))?;
             Sampler::ExponentialTail { base_ns, tail }
         }
+        Latency::Pareto { scale_ms, shape } => {
+            ms_to_ns("latency scale_ms", scale_ms)?;
+            if scale_ms <= 0.0 {
+                return Err(bad("latency scale_ms (must be positive)", scale_ms));
+            }
+            if !shape.is_finite() || shape <= 0.0 || shape > 1e6 {
+                return Err(bad("latency shape (must be positive)", shape));
+            }
+            Sampler::Pareto(Pareto::new(scale_ms, shape).map_err(|_| bad("latency shape", shape))?)
+        }
+        Latency::Mixture { parts } => {
+            if parts.is_empty() || parts.len() > 64 {
+                return Err(SimError::InvalidRange {
+                    what: "mixture parts (1 to 64)",
+                    min: 1.0,
+                    max: parts.len() as f64,
+                });
+            }
+            let total: f64 = parts.iter().map(|p| p.weight).sum();
+            if parts.iter().any(|p| !p.weight.is_finite() || p.weight < 0.0) || !(total > 0.0 && total.is_finite()) {
+                return Err(bad("mixture weight (must be non-negative, not all zero)", total));
+            }
+            let mut cumulative = 0.0;
+            let mut compiled = Vec::new();
+            for part in &parts {
+                if matches!(part.latency, Latency::Mixture { .. }) {
+                    return Err(bad("mixture part (a mixture inside a mixture)", part.weight));
+                }
+                cumulative += part.weight / total;
+                compiled.push((cumulative, compile_latency(&part.latency)?));
+            }
+            Sampler::Mixture(compiled)
+        }
     })
 }
 
@@ -251,6 +357,32 @@ mod tests {
         // Log-normal mean = median * exp(sigma^2 / 2).
         let lognormal = Latency::LogNormal { median_ms: 10.0, sigma: 0.5 };
         assert!((mean_ms(lognormal) - 10.0 * (0.125f64).exp()).abs() < 0.3);
+    }
+
+    #[test]
+    fn pareto_and_mixtures_have_their_means() {
+        // Pareto mean = shape * scale / (shape - 1).
+        assert!((mean_ms(Latency::Pareto { scale_ms: 1.0, shape: 3.0 }) - 1.5).abs() < 0.05);
+        let mixture = Latency::Mixture {
+            parts: vec![
+                MixturePart { weight: 3.0, latency: Latency::Constant { ms: 1.0 } },
+                MixturePart { weight: 1.0, latency: Latency::Constant { ms: 9.0 } },
+            ],
+        };
+        assert!((mean_ms(mixture) - 3.0).abs() < 0.1);
+        let nested =
+            Latency::Mixture { parts: vec![MixturePart { weight: 1.0, latency: Latency::Mixture { parts: vec![] } }] };
+        assert!(LinkModel::new(&LinkConfig { latency: nested, ..LinkConfig::default() }).is_err());
+        let zero =
+            Latency::Mixture { parts: vec![MixturePart { weight: 0.0, latency: Latency::Constant { ms: 1.0 } }] };
+        assert!(LinkModel::new(&LinkConfig { latency: zero, ..LinkConfig::default() }).is_err());
+        assert!(
+            LinkModel::new(&LinkConfig {
+                latency: Latency::Pareto { scale_ms: 0.0, shape: 2.0 },
+                ..LinkConfig::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]

@@ -71,6 +71,7 @@ fn constant_network(ms: f64) -> NetworkConfig {
     NetworkConfig {
         default: LinkConfig { latency: Latency::Constant { ms }, ..LinkConfig::default() },
         links: Vec::new(),
+        kinds: Vec::new(),
     }
 }
 
@@ -151,6 +152,7 @@ fn drop_and_duplicate_rates_are_within_bounds() {
     let network = NetworkConfig {
         default: LinkConfig { latency: Latency::Constant { ms: 1.0 }, drop: 0.2, duplicate: 0.1, fifo: false },
         links: Vec::new(),
+        kinds: Vec::new(),
     };
     let probes = vec![Probe { sends, ..Probe::default() }, Probe::default()];
     let mut sim = sim_of(probes, network);
@@ -172,13 +174,15 @@ fn fifo_links_keep_send_order() {
     let fifo = NetworkConfig {
         default: LinkConfig { latency: latency.clone(), fifo: true, ..LinkConfig::default() },
         links: vec![],
+        kinds: vec![],
     };
     let mut sim = sim_of(vec![Probe { sends: sends.clone(), ..Probe::default() }, Probe::default()], fifo);
     sim.run();
     let order: Vec<u64> = deliveries(&sim).iter().map(|d| d.2).collect();
     assert_eq!(order, (0..200).collect::<Vec<_>>());
     // Without FIFO, independent delays reorder.
-    let loose = NetworkConfig { default: LinkConfig { latency, ..LinkConfig::default() }, links: vec![] };
+    let loose =
+        NetworkConfig { default: LinkConfig { latency, ..LinkConfig::default() }, links: vec![], kinds: vec![] };
     let mut sim = sim_of(vec![Probe { sends, ..Probe::default() }, Probe::default()], loose);
     sim.run();
     let order: Vec<u64> = deliveries(&sim).iter().map(|d| d.2).collect();
@@ -291,8 +295,11 @@ fn bad_input_is_a_typed_error() {
         sim.schedule_fault(0, Fault::SetLinks { from: vec![], to: vec![], link: bad_link }),
         Err(SimError::InvalidProbability { what: "drop", .. })
     ));
-    let nan_network =
-        NetworkConfig { default: LinkConfig { duplicate: f64::NAN, ..LinkConfig::default() }, links: vec![] };
+    let nan_network = NetworkConfig {
+        default: LinkConfig { duplicate: f64::NAN, ..LinkConfig::default() },
+        links: vec![],
+        kinds: vec![],
+    };
     let config = SimConfig { seed: 1, nodes: 1, network: nan_network, limits: Limits::default() };
     assert!(matches!(Sim::new(config, |_| Probe::default()), Err(SimError::InvalidProbability { .. })));
     let config = SimConfig { seed: 1, nodes: 0, ..SimConfig::default() };
@@ -370,6 +377,7 @@ fn trace_records_every_kind_of_event() {
     let network = NetworkConfig {
         default: LinkConfig { latency: Latency::Constant { ms: 5.0 }, duplicate: 1.0, ..LinkConfig::default() },
         links: vec![],
+        kinds: vec![],
     };
     let mut sim =
         sim_of(vec![sender(&[(10, 1, 1), (30, 1, 2)]), Probe { timers: vec![50 * MS], ..Probe::default() }], network);
@@ -462,4 +470,40 @@ fn a_restart_calls_off_a_crash_during_write_that_has_not_struck() {
     sim.run();
     let received: Vec<Vec<usize>> = sim.observations().iter().filter(|o| o.node == 1).map(|o| o.obs.clone()).collect();
     assert_eq!(received, vec![vec![0, 0, 0], vec![999, 0], vec![999, 1], vec![999, 2]]);
+}
+
+/// A node that sends one message as kind `slow` and one without a kind to node 1.
+struct KindSender;
+
+impl Process for KindSender {
+    type Msg = u64;
+    type Obs = (u64, u64);
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, u64, (u64, u64)>) {
+        if ctx.id() == 0 {
+            ctx.send_as(1, 1, "slow");
+            ctx.send(1, 2);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, u64, (u64, u64)>, _from: NodeId, msg: u64) {
+        let now = ctx.now();
+        ctx.observe((msg, now));
+    }
+
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_, u64, (u64, u64)>, _timer: TimerId, _tag: u64) {}
+}
+
+#[test]
+fn a_message_kind_takes_its_own_latency() {
+    let network = NetworkConfig {
+        default: LinkConfig { latency: Latency::Constant { ms: 1.0 }, ..LinkConfig::default() },
+        links: Vec::new(),
+        kinds: vec![sim_core::KindLatency { kind: "slow".into(), latency: Latency::Constant { ms: 7.0 } }],
+    };
+    let config = SimConfig { seed: 1, nodes: 2, network, limits: Limits::default() };
+    let mut sim = Sim::new(config, |_| KindSender).unwrap();
+    sim.run_until(100 * MS);
+    let seen: Vec<(u64, u64)> = sim.observations().iter().map(|o| o.obs).collect();
+    assert_eq!(seen, vec![(2, MS), (1, 7 * MS)]);
 }

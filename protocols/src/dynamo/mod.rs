@@ -31,6 +31,7 @@
 
 mod node;
 pub mod protocol;
+pub mod staleness;
 pub mod store;
 
 pub use node::{DynamoNode, Server};
@@ -190,6 +191,27 @@ pub enum Msg {
     },
 }
 
+impl Msg {
+    /// The message's kind, for latency by kind (`network.kinds`): the four legs of
+    /// Bailis et al.'s WARS model are `write_request` (W), `write_ack` (A),
+    /// `read_request` (R) and `read_response` (S).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::Request { .. } => "client_request",
+            Msg::Reply { .. } => "client_reply",
+            Msg::Read { .. } => "read_request",
+            Msg::ReadReply { .. } => "read_response",
+            Msg::Write { req: 0, .. } => "read_repair",
+            Msg::Write { .. } => "write_request",
+            Msg::WriteAck { .. } => "write_ack",
+            Msg::Handoff { .. } | Msg::HandoffAck { .. } => "handoff",
+            Msg::SyncRoot { .. } | Msg::SyncLeaves { .. } | Msg::SyncPush { .. } | Msg::SyncPull { .. } => {
+                "anti_entropy"
+            }
+        }
+    }
+}
+
 /// The observations.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum DynObs {
@@ -209,6 +231,16 @@ pub enum DynObs {
     Served {
         key: String,
         siblings: usize,
+    },
+    /// The staleness experiment's probe: read `read` (its index among the offsets)
+    /// returned a version this many versions behind the last committed one.
+    Staleness {
+        read: usize,
+        behind: u64,
+    },
+    /// The staleness probe's put committed this long after it was sent.
+    Committed {
+        latency_ns: u64,
     },
 }
 

@@ -214,7 +214,7 @@ impl Server {
             Msg::Request { seq, attempt, op, .. } => self.coordinate(ctx, from, seq, attempt, op),
             Msg::Read { req, key } => {
                 let versions = self.held(&key);
-                ctx.send(from, Msg::ReadReply { req, key, versions });
+                send(ctx, from, Msg::ReadReply { req, key, versions });
             }
             Msg::ReadReply { req, versions, .. } => self.on_read_reply(ctx, req, from, versions),
             Msg::Write { req, key, versions, hint } => {
@@ -226,14 +226,14 @@ impl Server {
                     }
                 }
                 if req != 0 {
-                    ctx.send(from, Msg::WriteAck { req });
+                    send(ctx, from, Msg::WriteAck { req });
                 }
             }
             Msg::WriteAck { req } => self.on_write_ack(ctx, req, from),
             Msg::Handoff { key, versions } => {
                 self.accept(ctx, &key, &versions, false);
                 let digest = store::digest(&key, &versions);
-                ctx.send(from, Msg::HandoffAck { key, digest });
+                send(ctx, from, Msg::HandoffAck { key, digest });
             }
             Msg::HandoffAck { key, digest } => {
                 let slot = (from, key);
@@ -246,7 +246,7 @@ impl Server {
             Msg::SyncRoot { root } => {
                 let tree = self.tree_with(from);
                 if tree.root != root {
-                    ctx.send(from, Msg::SyncLeaves { leaves: tree.leaves });
+                    send(ctx, from, Msg::SyncLeaves { leaves: tree.leaves });
                 }
             }
             Msg::SyncLeaves { leaves } => {
@@ -254,12 +254,12 @@ impl Server {
                 let differing: Vec<u8> =
                     (0..store::LEAVES).filter(|l| tree.leaves[*l] != leaves[*l]).map(|l| l as u8).collect();
                 let data = self.keys_in(from, &differing);
-                ctx.send(from, Msg::SyncPush { leaves: differing, data });
+                send(ctx, from, Msg::SyncPush { leaves: differing, data });
             }
             Msg::SyncPush { leaves, data } => {
                 self.merge_shared(ctx, from, &data);
                 let data = self.keys_in(from, &leaves);
-                ctx.send(from, Msg::SyncPull { data });
+                send(ctx, from, Msg::SyncPull { data });
             }
             Msg::SyncPull { data } => self.merge_shared(ctx, from, &data),
             Msg::Reply { .. } => {}
@@ -295,7 +295,7 @@ impl Server {
     fn coordinate(&mut self, ctx: &mut DynCtx<'_>, client: NodeId, seq: u64, attempt: u64, op: KvOp) {
         if matches!(op, KvOp::Cas { .. }) {
             // The store has no compare-and-set: a definite refusal.
-            ctx.send(client, Msg::Reply { seq, attempt, answer: Answer::Result(KvResult::CasMismatch) });
+            send(ctx, client, Msg::Reply { seq, attempt, answer: Answer::Result(KvResult::CasMismatch) });
             return;
         }
         let req = self.next_req;
@@ -361,7 +361,7 @@ impl Server {
                     let versions = self.held(&key);
                     self.on_read_reply(ctx, req, node, versions);
                 }
-                Phase::Read => ctx.send(node, Msg::Read { req, key: key.clone() }),
+                Phase::Read => send(ctx, node, Msg::Read { req, key: key.clone() }),
                 Phase::Write(versions) => {
                     let hint = (home != node).then_some(home);
                     if node == self.id {
@@ -371,7 +371,7 @@ impl Server {
                         }
                         self.on_write_ack(ctx, req, node);
                     } else {
-                        ctx.send(node, Msg::Write { req, key: key.clone(), versions: versions.clone(), hint });
+                        send(ctx, node, Msg::Write { req, key: key.clone(), versions: versions.clone(), hint });
                     }
                 }
             }
@@ -478,7 +478,7 @@ impl Server {
                 let overwrite = self.shared.variant == Variant::ReadRepairOverwritesNewer;
                 self.accept(ctx, &key, merged, overwrite);
             } else {
-                ctx.send(node, Msg::Write { req: 0, key: key.clone(), versions: merged.to_vec(), hint: None });
+                send(ctx, node, Msg::Write { req: 0, key: key.clone(), versions: merged.to_vec(), hint: None });
             }
         }
     }
@@ -502,7 +502,7 @@ impl Server {
         let Some(pending) = self.pending.get_mut(&req) else { return };
         pending.replied = true;
         let reply = Msg::Reply { seq: pending.seq, attempt: pending.attempt, answer: Answer::Result(result) };
-        ctx.send(pending.client, reply);
+        send(ctx, pending.client, reply);
     }
 
     fn finish(&mut self, ctx: &mut DynCtx<'_>, req: u64) {
@@ -560,14 +560,14 @@ impl Server {
                     // server; a write may still have reached some replicas).
                     let pending = &self.pending[&req];
                     let answer = Answer::NotLeader { hint: None };
-                    ctx.send(pending.client, Msg::Reply { seq: pending.seq, attempt: pending.attempt, answer });
+                    send(ctx, pending.client, Msg::Reply { seq: pending.seq, attempt: pending.attempt, answer });
                 }
                 self.finish(ctx, req);
             }
             TIMER_HANDOFF => {
                 if self.shared.variant != Variant::NoHintedHandoff {
                     for ((home, key), versions) in &self.hints {
-                        ctx.send(*home, Msg::Handoff { key: key.clone(), versions: versions.clone() });
+                        send(ctx, *home, Msg::Handoff { key: key.clone(), versions: versions.clone() });
                     }
                 }
                 ctx.set_timer((self.shared.config.handoff_ms * MS as f64) as u64, TIMER_HANDOFF);
@@ -581,13 +581,19 @@ impl Server {
                     }
                     let peer = self.peer_cursor;
                     let root = self.tree_with(peer).root;
-                    ctx.send(peer, Msg::SyncRoot { root });
+                    send(ctx, peer, Msg::SyncRoot { root });
                 }
                 ctx.set_timer((self.shared.config.anti_entropy_ms * MS as f64) as u64, TIMER_ANTI_ENTROPY);
             }
             _ => {}
         }
     }
+}
+
+/// Sends a server's message as its kind (`network.kinds` may give each kind its latency).
+fn send(ctx: &mut DynCtx<'_>, to: NodeId, msg: Msg) {
+    let kind = msg.kind();
+    ctx.send_as(to, msg, kind);
 }
 
 /// The set a set add writes: what was read (siblings merged by union) plus the element.
@@ -606,11 +612,70 @@ fn add_element(merged: &[Version], op: &KvOp) -> String {
     set
 }
 
-/// A node: a server or a client.
+/// The staleness experiment's client: writes `versions` values (`v1`, `v2`, ...) of
+/// one key through `coordinator`, each once the one before committed, then reads the key
+/// at each offset of `read_after_ns` after the last write committed and observes how
+/// many versions behind each read was.
+pub struct Probe {
+    coordinator: NodeId,
+    versions: u64,
+    read_after_ns: Rc<Vec<u64>>,
+    seq: u64,
+    sent_ns: u64,
+}
+
+/// The key the probe writes and reads.
+pub const PROBE_KEY: &str = "k";
+
+impl Probe {
+    pub fn new(coordinator: NodeId, versions: u64, read_after_ns: Rc<Vec<u64>>) -> Probe {
+        Probe { coordinator, versions, read_after_ns, seq: 0, sent_ns: 0 }
+    }
+
+    fn write(&mut self, ctx: &mut DynCtx<'_>) {
+        let value = format!("v{}", self.seq);
+        let op = KvOp::Put { key: PROBE_KEY.to_owned(), value };
+        self.sent_ns = ctx.now();
+        ctx.send(self.coordinator, Msg::Request { client: 0, seq: self.seq, attempt: 1, op });
+    }
+
+    fn on_message(&mut self, ctx: &mut DynCtx<'_>, msg: Msg) {
+        let Msg::Reply { seq, answer, .. } = msg else { return };
+        match answer {
+            Answer::Result(KvResult::Done) if seq == self.seq && seq < self.versions => {
+                ctx.observe(DynObs::Committed { latency_ns: ctx.now() - self.sent_ns });
+                self.seq += 1;
+                self.write(ctx);
+            }
+            Answer::Result(KvResult::Done) if seq == self.seq => {
+                ctx.observe(DynObs::Committed { latency_ns: ctx.now() - self.sent_ns });
+                // The last version committed: the reads start their clocks now.
+                for (index, after) in self.read_after_ns.iter().enumerate() {
+                    ctx.set_timer(*after, index as u64);
+                }
+            }
+            Answer::Result(KvResult::Value(value)) if seq > self.versions => {
+                let read = (seq - self.versions - 1) as usize;
+                let seen: u64 = value.strip_prefix('v').and_then(|v| v.parse().ok()).unwrap_or(0);
+                ctx.observe(DynObs::Staleness { read, behind: self.versions.saturating_sub(seen) });
+            }
+            Answer::NotLeader { .. } if seq == self.seq && seq <= self.versions => self.write(ctx),
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut DynCtx<'_>, tag: u64) {
+        let op = KvOp::Get { key: PROBE_KEY.to_owned() };
+        ctx.send(self.coordinator, Msg::Request { client: 0, seq: self.versions + 1 + tag, attempt: 1, op });
+    }
+}
+
+/// A node: a server, a client, or the staleness experiment's probe.
 #[allow(clippy::large_enum_variant)] // One value per node.
 pub enum DynamoNode {
     Server(Server),
     Client(KvClient<DynTransport>),
+    Probe(Probe),
 }
 
 impl DynamoNode {
@@ -625,7 +690,7 @@ impl DynamoNode {
     pub fn as_server(&self) -> Option<&Server> {
         match self {
             DynamoNode::Server(server) => Some(server),
-            DynamoNode::Client(_) => None,
+            _ => None,
         }
     }
 }
@@ -638,6 +703,10 @@ impl Process for DynamoNode {
         match self {
             DynamoNode::Server(server) => server.on_start(ctx),
             DynamoNode::Client(client) => client.on_start(ctx),
+            DynamoNode::Probe(probe) => {
+                probe.seq = 1;
+                probe.write(ctx);
+            }
         }
     }
 
@@ -645,6 +714,7 @@ impl Process for DynamoNode {
         match self {
             DynamoNode::Server(server) => server.on_message(ctx, from, msg),
             DynamoNode::Client(client) => client.on_message(ctx, from, msg),
+            DynamoNode::Probe(probe) => probe.on_message(ctx, msg),
         }
     }
 
@@ -652,6 +722,7 @@ impl Process for DynamoNode {
         match self {
             DynamoNode::Server(server) => server.on_timer(ctx, tag),
             DynamoNode::Client(client) => client.on_timer(ctx, timer, tag),
+            DynamoNode::Probe(probe) => probe.on_timer(ctx, tag),
         }
     }
 }

@@ -358,6 +358,7 @@ impl Judge<DynamoNode> for DynamoJudge {
                 self.siblings_max = self.siblings_max.max(*siblings);
                 self.reads_with_siblings += u64::from(*siblings > 1);
             }
+            DynObs::Staleness { .. } | DynObs::Committed { .. } => {}
             DynObs::Client(client) => match (&client.op, client.kind) {
                 (KvOp::Put { key, .. }, EventType::Invoke) => {
                     self.put_keys.insert(key.clone());
