@@ -26,6 +26,7 @@ fn run(variant: LockVariant, at_ms: u64, fault: Fault) -> (Option<Violation>, Lo
         retry_ms: [10, 20],
         work_ms: [20, 20],
         request_timeout_ms: 1_000,
+        db: None,
     });
     let network = NetworkConfig {
         default: LinkConfig { latency: Latency::Constant { ms: 1.0 }, ..LinkConfig::default() },

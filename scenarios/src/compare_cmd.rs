@@ -272,6 +272,7 @@ fn cap_line(figures: &BTreeMap<String, Vec<f64>>, linearizable: [u64; 3]) -> Str
             pct(maj),
             linearizable[0]
         ),
+        _ if linearizable[0] + linearizable[1] == 0 => String::new(),
         _ => format!("no partition with clients on both sides; linearizable on {} of {seeds} seeds", linearizable[0]),
     }
 }
@@ -389,7 +390,10 @@ pub fn markdown(c: &Comparison) -> String {
         c.seeds.len()
     ));
     for (i, (system, verdicts)) in c.systems.iter().zip(&c.verdicts).enumerate() {
-        out.push_str(&format!("- **{system}**: {}\n  {}\n", verdict_line(verdicts), c.cap_summary[i]));
+        out.push_str(&format!("- **{system}**: {}\n", verdict_line(verdicts)));
+        if !c.cap_summary[i].is_empty() {
+            out.push_str(&format!("  {}\n", c.cap_summary[i]));
+        }
     }
     out.push_str("\nEach figure: the median over the seeds / the largest.\n\n| figure |");
     for system in &c.systems {

@@ -41,6 +41,12 @@ fn list_and_show() {
             "redlock-clock-jump",
             "redlock-restart-no-persistence",
             "redlock-delayed-restart",
+            "db-lock",
+            "db-lock-hostile",
+            "db-lock-holder-crash",
+            "db-lock-polling",
+            "db-lock-reentry",
+            "db-lock-expiry-gc-pause",
             "paxos",
             "paxos-walkthrough",
             "paxos-walkthrough-no-accept",
@@ -87,8 +93,19 @@ fn list_and_show() {
             "register-crash"
         ]
     );
-    let protocols =
-        ["raft", "redis-lock", "redlock", "paxos", "multipaxos", "2pc", "paxos-commit", "outbox", "dynamo", "register"];
+    let protocols = [
+        "raft",
+        "redis-lock",
+        "redlock",
+        "db-lock",
+        "paxos",
+        "multipaxos",
+        "2pc",
+        "paxos-commit",
+        "outbox",
+        "dynamo",
+        "register",
+    ];
     assert!(list.as_array().unwrap().iter().all(|e| protocols.contains(&e["protocol"].as_str().unwrap())));
     let text = String::from_utf8(dsim(&["list"]).stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("raft-figure8")), "{text}");

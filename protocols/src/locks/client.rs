@@ -17,6 +17,7 @@ const KEY_ATTEMPT: [&str; 2] = ["lock-client/attempt/0", "lock-client/attempt/1"
 const TIMER_ACQUIRE: u64 = 1;
 const TIMER_TIMEOUT: u64 = 2;
 const TIMER_WORK: u64 = 3;
+const TIMER_NESTED: u64 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
@@ -27,6 +28,9 @@ enum Step {
     Working,
     Writing,
     Releasing,
+    /// The database lock's nested call: taking the lock again, then giving it back.
+    Nesting,
+    NestedRelease,
 }
 
 /// A client looping: acquire, read the counter, work, write it back incremented, release.
@@ -48,6 +52,11 @@ pub struct LockClient {
     /// When this client started trying for the lock it is after, and how many attempts.
     cycle_start_ns: Option<u64>,
     cycle_attempts: u64,
+    nested_attempts: u64,
+    /// The database lock: tokens whose insert or delete went unanswered, so a row of
+    /// theirs may sit in the table; deleted again at every attempt until one succeeds
+    /// (the key is unique: an acquisition proves none is left).
+    orphans: Vec<String>,
 }
 
 impl LockClient {
@@ -67,6 +76,8 @@ impl LockClient {
             granted: 0,
             cycle_start_ns: None,
             cycle_attempts: 0,
+            nested_attempts: 0,
+            orphans: Vec::new(),
         }
     }
 
@@ -125,6 +136,15 @@ impl LockClient {
             return;
         }
         let ttl_ms = self.settings.ttl_ms;
+        if self.settings.db.is_some() {
+            for owner in self.orphans.clone() {
+                let cleanup = LockMsg::DeleteOwned { req: 0, key: key.clone(), owner };
+                ctx.send(self.settings.servers[0], cleanup);
+            }
+            let msg = LockMsg::Insert { req, key, owner: value };
+            self.request(ctx, self.settings.servers[0], msg, Step::Acquiring);
+            return;
+        }
         let msg = match self.settings.variant {
             LockVariant::SetnxThenExpire => LockMsg::SetNx { req, key, value },
             LockVariant::Fencing => LockMsg::SetNxPxFence { req, key, value, ttl_ms, fence_key: FENCE_KEY.into() },
@@ -186,7 +206,11 @@ impl LockClient {
         let ttl = self.settings.ttl_ms * MS;
         // RedLock subtracts a clock-drift allowance from the validity.
         let drift = if self.settings.redlock { ttl / 100 + 2 * MS } else { 0 };
-        let valid_until_local_ns = self.sent_local_ns + ttl - drift;
+        let valid_until_local_ns = match &self.settings.db {
+            // A row without expiry is held until it is deleted.
+            Some(db) if db.database.expiry_ms.is_none() => u64::MAX,
+            _ => self.sent_local_ns + ttl - drift,
+        };
         let waited_ns = ctx.now().saturating_sub(self.cycle_start_ns.take().unwrap_or(self.sent_local_ns));
         let attempts = std::mem::take(&mut self.cycle_attempts);
         let token = self.token.clone();
@@ -209,6 +233,12 @@ impl LockClient {
     fn release(&mut self, ctx: &mut LockCtx<'_>) {
         let req = self.next_req();
         let key = LOCK_KEY.to_owned();
+        if self.settings.db.is_some() {
+            ctx.observe(LockObs::Released { token: self.token.clone() });
+            let msg = LockMsg::DeleteOwned { req, key, owner: self.token.clone() };
+            self.request(ctx, self.settings.servers[0], msg, Step::Releasing);
+            return;
+        }
         let msg = match self.settings.variant {
             // The bug: delete whoever's lock it is now.
             LockVariant::UnsafeRelease => LockMsg::Del { req, key },
@@ -226,6 +256,7 @@ impl LockClient {
     pub fn on_timer(&mut self, ctx: &mut LockCtx<'_>, timer: TimerId, tag: u64) {
         match tag {
             TIMER_ACQUIRE if self.step == Step::Idle => self.begin_acquire(ctx),
+            TIMER_NESTED if self.step == Step::Nesting => self.nested_acquire(ctx),
             TIMER_WORK if self.step == Step::Working => {
                 let req = self.next_req();
                 let msg = LockMsg::Write { req, holder: self.token.clone(), fence: self.fence, value: self.value + 1 };
@@ -235,6 +266,12 @@ impl LockClient {
                 self.timeout = None;
                 match self.step {
                     Step::Acquiring if self.settings.redlock => self.instance_done(ctx, false),
+                    // The database lock: the insert or delete may have taken effect, and a
+                    // row never expires by itself.
+                    Step::Acquiring | Step::Releasing if self.settings.db.is_some() => {
+                        self.orphans.push(self.token.clone());
+                        self.schedule_attempt(ctx);
+                    }
                     // The SET may have taken effect; the key expires by itself.
                     Step::Acquiring | Step::Releasing => self.schedule_attempt(ctx),
                     _ => self.release(ctx),
@@ -252,7 +289,28 @@ impl LockClient {
         }
     }
 
+    /// The nested call: the same owner inserts the lock row again.
+    fn nested_acquire(&mut self, ctx: &mut LockCtx<'_>) {
+        self.nested_attempts += 1;
+        let req = self.next_req();
+        let msg = LockMsg::Insert { req, key: LOCK_KEY.into(), owner: self.token.clone() };
+        self.request(ctx, self.settings.servers[0], msg, Step::Nesting);
+    }
+
+    fn work(&mut self, ctx: &mut LockCtx<'_>) {
+        if let Some(timer) = self.timeout.take() {
+            ctx.cancel_timer(timer);
+        }
+        self.step = Step::Working;
+        let [min, max] = self.settings.work_ms;
+        let work = ctx.rng().random_range(min..=max.max(min)) * MS;
+        ctx.set_timer(work, TIMER_WORK);
+    }
+
     fn on_redis(&mut self, ctx: &mut LockCtx<'_>, reply: RedisReply) {
+        if self.settings.db.is_some() {
+            return self.on_database(ctx, reply);
+        }
         match (self.step, reply) {
             (Step::Acquiring, reply) if self.settings.redlock => self.instance_done(ctx, reply == RedisReply::Ok),
             (Step::Acquiring, RedisReply::Int(fence)) if self.settings.variant == LockVariant::Fencing => {
@@ -266,17 +324,52 @@ impl LockClient {
         }
     }
 
-    fn on_storage(&mut self, ctx: &mut LockCtx<'_>, reply: StorageReply) {
+    fn on_database(&mut self, ctx: &mut LockCtx<'_>, reply: RedisReply) {
+        let db = self.settings.db.clone().expect("a database lock");
         match (self.step, reply) {
-            (Step::Reading, StorageReply::Value(value)) => {
+            (Step::Acquiring, RedisReply::Int(version)) => {
+                self.orphans.clear();
+                if self.settings.variant == LockVariant::Fencing {
+                    self.fence = Some(version as u64);
+                }
+                self.acquired(ctx);
+            }
+            // A duplicate key: poll again later.
+            (Step::Acquiring, _) | (Step::Releasing, _) => self.schedule_attempt(ctx),
+            (Step::Nesting, RedisReply::Int(_)) => {
+                ctx.observe(LockObs::Reentered { token: self.token.clone() });
+                let req = self.next_req();
+                let msg = LockMsg::DeleteOwned { req, key: LOCK_KEY.into(), owner: self.token.clone() };
+                self.request(ctx, self.settings.servers[0], msg, Step::NestedRelease);
+            }
+            (Step::Nesting, _) if self.nested_attempts < db.nested_attempts => {
                 if let Some(timer) = self.timeout.take() {
                     ctx.cancel_timer(timer);
                 }
+                let [min, max] = self.settings.retry_ms;
+                let wait = ctx.rng().random_range(min..=max.max(min)) * MS;
+                ctx.set_timer(wait, TIMER_NESTED);
+            }
+            (Step::Nesting, _) => {
+                // The nested call failed against the caller's own row: it gives up, and
+                // so does the critical section.
+                ctx.observe(LockObs::ReentryFailed { token: self.token.clone() });
+                self.release(ctx);
+            }
+            (Step::NestedRelease, _) => self.work(ctx),
+            _ => {}
+        }
+    }
+
+    fn on_storage(&mut self, ctx: &mut LockCtx<'_>, reply: StorageReply) {
+        match (self.step, reply) {
+            (Step::Reading, StorageReply::Value(value)) => {
                 self.value = value;
-                self.step = Step::Working;
-                let [min, max] = self.settings.work_ms;
-                let work = ctx.rng().random_range(min..=max.max(min)) * MS;
-                ctx.set_timer(work, TIMER_WORK);
+                if self.settings.db.as_ref().is_some_and(|db| db.nested_acquire) {
+                    self.nested_attempts = 0;
+                    return self.nested_acquire(ctx);
+                }
+                self.work(ctx);
             }
             (Step::Writing, StorageReply::Written) => {
                 ctx.observe(LockObs::CriticalSectionDone { token: self.token.clone() });

@@ -42,6 +42,7 @@
 //! a lock someone else now holds), `fencing` (the fix).
 
 pub mod client;
+pub mod db;
 pub mod oracle;
 pub mod protocol;
 pub mod redis;
@@ -53,6 +54,7 @@ use serde::{Deserialize, Serialize};
 use sim_core::{Ctx, NodeId, Process, TimerId};
 
 pub use client::LockClient;
+pub use db::DbServer;
 pub use oracle::LockOracle;
 pub use redis::RedisServer;
 pub use storage::ProtectedStorage;
@@ -90,10 +92,22 @@ pub struct LockSettings {
     pub work_ms: [u64; 2],
     /// A request without an answer is abandoned after this long.
     pub request_timeout_ms: u64,
+    /// The database lock: the database's options and the client's.
+    pub db: Option<DbSettings>,
 }
 
-/// A Redis reply.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+/// The database lock's settings, as the nodes see them.
+#[derive(Clone, Debug)]
+pub struct DbSettings {
+    pub database: db::DbOptions,
+    /// The critical section takes the lock again (a nested call) before it works.
+    pub nested_acquire: bool,
+    /// How many times the nested call tries before it gives up.
+    pub nested_attempts: u64,
+}
+
+/// A Redis reply (the database lock's answers use it too).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RedisReply {
     Ok,
     Nil,
@@ -157,6 +171,19 @@ pub enum LockMsg {
         req: u64,
         key: String,
     },
+    /// `INSERT INTO locks (name, owner, ...) VALUES (key, owner, ...)`: a duplicate key
+    /// fails at once; the reply is the row's version.
+    Insert {
+        req: u64,
+        key: String,
+        owner: String,
+    },
+    /// `DELETE FROM locks WHERE name = key AND owner = owner` (or count down).
+    DeleteOwned {
+        req: u64,
+        key: String,
+        owner: String,
+    },
     Reply {
         req: u64,
         reply: RedisReply,
@@ -199,12 +226,21 @@ pub enum LockObs {
     CriticalSectionDone { token: String },
     /// A client (re)started: whatever its earlier incarnation believed is gone.
     ClientStarted,
+    /// The database refused an insert: the lock row exists (a failed poll).
+    InsertRefused,
+    /// The database's sweeper deleted an expired row of `owner`.
+    Swept { owner: String },
+    /// A holder took the lock again in a nested call.
+    Reentered { token: String },
+    /// A holder's nested call failed against its own row and gave up.
+    ReentryFailed { token: String },
 }
 
 /// A node of a lock cluster.
 #[allow(clippy::large_enum_variant)] // One value per node.
 pub enum LockNode {
     Server(RedisServer),
+    Database(DbServer),
     Storage(ProtectedStorage),
     Client(LockClient),
 }
@@ -212,7 +248,9 @@ pub enum LockNode {
 impl LockNode {
     /// Node `id`: the server and the storage where the settings say, clients elsewhere.
     pub fn new(id: NodeId, settings: &Rc<LockSettings>) -> LockNode {
-        if settings.servers.contains(&id) {
+        if let Some(db) = settings.db.as_ref().filter(|_| settings.servers.contains(&id)) {
+            LockNode::Database(DbServer::new(db.database.clone()))
+        } else if settings.servers.contains(&id) {
             LockNode::Server(RedisServer::new(settings.persistent && !settings.volatile_servers.contains(&id)))
         } else if id == settings.storage {
             LockNode::Storage(ProtectedStorage::default())
@@ -231,6 +269,7 @@ impl Process for LockNode {
     fn on_start(&mut self, ctx: &mut LockCtx<'_>) {
         match self {
             LockNode::Server(server) => server.on_start(ctx),
+            LockNode::Database(db) => db.on_start(ctx),
             LockNode::Storage(_) => {}
             LockNode::Client(client) => client.on_start(ctx),
         }
@@ -239,14 +278,17 @@ impl Process for LockNode {
     fn on_message(&mut self, ctx: &mut LockCtx<'_>, from: NodeId, msg: LockMsg) {
         match self {
             LockNode::Server(server) => server.on_message(ctx, from, msg),
+            LockNode::Database(db) => db.on_message(ctx, from, msg),
             LockNode::Storage(storage) => storage.on_message(ctx, from, msg),
             LockNode::Client(client) => client.on_message(ctx, msg),
         }
     }
 
     fn on_timer(&mut self, ctx: &mut LockCtx<'_>, timer: TimerId, tag: u64) {
-        if let LockNode::Client(client) = self {
-            client.on_timer(ctx, timer, tag);
+        match self {
+            LockNode::Client(client) => client.on_timer(ctx, timer, tag),
+            LockNode::Database(db) => db.on_timer(ctx, tag),
+            _ => {}
         }
     }
 }

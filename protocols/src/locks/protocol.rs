@@ -10,7 +10,8 @@ use checker::value::Value;
 use serde::{Deserialize, Serialize};
 use sim_core::{MS, NodeId, Observation, Sim};
 
-use super::{LockMsg, LockNode, LockObs, LockOracle, LockSettings, LockVariant};
+use super::db::DbOptions;
+use super::{DbSettings, LockMsg, LockNode, LockObs, LockOracle, LockSettings, LockVariant};
 use crate::protocol::{
     Cluster, FieldError, HistoryCheck, Judge, NodeInfo, Protocol, RunSpec, Span, Topology, VariantInfo, VariantKind,
 };
@@ -94,11 +95,12 @@ fn validate_locks(settings: &LocksConfig, cluster: Cluster) -> Result<(), FieldE
     Ok(())
 }
 
-/// Redis instances `0..servers`, the protected storage, then the clients.
-fn lock_topology(cluster: Cluster) -> Topology {
+/// Servers `0..servers` (Redis instances, the database), the protected storage, then the
+/// clients.
+fn lock_topology(cluster: Cluster, server_word: &str) -> Topology {
     let servers = cluster.servers;
     let mut nodes: Vec<NodeInfo> =
-        (0..servers).map(|n| NodeInfo { kind: "server".into(), label: format!("redis {n}") }).collect();
+        (0..servers).map(|n| NodeInfo { kind: "server".into(), label: format!("{server_word} {n}") }).collect();
     nodes.push(NodeInfo { kind: "storage".into(), label: format!("storage {servers}") });
     let first_client = servers + 1;
     nodes.extend(
@@ -116,6 +118,7 @@ fn build_locks(
     settings: &LocksConfig,
     run: &RunSpec<'_>,
     redlock: bool,
+    db: Option<DbSettings>,
 ) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {
     let variant = match run.variant {
         "setnx-then-expire" => LockVariant::SetnxThenExpire,
@@ -136,6 +139,7 @@ fn build_locks(
         retry_ms: settings.retry_ms,
         work_ms: settings.work_ms,
         request_timeout_ms: settings.request_timeout_ms,
+        db: db.clone(),
     });
     let judge = LockJudge {
         oracle: LockOracle::new(variant == LockVariant::Fencing, !redlock),
@@ -150,6 +154,13 @@ fn build_locks(
         beliefs: BTreeMap::new(),
         grants: BTreeMap::new(),
         spans: Vec::new(),
+        db: db.is_some(),
+        inserts_refused: 0,
+        reentries: 0,
+        reentry_failures: 0,
+        sweeps: 0,
+        holders: BTreeMap::new(),
+        done_after_faults: BTreeMap::new(),
     };
     (Box::new(move |id| LockNode::new(id, &shared)), judge)
 }
@@ -171,6 +182,8 @@ fn lock_label(msg: &LockMsg) -> Option<String> {
             fence.map_or_else(|| format!("write {value}"), |f| format!("write {value} f{f}"))
         }
         LockMsg::StorageAnswer { reply, .. } => format!("{reply:?}"),
+        LockMsg::Insert { key, owner, .. } => format!("INSERT {key} ({owner})"),
+        LockMsg::DeleteOwned { key, owner, .. } => format!("DELETE {key} ({owner})"),
     })
 }
 
@@ -212,11 +225,11 @@ impl Protocol for RedisLock {
     }
 
     fn topology(_settings: &LocksConfig, cluster: Cluster) -> Topology {
-        lock_topology(cluster)
+        lock_topology(cluster, "redis")
     }
 
     fn build(settings: &LocksConfig, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {
-        build_locks(settings, run, false)
+        build_locks(settings, run, false, None)
     }
 
     fn message_label(msg: &LockMsg) -> Option<String> {
@@ -254,11 +267,11 @@ impl Protocol for RedLock {
     }
 
     fn topology(_settings: &LocksConfig, cluster: Cluster) -> Topology {
-        lock_topology(cluster)
+        lock_topology(cluster, "redis")
     }
 
     fn build(settings: &LocksConfig, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {
-        build_locks(settings, run, true)
+        build_locks(settings, run, true, None)
     }
 
     fn message_label(msg: &LockMsg) -> Option<String> {
@@ -288,6 +301,16 @@ pub struct LockJudge {
     beliefs: BTreeMap<NodeId, (u64, u64, String)>,
     grants: BTreeMap<NodeId, (u64, String)>,
     spans: Vec<Span>,
+    /// The database lock's figures.
+    db: bool,
+    inserts_refused: u64,
+    reentries: u64,
+    reentry_failures: u64,
+    sweeps: u64,
+    /// Clients that believe they hold the lock now (the `holder` a fault can aim at).
+    holders: BTreeMap<NodeId, String>,
+    /// Critical sections completed after the faults, per client.
+    done_after_faults: BTreeMap<NodeId, u64>,
 }
 
 impl LockJudge {
@@ -348,8 +371,25 @@ impl Judge<LockNode> for LockJudge {
                 self.first_acquired_after_faults.entry(observation.node).or_insert(observation.t_ns);
             }
         }
-        if matches!(observation.obs, LockObs::ClientStarted) {
-            *self.incarnations.entry(observation.node).or_insert(0) += 1;
+        match observation.obs {
+            LockObs::ClientStarted => *self.incarnations.entry(observation.node).or_insert(0) += 1,
+            LockObs::InsertRefused => self.inserts_refused += 1,
+            LockObs::Reentered { .. } => self.reentries += 1,
+            LockObs::ReentryFailed { .. } => self.reentry_failures += 1,
+            LockObs::Swept { .. } => self.sweeps += 1,
+            _ => {}
+        }
+        match &observation.obs {
+            LockObs::Acquired { token, .. } => {
+                self.holders.insert(observation.node, token.clone());
+            }
+            LockObs::Released { .. } | LockObs::ClientStarted => {
+                self.holders.remove(&observation.node);
+            }
+            LockObs::CriticalSectionDone { .. } if observation.t_ns >= self.quiet_ns => {
+                *self.done_after_faults.entry(observation.node).or_insert(0) += 1;
+            }
+            _ => {}
         }
         if self.lanes {
             self.track_spans(observation, sim);
@@ -383,6 +423,11 @@ impl Judge<LockNode> for LockJudge {
         }
     }
 
+    /// `holder`: a client that believes it holds the lock now.
+    fn target(&self, role: &str, _sim: &Sim<LockNode>) -> Option<NodeId> {
+        (role == "holder").then(|| self.holders.keys().next().copied()).flatten()
+    }
+
     fn history_check(&self) -> HistoryCheck {
         // A lease-based lock is not a mutex in the linearizability sense: a lock that
         // expired may be granted again without a release, so the mutex model would
@@ -410,12 +455,41 @@ impl Judge<LockNode> for LockJudge {
             return None;
         }
         let starved =
-            self.clients.iter().find(|c| self.first_acquired_after_faults.get(c).is_none_or(|t| *t > deadline))?;
-        let message = format!(
+            self.clients.iter().find(|c| self.first_acquired_after_faults.get(c).is_none_or(|t| *t > deadline));
+        let Some(starved) = starved else {
+            // The database lock also owes progress: a lock whose holders never finish
+            // their critical section (a nested call failing against its own row) is stuck.
+            let idle = self.clients.iter().find(|c| !self.done_after_faults.contains_key(c)).filter(|_| self.db)?;
+            let message = format!(
+                "client {idle} completed no critical section after the faults ended (at {:.1} ms), though it \
+                 acquired the lock: {} nested acquisitions failed against the caller's own row",
+                self.quiet_ns as f64 / 1e6,
+                self.reentry_failures
+            );
+            return Some(Violation::new("liveness", message, deadline, Some(*idle)));
+        };
+        let mut message = format!(
             "client {starved} did not acquire the lock within {} ms of the end of the faults (at {:.1} ms)",
             bound / MS,
             self.quiet_ns as f64 / 1e6
         );
+        // The database lock: say whose row blocks everyone.
+        if let Some(LockNode::Database(db)) = sim.process(0)
+            && let Some(row) = db.rows().get("lock")
+        {
+            let believed = self.holders.values().any(|token| *token == row.owner);
+            message.push_str(&format!(
+                ": the lock row of {} (version {}) is still in the table{}{}",
+                row.owner,
+                row.version,
+                if row.expires_at_ns.is_none() { " and has no expiry" } else { "" },
+                if believed {
+                    ""
+                } else {
+                    ", and no client holds it any more (its holder crashed without deleting it)"
+                }
+            ));
+        }
         Some(Violation::new("liveness", message, deadline, Some(*starved)))
     }
 
@@ -435,5 +509,152 @@ impl Judge<LockNode> for LockJudge {
             ("acquisition_latency_p99_ms".to_owned(), p99_ms),
             ("overlaps_with_fencing".to_owned(), self.oracle.overlaps as f64),
         ])
+        .into_iter()
+        .chain(
+            self.db
+                .then(|| {
+                    [
+                        ("inserts_refused".to_owned(), self.inserts_refused as f64),
+                        (
+                            "inserts_refused_per_acquisition".to_owned(),
+                            self.inserts_refused as f64 / count.max(1) as f64,
+                        ),
+                        ("reentries".to_owned(), self.reentries as f64),
+                        ("reentry_failures".to_owned(), self.reentry_failures as f64),
+                        ("rows_swept".to_owned(), self.sweeps as f64),
+                    ]
+                })
+                .into_iter()
+                .flatten(),
+        )
+        .collect()
+    }
+}
+
+/// A scenario's `"settings"` for `db-lock`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbLockConfig {
+    /// With `expiry`: how long a row lives before the sweeper deletes it, and how long a
+    /// holder believes it holds the lock.
+    pub ttl_ms: u64,
+    pub retry_ms: [u64; 2],
+    pub work_ms: [u64; 2],
+    pub request_timeout_ms: u64,
+    /// Rows carry `expires_at` and a sweeper deletes expired ones.
+    pub expiry: bool,
+    /// How often the sweeper runs.
+    pub sweep_ms: u64,
+    /// Owner and count columns: the owner's second insert counts up.
+    pub reentrant: bool,
+    /// The critical section takes the lock again in a nested call before it works.
+    pub nested_acquire: bool,
+    /// How many times a nested call tries before it gives up.
+    pub nested_attempts: u64,
+}
+
+impl Default for DbLockConfig {
+    fn default() -> Self {
+        DbLockConfig {
+            ttl_ms: 2_000,
+            retry_ms: [10, 20],
+            work_ms: [10, 30],
+            request_timeout_ms: 1_000,
+            expiry: false,
+            sweep_ms: 100,
+            reentrant: false,
+            nested_acquire: false,
+            nested_attempts: 3,
+        }
+    }
+}
+
+impl DbLockConfig {
+    fn as_locks(&self) -> LocksConfig {
+        LocksConfig {
+            ttl_ms: self.ttl_ms,
+            retry_ms: self.retry_ms,
+            work_ms: self.work_ms,
+            request_timeout_ms: self.request_timeout_ms,
+            redlock_request_timeout_ms: 10,
+            persistent: true,
+            volatile_servers: Vec::new(),
+        }
+    }
+}
+
+/// The database unique-index lock.
+pub struct DbLock;
+
+impl Protocol for DbLock {
+    const NAME: &'static str = "db-lock";
+    const DESCRIPTION: &'static str =
+        "a lock row in a database table keyed by the lock name: INSERT to acquire, DELETE to release";
+    const VARIANTS: &'static [VariantInfo] = &[
+        VariantInfo {
+            name: "correct",
+            doc: "insert to acquire, delete your own row to release",
+            kind: VariantKind::Correct,
+        },
+        VariantInfo {
+            name: "fencing",
+            doc: "the row's version (from a durable sequence) is a fencing token the protected storage checks",
+            kind: VariantKind::Option,
+        },
+    ];
+    const SCENARIOS: &'static [(&'static str, &'static str)] = &[
+        ("db-lock", include_str!("scenarios/db-lock.json")),
+        ("db-lock-hostile", include_str!("scenarios/db-lock-hostile.json")),
+        ("db-lock-holder-crash", include_str!("scenarios/db-lock-holder-crash.json")),
+        ("db-lock-polling", include_str!("scenarios/db-lock-polling.json")),
+        ("db-lock-reentry", include_str!("scenarios/db-lock-reentry.json")),
+        ("db-lock-expiry-gc-pause", include_str!("scenarios/db-lock-expiry-gc-pause.json")),
+    ];
+
+    type Settings = DbLockConfig;
+    type Node = LockNode;
+    type Judge = LockJudge;
+
+    fn validate(settings: &DbLockConfig, cluster: Cluster, _variant: &str) -> Result<(), FieldError> {
+        if cluster.servers != 1 {
+            return Err(FieldError::new(
+                "cluster.servers",
+                format!("db-lock uses one database, got cluster.servers = {}", cluster.servers),
+            ));
+        }
+        if !(1..=3_600_000).contains(&settings.sweep_ms) {
+            return Err(FieldError::new(
+                "sweep_ms",
+                format!("sweep_ms must be 1 to 3600000, got {}", settings.sweep_ms),
+            ));
+        }
+        if !(1..=1_000).contains(&settings.nested_attempts) {
+            return Err(FieldError::new(
+                "nested_attempts",
+                format!("nested_attempts must be 1 to 1000, got {}", settings.nested_attempts),
+            ));
+        }
+        validate_locks(&settings.as_locks(), cluster)
+    }
+
+    fn topology(_settings: &DbLockConfig, cluster: Cluster) -> Topology {
+        Topology { target_roles: vec!["holder".into()], ..lock_topology(cluster, "database") }
+    }
+
+    fn build(settings: &DbLockConfig, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {
+        let db = DbSettings {
+            database: DbOptions {
+                expiry_ms: settings.expiry.then_some(settings.ttl_ms),
+                sweep_ms: settings.sweep_ms,
+                reentrant: settings.reentrant,
+            },
+            nested_acquire: settings.nested_acquire,
+            nested_attempts: settings.nested_attempts,
+        };
+        build_locks(&settings.as_locks(), run, false, Some(db))
+    }
+
+    fn message_label(msg: &LockMsg) -> Option<String> {
+        lock_label(msg)
     }
 }
