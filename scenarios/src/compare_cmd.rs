@@ -130,6 +130,8 @@ pub struct Verdicts {
     pub unknown: u64,
     /// The first failing seed and its violation.
     pub first_failure: Option<(u64, String)>,
+    /// Failing seeds by the kind of their first violation.
+    pub kinds: BTreeMap<String, u64>,
 }
 
 /// What `dsim compare` prints with `--json`.
@@ -199,6 +201,10 @@ fn figures_of(outcome: &RunOutcome) -> BTreeMap<String, f64> {
         figures.extend(c.lost_writes.map(|l| ("lost_writes".to_owned(), l as f64)));
     }
     figures.extend(m.protocol.iter().map(|(k, v)| (k.clone(), *v)));
+    if let Some(acquisitions) = m.protocol.get("acquisitions").filter(|a| **a > 0.0) {
+        figures.insert("messages_per_acquisition".to_owned(), m.messages_sent as f64 / acquisitions);
+        figures.insert("acquisitions_per_s".to_owned(), acquisitions / (m.virtual_ms / 1000.0).max(1e-9));
+    }
     figures
 }
 
@@ -283,6 +289,8 @@ fn tally(verdicts: &mut Verdicts, seed: u64, outcome: &RunOutcome) {
         Verdict::Unknown => verdicts.unknown += 1,
         Verdict::Violation => {
             verdicts.violation += 1;
+            let kind = outcome.violations.first().map_or_else(|| "unknown".to_owned(), |v| v.kind.clone());
+            *verdicts.kinds.entry(kind).or_insert(0) += 1;
             if verdicts.first_failure.is_none() {
                 let first = outcome.violations.first().map(ToString::to_string).unwrap_or_default();
                 verdicts.first_failure = Some((seed, first));
@@ -369,6 +377,10 @@ fn cell(value: Option<f64>) -> String {
 
 fn verdict_line(v: &Verdicts) -> String {
     let mut line = format!("{} pass, {} violation, {} unknown", v.pass, v.violation, v.unknown);
+    if !v.kinds.is_empty() {
+        let kinds: Vec<String> = v.kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        line.push_str(&format!(" [{}]", kinds.join(", ")));
+    }
     if let Some((seed, first)) = &v.first_failure {
         line.push_str(&format!(" (first: seed {seed}, {first})"));
     }
