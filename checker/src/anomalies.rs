@@ -16,7 +16,9 @@
 //!   element missing; a put whose value is gone with only strictly older puts left).
 //!
 //! An element added before a put of the same key may vanish legitimately (the put
-//! replaced the set), so elements of keys put after the add are not counted.
+//! replaced the set), and a put's value before an add (the add started a set), so a
+//! write that another of the other kind may have followed is not counted missing.
+//! Two operations are ordered only when one ended strictly before the other began.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -69,6 +71,11 @@ impl Write<'_> {
         self.op.invoke_time_ns.unwrap_or(0)
     }
 
+    /// When it ended; `u64::MAX` if it never did (it may take effect any time).
+    fn end(&self) -> u64 {
+        self.op.complete_time_ns.filter(|_| self.op.outcome != Outcome::Info).unwrap_or(u64::MAX)
+    }
+
     /// When it was acknowledged; `u64::MAX` if never.
     fn acked(&self) -> u64 {
         match self.op.outcome {
@@ -85,9 +92,11 @@ struct Key<'a> {
 }
 
 impl<'a> Key<'a> {
-    /// Whether a put of the key began after `t` and before `until`.
+    /// Whether a put of the key may have taken effect after `t` and before `until`: it
+    /// had not ended by `t` and had begun before `until` (a put that may have replaced a
+    /// set).
     fn put_between(&self, t: u64, until: u64) -> bool {
-        self.writes.iter().any(|w| w.is_put && w.invoke() > t && w.invoke() < until)
+        self.writes.iter().any(|w| w.is_put && w.end() > t && w.invoke() < until)
     }
 
     /// Whether `later` strictly follows every put among `seen` (acknowledged before it
@@ -112,8 +121,10 @@ impl<'a> Key<'a> {
             .collect()
     }
 
+    /// Whether an add may have taken effect after `t` and before `until` (turning a
+    /// put's register into a set).
     fn appended_after(&self, t: u64, until: u64) -> bool {
-        self.writes.iter().any(|w| !w.is_put && w.invoke() > t && w.invoke() < until)
+        self.writes.iter().any(|w| !w.is_put && w.end() > t && w.invoke() < until)
     }
 }
 
@@ -293,6 +304,71 @@ mod tests {
             (2, "get", "k", "", 20, 25, "z"),
         ]);
         assert_eq!(measure(&replaced, None).monotonic_read_violations, 0);
+    }
+
+    #[test]
+    fn a_write_the_other_kind_may_have_replaced_is_not_owed() {
+        // A put, then an add that started a set: the put's value is gone legitimately.
+        let h = history(&[
+            (1, "put", "k", "x", 0, 10, ""),
+            (2, "append", "k", "a;", 20, 30, ""),
+            (3, "get", "k", "", 40, 45, "a;"),
+        ]);
+        assert_eq!(measure(&h, None).stale_reads, 0);
+        let state = BTreeMap::from([("k".to_owned(), "a;".to_owned())]);
+        assert_eq!(measure(&h, Some(&state)).lost_writes, Some(0));
+        // An add and a put begun at the same instant: either may have come last.
+        let tie = history(&[
+            (1, "append", "k", "a;", 0, 10, ""),
+            (2, "put", "k", "z", 0, 5, ""),
+            (3, "get", "k", "", 20, 25, "z"),
+        ]);
+        assert_eq!(measure(&tie, None).stale_reads, 0);
+        // A put that ended before the add began cannot have replaced it.
+        let before = history(&[
+            (2, "put", "k", "z", 0, 5, ""),
+            (1, "append", "k", "a;", 6, 10, ""),
+            (3, "get", "k", "", 20, 25, "z"),
+        ]);
+        assert_eq!(measure(&before, None).stale_reads, 1);
+        // A put begun when the read had already ended did not replace anything it saw.
+        let after = history(&[
+            (1, "append", "k", "a;", 0, 10, ""),
+            (3, "get", "k", "", 20, 25, ""),
+            (2, "put", "k", "z", 25, 30, ""),
+        ]);
+        assert_eq!(measure(&after, None).stale_reads, 1);
+        // An add begun as the read ended did not turn the register into a set for it.
+        let late_add = history(&[
+            (1, "put", "k", "x", 0, 10, ""),
+            (3, "get", "k", "", 20, 25, ""),
+            (2, "append", "k", "a;", 25, 30, ""),
+        ]);
+        assert_eq!(measure(&late_add, None).stale_reads, 1);
+        // An add that ended before the put began does not excuse the put.
+        let set_then_put = history(&[
+            (2, "append", "k", "a;", 0, 5, ""),
+            (1, "put", "k", "x", 6, 10, ""),
+            (3, "get", "k", "", 20, 25, "a;"),
+        ]);
+        assert_eq!(measure(&set_then_put, None).stale_reads, 1);
+    }
+
+    #[test]
+    fn writes_are_ordered_only_when_one_ended_strictly_before_the_other_began() {
+        // y begins at the instant x is acknowledged: concurrent, so reading x is fine.
+        let h = history(&[
+            (1, "put", "k", "x", 0, 10, ""),
+            (2, "put", "k", "y", 10, 20, ""),
+            (3, "get", "k", "", 30, 35, "x"),
+        ]);
+        assert_eq!(measure(&h, None).stale_reads, 0);
+        let ordered = history(&[
+            (1, "put", "k", "x", 0, 10, ""),
+            (2, "put", "k", "y", 11, 20, ""),
+            (3, "get", "k", "", 30, 35, "x"),
+        ]);
+        assert_eq!(measure(&ordered, None).stale_reads, 1);
     }
 
     #[test]

@@ -323,9 +323,11 @@ impl Judge<DynamoNode> for DynamoJudge {
     fn observe(&mut self, observation: &Observation<DynObs>, _sim: &Sim<DynamoNode>) -> Option<Violation> {
         let t_ns = observation.t_ns;
         if t_ns >= self.heal_ns {
-            // The state at the heal is what was observed before this observation.
+            // The state at the heal is what was observed before this observation; if it
+            // had converged then, it converged at the heal.
+            let first = self.targets.is_none();
             self.take_targets();
-            self.note_convergence(t_ns);
+            self.note_convergence(if first { self.heal_ns } else { t_ns });
         }
         match &observation.obs {
             DynObs::Stored { key, clocks } => {
@@ -451,5 +453,197 @@ impl Judge<DynamoNode> for DynamoJudge {
             metrics.insert("set_elements_lost".to_owned(), lost as f64);
         }
         metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::ClientObs;
+    use sim_core::{SimConfig, derive_rng};
+
+    const HEAL: u64 = 1_000 * MS;
+
+    fn setup(resolution: Resolution) -> (DynamoJudge, Sim<DynamoNode>) {
+        let mut settings = DynamoSettings::default();
+        settings.dynamo.resolution = resolution;
+        let run = RunSpec {
+            cluster: Cluster { servers: 3, clients: 0 },
+            variant: "correct",
+            heal_ns: HEAL,
+            quiet_ns: HEAL,
+            end_ns: 2 * HEAL,
+            op_within_ns: None,
+            lanes: false,
+        };
+        let (factory, judge) = Dynamo::build(&settings, &run);
+        let _ = derive_rng(1, "unused");
+        let config = SimConfig { seed: 1, nodes: 3, network: Default::default(), limits: Default::default() };
+        (judge, Sim::new(config, factory).unwrap())
+    }
+
+    fn stamp(ms: u64, node: NodeId) -> VClock {
+        VClock::Stamp { ms, node }
+    }
+
+    fn stored(
+        judge: &mut DynamoJudge,
+        sim: &Sim<DynamoNode>,
+        t_ns: u64,
+        node: NodeId,
+        clocks: Vec<VClock>,
+    ) -> Option<Violation> {
+        let obs = Observation { t_ns, node, obs: DynObs::Stored { key: "k".into(), clocks } };
+        judge.observe(&obs, sim)
+    }
+
+    #[test]
+    fn covering_is_a_newer_stamp_or_a_descending_vector() {
+        assert!(covers(&[stamp(5, 1)], &stamp(5, 1)));
+        assert!(covers(&[stamp(5, 2)], &stamp(5, 1)));
+        assert!(covers(&[stamp(6, 0)], &stamp(5, 1)));
+        assert!(!covers(&[stamp(5, 0)], &stamp(5, 1)));
+        assert!(!covers(&[stamp(4, 2)], &stamp(5, 1)));
+        let v = |e: &[(NodeId, u64)]| VClock::Vector(e.to_vec());
+        assert!(covers(&[v(&[(0, 2), (1, 1)])], &v(&[(0, 1)])));
+        assert!(covers(&[v(&[(0, 1)]), v(&[(1, 1)])], &v(&[(1, 1)])));
+        assert!(!covers(&[v(&[(0, 2)])], &v(&[(0, 1), (1, 1)])));
+        assert!(!covers(&[v(&[(0, 1)])], &v(&[(0, 2)])));
+        assert!(!covers(&[stamp(9, 9)], &v(&[(0, 1)])));
+        assert!(!covers(&[], &stamp(0, 0)));
+    }
+
+    #[test]
+    fn a_replica_that_goes_back_is_a_violation() {
+        let (mut judge, sim) = setup(Resolution::Lww);
+        assert!(stored(&mut judge, &sim, 10, 0, vec![stamp(5, 1)]).is_none());
+        assert!(stored(&mut judge, &sim, 20, 0, vec![stamp(6, 0)]).is_none());
+        // Another replica is not compared with this one.
+        assert!(stored(&mut judge, &sim, 25, 1, vec![stamp(1, 0)]).is_none());
+        let v = stored(&mut judge, &sim, 30, 0, vec![stamp(5, 2)]).expect("a violation");
+        assert_eq!(v.kind, "replica-regressed");
+        assert_eq!(v.node, Some(0));
+        assert!(v.message.starts_with("server 0 replaced its version Stamp { ms: 6, node: 0 } of k"), "{}", v.message);
+    }
+
+    #[test]
+    fn convergence_needs_every_version_everywhere_equal_and_no_hint() {
+        let (mut judge, sim) = setup(Resolution::Lww);
+        let homes = judge.ring.preference_list("k", 3);
+        assert_eq!(homes.len(), 3);
+        for node in &homes[..2] {
+            stored(&mut judge, &sim, 10, *node, vec![stamp(5, 0)]);
+        }
+        let hint = Observation {
+            t_ns: 20,
+            node: homes[0],
+            obs: DynObs::Hinted { intended: homes[2], key: "k".into(), clocks: vec![stamp(5, 0)] },
+        };
+        judge.observe(&hint, &sim);
+        // Nothing observed after the heal yet: the state at the heal is judged.
+        let why = judge.recovered(&sim).unwrap_err();
+        assert!(why.contains(&format!("server {}, a home replica of k, still lacks", homes[2])), "{why}");
+        // The third home replica gets it after the heal: the hint is still held.
+        stored(&mut judge, &sim, HEAL + 5 * MS, homes[2], vec![stamp(5, 0)]);
+        let why = judge.recovered(&sim).unwrap_err();
+        assert!(why.contains("still holds a hint of k"), "{why}");
+        assert!(!judge.metrics().contains_key("convergence_ms"));
+        let gone = Observation {
+            t_ns: HEAL + 7 * MS,
+            node: homes[0],
+            obs: DynObs::Hinted { intended: homes[2], key: "k".into(), clocks: Vec::new() },
+        };
+        judge.observe(&gone, &sim);
+        assert_eq!(judge.recovered(&sim), Ok(()));
+        assert_eq!(judge.metrics()["convergence_ms"], 7.0);
+    }
+
+    #[test]
+    fn converged_at_the_heal_counts_zero_and_later_writes_do_not_undo_it() {
+        let (mut judge, sim) = setup(Resolution::Lww);
+        let homes = judge.ring.preference_list("k", 3);
+        let first = Observation { t_ns: HEAL + MS, node: 0, obs: DynObs::Served { key: "x".into(), siblings: 0 } };
+        judge.observe(&first, &sim);
+        stored(&mut judge, &sim, HEAL + 2 * MS, homes[1], vec![stamp(8, 1)]);
+        assert_eq!(judge.metrics()["convergence_ms"], 0.0);
+        assert_eq!(judge.recovered(&sim), Ok(()));
+    }
+
+    fn hinted(judge: &mut DynamoJudge, sim: &Sim<DynamoNode>, t_ns: u64, holder: NodeId, clocks: Vec<VClock>) {
+        let obs = Observation { t_ns, node: holder, obs: DynObs::Hinted { intended: 9, key: "k".into(), clocks } };
+        judge.observe(&obs, sim);
+    }
+
+    #[test]
+    fn home_replicas_holding_different_versions_have_not_converged() {
+        let (mut judge, sim) = setup(Resolution::Lww);
+        let homes = judge.ring.preference_list("k", 3);
+        for node in &homes {
+            stored(&mut judge, &sim, 10, *node, vec![stamp(3, 2)]);
+        }
+        hinted(&mut judge, &sim, 20, homes[0], vec![stamp(3, 2)]);
+        // A key first written after the heal, on one of its home replicas only.
+        let y_home = judge.ring.preference_list("y", 3)[0];
+        let late = Observation {
+            t_ns: HEAL + MS,
+            node: y_home,
+            obs: DynObs::Stored { key: "y".into(), clocks: vec![stamp(7, 0)] },
+        };
+        judge.observe(&late, &sim);
+        hinted(&mut judge, &sim, HEAL + 2 * MS, homes[0], Vec::new());
+        let why = judge.recovered(&sim).unwrap_err();
+        assert!(why.contains("home replicas of y, hold different versions"), "{why}");
+        assert!(!judge.metrics().contains_key("convergence_ms"));
+    }
+
+    fn acked_add(judge: &mut DynamoJudge, sim: &Sim<DynamoNode>, key: &str, element: &str) {
+        let op = KvOp::Append { key: key.into(), value: format!("{element};") };
+        let obs = Observation {
+            t_ns: 50 * MS,
+            node: 3,
+            obs: DynObs::Client(ClientObs { process: 0, kind: EventType::Ok, op, value: None }),
+        };
+        judge.observe(&obs, sim);
+    }
+
+    #[test]
+    fn an_acknowledged_add_missing_at_the_end_fails_only_with_version_vectors() {
+        let (mut judge, sim) = setup(Resolution::VersionVectors);
+        acked_add(&mut judge, &sim, "s", "a");
+        acked_add(&mut judge, &sim, "s", "b");
+        let v = judge.final_check(&sim).expect("a violation");
+        assert_eq!(v.kind, "lost-write");
+        assert!(v.message.starts_with("2 acknowledged set elements are missing"), "{}", v.message);
+        assert!(v.message.contains("the first: a added to s and acknowledged at 50.000 ms"), "{}", v.message);
+        assert_eq!(judge.metrics()["set_elements_lost"], 2.0);
+        // A key some client put to may have had its set replaced: not owed.
+        let (mut judge, sim) = setup(Resolution::VersionVectors);
+        acked_add(&mut judge, &sim, "s", "a");
+        let put = KvOp::Put { key: "s".into(), value: "x".into() };
+        let obs = Observation {
+            t_ns: 60 * MS,
+            node: 3,
+            obs: DynObs::Client(ClientObs { process: 1, kind: EventType::Invoke, op: put, value: None }),
+        };
+        judge.observe(&obs, &sim);
+        assert_eq!(judge.final_check(&sim), None);
+        // Last write wins does not claim it: counted, not failed.
+        let (mut judge, sim) = setup(Resolution::Lww);
+        acked_add(&mut judge, &sim, "s", "a");
+        assert_eq!(judge.final_check(&sim), None);
+        assert_eq!(judge.metrics()["set_elements_lost"], 1.0);
+    }
+
+    #[test]
+    fn siblings_per_read_are_counted() {
+        let (mut judge, sim) = setup(Resolution::VersionVectors);
+        for siblings in [1, 3, 0] {
+            let obs = Observation { t_ns: 1, node: 0, obs: DynObs::Served { key: "k".into(), siblings } };
+            judge.observe(&obs, &sim);
+        }
+        let m = judge.metrics();
+        assert_eq!((m["reads_served"], m["reads_with_siblings"], m["siblings_max"]), (3.0, 1.0, 3.0));
+        assert!((m["siblings_per_read"] - 4.0 / 3.0).abs() < 1e-9);
+        assert_eq!(m["hints_held_at_end"], 0.0);
     }
 }
