@@ -509,6 +509,8 @@ mod tests {
         assert!(covers(&[v(&[(0, 1)]), v(&[(1, 1)])], &v(&[(1, 1)])));
         assert!(!covers(&[v(&[(0, 2)])], &v(&[(0, 1), (1, 1)])));
         assert!(!covers(&[v(&[(0, 1)])], &v(&[(0, 2)])));
+        // Another coordinator's entry does not stand in for this one's.
+        assert!(!covers(&[v(&[(0, 2)])], &v(&[(1, 1)])));
         assert!(!covers(&[stamp(9, 9)], &v(&[(0, 1)])));
         assert!(!covers(&[], &stamp(0, 0)));
     }
@@ -637,13 +639,13 @@ mod tests {
     #[test]
     fn siblings_per_read_are_counted() {
         let (mut judge, sim) = setup(Resolution::VersionVectors);
-        for siblings in [1, 3, 0] {
+        for siblings in [2, 3, 1, 0] {
             let obs = Observation { t_ns: 1, node: 0, obs: DynObs::Served { key: "k".into(), siblings } };
             judge.observe(&obs, &sim);
         }
         let m = judge.metrics();
-        assert_eq!((m["reads_served"], m["reads_with_siblings"], m["siblings_max"]), (3.0, 1.0, 3.0));
-        assert!((m["siblings_per_read"] - 4.0 / 3.0).abs() < 1e-9);
+        assert_eq!((m["reads_served"], m["reads_with_siblings"], m["siblings_max"]), (4.0, 2.0, 3.0));
+        assert!((m["siblings_per_read"] - 1.5).abs() < 1e-9);
         assert_eq!(m["hints_held_at_end"], 0.0);
     }
 }
