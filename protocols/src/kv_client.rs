@@ -39,6 +39,38 @@ pub trait KvTransport: 'static {
     fn observation(obs: ClientObs) -> Self::Obs;
 }
 
+/// Implements [`KvTransport`] as `$name` for a protocol whose message enum `$msg` has
+/// the variants `Request { client, seq, attempt, op }` and `Reply { seq, attempt, answer }`,
+/// and whose observation type `$obs` wraps a client observation with `$wrap`.
+#[macro_export]
+macro_rules! kv_transport {
+    ($(#[$meta:meta])* $name:ident, $msg:ident, $obs:ty, $wrap:expr) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl $crate::kv_client::KvTransport for $name {
+            type Msg = $msg;
+            type Obs = $obs;
+
+            fn request(session: u64, seq: u64, attempt: u64, op: $crate::kv::KvOp) -> $msg {
+                $msg::Request { client: session, seq, attempt, op }
+            }
+
+            #[allow(unreachable_patterns)] // A message type of two variants needs no wildcard.
+            fn reply(msg: $msg) -> Option<(u64, u64, $crate::kv_client::Answer)> {
+                match msg {
+                    $msg::Reply { seq, attempt, answer } => Some((seq, attempt, answer)),
+                    _ => None,
+                }
+            }
+
+            fn observation(obs: $crate::kv::ClientObs) -> $obs {
+                $wrap(obs)
+            }
+        }
+    };
+}
+
 /// What every client of a cluster shares.
 #[derive(Clone, Debug)]
 pub struct KvClientSettings {

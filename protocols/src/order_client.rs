@@ -48,6 +48,44 @@ pub trait OrderTransport: 'static {
     fn observation(process: u64, order: OrderId, kind: EventType) -> Self::Obs;
 }
 
+/// Implements [`OrderTransport`] as `$name` for a protocol whose message enum `$msg` has
+/// the variants `Submit { order, lines }` and `Outcome { order, committed }`, and whose
+/// observation enum `$obs` has `Client { process, order, kind }`.
+#[macro_export]
+macro_rules! order_transport {
+    ($(#[$meta:meta])* $name:ident, $msg:ident, $obs:ident) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl $crate::order_client::OrderTransport for $name {
+            type Msg = $msg;
+            type Obs = $obs;
+
+            fn submit(
+                order: $crate::order_client::OrderId,
+                lines: std::rc::Rc<Vec<$crate::order_client::Line>>,
+            ) -> $msg {
+                $msg::Submit { order, lines }
+            }
+
+            fn outcome(msg: $msg) -> Option<($crate::order_client::OrderId, bool)> {
+                match msg {
+                    $msg::Outcome { order, committed } => Some((order, committed)),
+                    _ => None,
+                }
+            }
+
+            fn observation(
+                process: u64,
+                order: $crate::order_client::OrderId,
+                kind: checker::history::EventType,
+            ) -> $obs {
+                $obs::Client { process, order, kind }
+            }
+        }
+    };
+}
+
 /// What every client of a cluster shares.
 #[derive(Clone, Debug)]
 pub struct OrderClientSettings {

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use sim_core::NodeId;
 
 use crate::kv::{ClientObs, KvOp};
-use crate::kv_client::{Answer, KvTransport};
+use crate::kv_client::Answer;
 use store::{Resolution, VClock, Version};
 
 /// Sloppy or strict quorums.
@@ -244,25 +244,10 @@ pub enum DynObs {
     },
 }
 
-/// The client side of [`Msg`].
-pub struct DynTransport;
-
-impl KvTransport for DynTransport {
-    type Msg = Msg;
-    type Obs = DynObs;
-
-    fn request(session: u64, seq: u64, attempt: u64, op: KvOp) -> Msg {
-        Msg::Request { client: session, seq, attempt, op }
-    }
-
-    fn reply(msg: Msg) -> Option<(u64, u64, Answer)> {
-        match msg {
-            Msg::Reply { seq, attempt, answer } => Some((seq, attempt, answer)),
-            _ => None,
-        }
-    }
-
-    fn observation(obs: ClientObs) -> DynObs {
-        DynObs::Client(obs)
-    }
-}
+crate::kv_transport!(
+    /// The client side of [`Msg`].
+    DynTransport,
+    Msg,
+    DynObs,
+    DynObs::Client
+);

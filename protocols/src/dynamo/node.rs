@@ -55,7 +55,10 @@ struct Pending {
     /// The merge of the replies once R arrived.
     merged: Option<Vec<Version>>,
     replied: bool,
-    timers: [TimerId; 2],
+    /// The phase's fallback timer (set when a phase asks its home replicas) and the
+    /// give-up timer.
+    fallback: Option<TimerId>,
+    give_up: TimerId,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -301,7 +304,6 @@ impl Server {
         let req = self.next_req;
         self.next_req += 1;
         let config = &self.shared.config;
-        let fallback = ctx.set_timer((config.fallback_ms * MS as f64) as u64, req * TIMER_KINDS + TIMER_FALLBACK);
         let give_up =
             ctx.set_timer((config.coordinator_timeout_ms * MS as f64) as u64, req * TIMER_KINDS + TIMER_GIVE_UP);
         let walk = self.shared.ring.walk(op.key());
@@ -317,7 +319,8 @@ impl Server {
             replies: Vec::new(),
             merged: None,
             replied: false,
-            timers: [fallback, give_up],
+            fallback: None,
+            give_up,
         };
         // A last-write-wins put needs nothing read: it is a blind write with a new stamp.
         if let (KvOp::Put { value, .. }, Resolution::Lww) = (&pending.op, config.resolution) {
@@ -334,8 +337,10 @@ impl Server {
         let fallback_ns = (self.shared.config.fallback_ms * MS as f64) as u64;
         let Some(pending) = self.pending.get_mut(&req) else { return };
         // Each phase gives the home replicas `fallback_ms` before stand-ins are asked.
-        ctx.cancel_timer(pending.timers[0]);
-        pending.timers[0] = ctx.set_timer(fallback_ns, req * TIMER_KINDS + TIMER_FALLBACK);
+        if let Some(previous) = pending.fallback.take() {
+            ctx.cancel_timer(previous);
+        }
+        pending.fallback = Some(ctx.set_timer(fallback_ns, req * TIMER_KINDS + TIMER_FALLBACK));
         let home: Vec<NodeId> = pending.walk[..n].to_vec();
         for node in home {
             pending.asked.insert(node, node);
@@ -507,7 +512,7 @@ impl Server {
 
     fn finish(&mut self, ctx: &mut DynCtx<'_>, req: u64) {
         if let Some(pending) = self.pending.remove(&req) {
-            for timer in pending.timers {
+            for timer in pending.fallback.into_iter().chain([pending.give_up]) {
                 ctx.cancel_timer(timer);
             }
         }
@@ -544,7 +549,7 @@ impl Server {
             sent.push(stand_in);
         }
         let period = (config.fallback_ms * MS as f64) as u64;
-        pending.timers[0] = ctx.set_timer(period, req * TIMER_KINDS + TIMER_FALLBACK);
+        pending.fallback = Some(ctx.set_timer(period, req * TIMER_KINDS + TIMER_FALLBACK));
         for stand_in in sent {
             self.send_phase(ctx, req, Some(stand_in));
         }
@@ -632,6 +637,11 @@ impl Probe {
         Probe { coordinator, versions, read_after_ns, seq: 0, sent_ns: 0 }
     }
 
+    fn on_start(&mut self, ctx: &mut DynCtx<'_>) {
+        self.seq = 1;
+        self.write(ctx);
+    }
+
     fn write(&mut self, ctx: &mut DynCtx<'_>) {
         let value = format!("v{}", self.seq);
         let op = KvOp::Put { key: PROBE_KEY.to_owned(), value };
@@ -703,10 +713,7 @@ impl Process for DynamoNode {
         match self {
             DynamoNode::Server(server) => server.on_start(ctx),
             DynamoNode::Client(client) => client.on_start(ctx),
-            DynamoNode::Probe(probe) => {
-                probe.seq = 1;
-                probe.write(ctx);
-            }
+            DynamoNode::Probe(probe) => probe.on_start(ctx),
         }
     }
 

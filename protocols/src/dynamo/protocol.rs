@@ -240,12 +240,6 @@ pub struct DynamoJudge {
 }
 
 impl DynamoJudge {
-    fn take_targets(&mut self) {
-        if self.targets.is_none() {
-            self.targets = Some(self.everything_held());
-        }
-    }
-
     /// Why the replicas have not converged, if they have not: a home replica lacks a
     /// version of `targets` (what existed at the heal), two home replicas of a key hold
     /// different versions, or a stand-in still holds a hint.
@@ -322,12 +316,12 @@ impl DynamoJudge {
 impl Judge<DynamoNode> for DynamoJudge {
     fn observe(&mut self, observation: &Observation<DynObs>, _sim: &Sim<DynamoNode>) -> Option<Violation> {
         let t_ns = observation.t_ns;
-        if t_ns >= self.heal_ns {
+        if t_ns >= self.heal_ns && self.targets.is_none() {
             // The state at the heal is what was observed before this observation; if it
-            // had converged then, it converged at the heal.
-            let first = self.targets.is_none();
-            self.take_targets();
-            self.note_convergence(if first { self.heal_ns } else { t_ns });
+            // had converged then, it converged at the heal. Later, only what a replica or
+            // a stand-in stores can change it (checked below).
+            self.targets = Some(self.everything_held());
+            self.note_convergence(self.heal_ns);
         }
         match &observation.obs {
             DynObs::Stored { key, clocks } => {
@@ -460,7 +454,7 @@ impl Judge<DynamoNode> for DynamoJudge {
 mod tests {
     use super::*;
     use crate::kv::ClientObs;
-    use sim_core::{SimConfig, derive_rng};
+    use sim_core::SimConfig;
 
     const HEAL: u64 = 1_000 * MS;
 
@@ -477,7 +471,6 @@ mod tests {
             lanes: false,
         };
         let (factory, judge) = Dynamo::build(&settings, &run);
-        let _ = derive_rng(1, "unused");
         let config = SimConfig { seed: 1, nodes: 3, network: Default::default(), limits: Default::default() };
         (judge, Sim::new(config, factory).unwrap())
     }

@@ -66,7 +66,7 @@ use sim_core::{Ctx, MS, NodeId, Process, TimerId};
 
 use crate::codec::{Reader, SlotPair, Writer};
 use crate::kv::{ClientObs, KvCommand, KvOp, KvStore, KvWorkload};
-use crate::kv_client::{Answer, KvClient, KvClientSettings, KvTransport};
+use crate::kv_client::{Answer, KvClient, KvClientSettings};
 
 /// A ballot: a round, then the server's id plus one, compared in that order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -240,28 +240,13 @@ impl Shared {
     }
 }
 
-/// How Multi-Paxos's messages carry the shared client's requests and replies.
-pub struct MpTransport;
-
-impl KvTransport for MpTransport {
-    type Msg = Msg;
-    type Obs = MpObs;
-
-    fn request(session: u64, seq: u64, attempt: u64, op: KvOp) -> Msg {
-        Msg::Request { client: session, seq, attempt, op }
-    }
-
-    fn reply(msg: Msg) -> Option<(u64, u64, Answer)> {
-        match msg {
-            Msg::Reply { seq, attempt, answer } => Some((seq, attempt, answer)),
-            _ => None,
-        }
-    }
-
-    fn observation(obs: ClientObs) -> MpObs {
-        MpObs::Client(obs)
-    }
-}
+crate::kv_transport!(
+    /// How Multi-Paxos's messages carry the shared client's requests and replies.
+    MpTransport,
+    Msg,
+    MpObs,
+    MpObs::Client
+);
 
 /// A node: a server or a client.
 #[allow(clippy::large_enum_variant)] // One value per node.

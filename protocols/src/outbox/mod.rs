@@ -46,7 +46,7 @@ use serde::Serialize;
 use sim_core::{Ctx, NodeId, Process, TimerId};
 
 use crate::codec::{Reader, Writer};
-use crate::order_client::{Line, OrderClient, OrderClientSettings, OrderId, OrderTransport};
+use crate::order_client::{Line, OrderClient, OrderClientSettings, OrderId};
 
 /// A message: the order's id (its business key and the message id) and lines.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -177,28 +177,12 @@ impl Shared {
     }
 }
 
-/// How the outbox's messages carry the shared order client's orders.
-pub struct OutboxTransport;
-
-impl OrderTransport for OutboxTransport {
-    type Msg = Msg;
-    type Obs = OutboxObs;
-
-    fn submit(order: OrderId, lines: Rc<Vec<Line>>) -> Msg {
-        Msg::Submit { order, lines }
-    }
-
-    fn outcome(msg: Msg) -> Option<(OrderId, bool)> {
-        match msg {
-            Msg::Outcome { order, committed } => Some((order, committed)),
-            _ => None,
-        }
-    }
-
-    fn observation(process: u64, order: OrderId, kind: checker::history::EventType) -> OutboxObs {
-        OutboxObs::Client { process, order, kind }
-    }
-}
+crate::order_transport!(
+    /// How the outbox's messages carry the shared order client's orders.
+    OutboxTransport,
+    Msg,
+    OutboxObs
+);
 
 /// A node.
 #[allow(clippy::large_enum_variant)] // One value per node.

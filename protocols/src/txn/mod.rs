@@ -67,7 +67,7 @@ use sim_core::{Ctx, NodeId, Process, TimerId};
 
 use crate::codec::{Reader, Writer};
 pub use crate::order_client::{Line, OrderId};
-use crate::order_client::{OrderClient, OrderClientSettings, OrderTransport};
+use crate::order_client::{OrderClient, OrderClientSettings};
 
 /// Which commit protocol a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,28 +276,12 @@ pub enum TxnNode {
 
 pub type TxnCtx<'a> = Ctx<'a, Msg, TxnObs>;
 
-/// How the transactions' messages carry the shared order client's orders.
-pub struct TxnTransport;
-
-impl OrderTransport for TxnTransport {
-    type Msg = Msg;
-    type Obs = TxnObs;
-
-    fn submit(order: OrderId, lines: Rc<Vec<Line>>) -> Msg {
-        Msg::Submit { order, lines }
-    }
-
-    fn outcome(msg: Msg) -> Option<(OrderId, bool)> {
-        match msg {
-            Msg::Outcome { order, committed } => Some((order, committed)),
-            _ => None,
-        }
-    }
-
-    fn observation(process: u64, order: OrderId, kind: checker::history::EventType) -> TxnObs {
-        TxnObs::Client { process, order, kind }
-    }
-}
+crate::order_transport!(
+    /// How the transactions' messages carry the shared order client's orders.
+    TxnTransport,
+    Msg,
+    TxnObs
+);
 
 impl TxnNode {
     pub fn new(id: NodeId, shared: &Rc<Shared>) -> TxnNode {
