@@ -88,10 +88,11 @@ fn validate(settings: &TxnSettings, cluster: Cluster, mode: Mode) -> Result<(), 
     check("inquiry_ms", ms(s.inquiry_ms, 1.0), "1 to 3600000", s.inquiry_ms)?;
     check("tick_ms", ms(s.tick_ms, 0.1), "0.1 to 3600000", s.tick_ms)?;
     if mode == Mode::PaxosCommit {
-        let acceptors = 2 * s.faults_tolerated + 1;
+        // Checked arithmetic: any number a file holds must be refused, not overflow.
+        let acceptors = s.faults_tolerated.checked_mul(2).and_then(|a| a.checked_add(1));
         check(
             "faults_tolerated",
-            acceptors <= cluster.servers,
+            acceptors.is_some_and(|a| a <= cluster.servers),
             &format!(
                 "at most {} (2F+1 acceptors live on the {} participants)",
                 (cluster.servers - 1) / 2,
@@ -280,5 +281,19 @@ impl Protocol for PaxosCommit {
 
     fn message_label(msg: &Msg) -> Option<String> {
         label(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_fault_count_is_refused_not_overflowed() {
+        let settings = TxnSettings { faults_tolerated: usize::MAX, ..TxnSettings::default() };
+        let error = validate(&settings, Cluster { servers: 5, clients: 2 }, Mode::PaxosCommit).unwrap_err();
+        assert_eq!(error.path, "faults_tolerated");
+        let fine = TxnSettings { faults_tolerated: 2, ..TxnSettings::default() };
+        assert!(validate(&fine, Cluster { servers: 5, clients: 2 }, Mode::PaxosCommit).is_ok());
     }
 }
