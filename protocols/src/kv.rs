@@ -100,7 +100,7 @@ impl KvCommand {
 
 /// The state machine: the map, and each client's last applied sequence number with its
 /// result, so that a retried command is applied once and answered the same.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct KvStore {
     data: BTreeMap<String, String>,
     sessions: BTreeMap<u64, (u64, KvResult)>,

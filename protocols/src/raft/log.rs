@@ -10,20 +10,20 @@ use std::rc::Rc;
 
 use sim_core::fingerprint::splitmix64;
 
-use super::{Command, Entry};
+use super::{Command, Entry, Machine};
 use crate::codec::{Reader, Writer};
-use crate::kv::KvCommand;
+use crate::kv::KvStore;
 
 /// The entries after the snapshot, their digests and prefix hashes.
-#[derive(Clone, Debug, Default)]
-pub struct Log {
+#[derive(Clone, Debug)]
+pub struct Log<M: Machine = KvStore> {
     /// The last index the snapshot covers (0: no snapshot).
     base_index: u64,
     base_term: u64,
     /// The prefix hash of entries `1..=base_index` (0 for none).
     base_prefix: u64,
     /// Entry `base_index + 1 + k` at position `k`.
-    entries: Vec<Rc<Entry>>,
+    entries: Vec<Rc<Entry<M>>>,
     digests: Vec<u64>,
     /// `prefix[k]`: the hash of the digests of entries `1..=base_index + 1 + k`.
     prefix: Vec<u64>,
@@ -34,7 +34,20 @@ pub fn extend_prefix(previous: u64, digest: u64) -> u64 {
     splitmix64(previous ^ digest)
 }
 
-impl Log {
+impl<M: Machine> Default for Log<M> {
+    fn default() -> Self {
+        Log {
+            base_index: 0,
+            base_term: 0,
+            base_prefix: 0,
+            entries: Vec::new(),
+            digests: Vec::new(),
+            prefix: Vec::new(),
+        }
+    }
+}
+
+impl<M: Machine> Log<M> {
     /// The index of the last entry (the snapshot's last index if no entry follows it).
     pub fn last_index(&self) -> u64 {
         self.base_index + self.entries.len() as u64
@@ -68,12 +81,12 @@ impl Log {
     }
 
     /// The entry at `index`, if held.
-    pub fn entry(&self, index: u64) -> Option<&Rc<Entry>> {
+    pub fn entry(&self, index: u64) -> Option<&Rc<Entry<M>>> {
         self.position(index).map(|p| &self.entries[p])
     }
 
     /// Entries `from..=to` (all held).
-    pub fn slice(&self, from: u64, to: u64) -> &[Rc<Entry>] {
+    pub fn slice(&self, from: u64, to: u64) -> &[Rc<Entry<M>>] {
         if from > to {
             return &[];
         }
@@ -96,7 +109,7 @@ impl Log {
         self.position(index).map(|p| self.prefix[p])
     }
 
-    pub fn push(&mut self, entry: Rc<Entry>) {
+    pub fn push(&mut self, entry: Rc<Entry<M>>) {
         let digest = entry.digest();
         let previous = self.prefix.last().copied().unwrap_or(self.base_prefix);
         self.entries.push(entry);
@@ -115,9 +128,9 @@ impl Log {
 
     /// Replaces the entry at `index`, keeping what follows (only the `no-truncate`
     /// variant does this).
-    pub fn overwrite(&mut self, index: u64, entry: Rc<Entry>) {
+    pub fn overwrite(&mut self, index: u64, entry: Rc<Entry<M>>) {
         let position = self.position(index).expect("held");
-        let rest: Vec<Rc<Entry>> = self.entries.drain(position..).skip(1).collect();
+        let rest: Vec<Rc<Entry<M>>> = self.entries.drain(position..).skip(1).collect();
         self.truncate_from(index);
         self.push(entry);
         for kept in rest {
@@ -148,26 +161,26 @@ impl Log {
 
 /// An entry's durable record: little-endian fixed-width numbers and length-prefixed
 /// strings (serde_json made recovery the slowest part of a crash-heavy run).
-pub fn encode_entry(entry: &Entry) -> Vec<u8> {
+pub fn encode_entry<M: Machine>(entry: &Entry<M>) -> Vec<u8> {
     let mut out = Writer { bytes: Vec::with_capacity(48) };
     out.u64(entry.term);
     match &entry.command {
         Command::Noop => out.u8(0),
         Command::Kv(command) => {
             out.u8(1);
-            command.encode(&mut out);
+            M::encode_command(command, &mut out);
         }
     }
     out.bytes
 }
 
 /// Reads a record written by [`encode_entry`]; `None` if it is torn or corrupt.
-pub fn decode_entry(bytes: &[u8]) -> Option<Entry> {
+pub fn decode_entry<M: Machine>(bytes: &[u8]) -> Option<Entry<M>> {
     let mut reader = Reader::new(bytes);
     let term = reader.u64()?;
     let command = match reader.u8()? {
         0 => Command::Noop,
-        1 => Command::Kv(KvCommand::decode(&mut reader)?),
+        1 => Command::Kv(M::decode_command(&mut reader)?),
         _ => return None,
     };
     reader.is_done().then(|| Entry::new(term, command))
@@ -176,11 +189,11 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::KvOp;
+    use crate::kv::{KvCommand, KvOp};
 
     #[test]
     fn records_round_trip_and_torn_ones_are_refused() {
-        let entries = [
+        let entries: [Entry; 2] = [
             Entry::new(3, Command::Noop),
             Entry::new(
                 9,
@@ -195,7 +208,7 @@ mod tests {
             let record = encode_entry(&entry);
             assert_eq!(decode_entry(&record), Some(entry));
             for cut in 0..record.len() {
-                assert_eq!(decode_entry(&record[..cut]), None);
+                assert_eq!(decode_entry::<KvStore>(&record[..cut]), None);
             }
         }
     }

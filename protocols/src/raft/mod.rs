@@ -81,8 +81,10 @@ pub mod server;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+use sim_core::engine::Data;
 use sim_core::{Ctx, NodeId, Process, TimerId};
 
+use crate::codec::{Reader, Writer};
 use crate::kv::{ClientObs, KvCommand, KvOp, KvStore, KvWorkload};
 
 pub use client::Client;
@@ -226,19 +228,143 @@ pub struct Settings {
     pub writes_until_ns: u64,
 }
 
+/// What a server needs of the cluster's settings.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub servers: usize,
+    pub variant: Variant,
+    pub raft: RaftConfig,
+}
+
+/// The state machine Raft replicates: deterministic, with client sessions so that a
+/// retried command is applied once. The key-value store is one; the ZooKeeper-like
+/// coordination service of `locks::zookeeper` is another, which also uses the hooks a
+/// leader offers (requests answered without the log, commands of its own).
+pub trait Machine: Clone + std::fmt::Debug + Default + PartialEq + Eq + std::hash::Hash + Serialize + 'static {
+    /// What an entry carries: a client's operation with its session, or a command the
+    /// leader proposed itself.
+    type Command: Clone + std::fmt::Debug + PartialEq + Eq + std::hash::Hash + Serialize + 'static;
+    /// What a client's request carries.
+    type Op: Clone + std::fmt::Debug + PartialEq + Eq + std::hash::Hash + Serialize + 'static;
+    /// What a client is answered.
+    type Answer: Clone + std::fmt::Debug + PartialEq + Eq + std::hash::Hash + Serialize + 'static;
+    /// The message type of the process the server runs in (Raft's own, or one that
+    /// carries Raft's messages among others).
+    type Wire: Data;
+    /// The observation type of that process.
+    type Obs: Data;
+    /// What a leader keeps for the machine while it leads (not replicated, not durable).
+    type Leader: Default;
+
+    fn wrap(msg: Msg<Self>) -> Self::Wire;
+    fn wrap_obs(obs: RaftObs) -> Self::Obs;
+    /// The command for a client's operation `seq` of session `client`.
+    fn command(client: u64, seq: u64, op: Self::Op) -> Self::Command;
+    /// The session and sequence number a command answers (`None`: the leader's own).
+    fn session(command: &Self::Command) -> Option<(u64, u64)>;
+    /// Applies the command committed at `index`; returns the answer for its client, and
+    /// puts messages the machine sends on its own (a watch firing) in `pushes` (sent by
+    /// the leader only).
+    fn apply(
+        &mut self,
+        command: &Self::Command,
+        index: u64,
+        pushes: &mut Vec<(NodeId, Self::Wire)>,
+    ) -> Option<Self::Answer>;
+    /// The answer already recorded for this session's command, if it was applied.
+    fn cached(&self, client: u64, seq: u64) -> Option<Self::Answer>;
+    /// The answer of a server that is not the leader.
+    fn not_leader(hint: Option<NodeId>) -> Self::Answer;
+    fn encode(&self, out: &mut Writer);
+    fn decode(reader: &mut Reader<'_>) -> Option<Self>;
+    fn encode_command(command: &Self::Command, out: &mut Writer);
+    fn decode_command(reader: &mut Reader<'_>) -> Option<Self::Command>;
+
+    /// A request the leader answers from its applied state without the log (a session
+    /// heartbeat); `None` sends it through the log.
+    fn answer_directly(
+        &self,
+        _leader: &mut Self::Leader,
+        _now_ns: u64,
+        _from: NodeId,
+        _op: &Self::Op,
+    ) -> Option<Self::Answer> {
+        None
+    }
+    /// Called when the server becomes leader (its log may hold uncommitted entries).
+    fn on_elected(&self, _leader: &mut Self::Leader, _now_ns: u64) {}
+    /// Commands the leader proposes of its own accord, asked at every heartbeat.
+    fn leader_tick(&self, _leader: &mut Self::Leader, _now_ns: u64) -> Vec<Self::Command> {
+        Vec::new()
+    }
+}
+
+impl Machine for KvStore {
+    type Command = KvCommand;
+    type Op = KvOp;
+    type Answer = Answer;
+    type Wire = Msg<KvStore>;
+    type Obs = RaftObs;
+    type Leader = ();
+
+    fn wrap(msg: Msg<KvStore>) -> Msg<KvStore> {
+        msg
+    }
+
+    fn wrap_obs(obs: RaftObs) -> RaftObs {
+        obs
+    }
+
+    fn command(client: u64, seq: u64, op: KvOp) -> KvCommand {
+        KvCommand { client, seq, op }
+    }
+
+    fn session(command: &KvCommand) -> Option<(u64, u64)> {
+        Some((command.client, command.seq))
+    }
+
+    fn apply(&mut self, command: &KvCommand, _index: u64, _pushes: &mut Vec<(NodeId, Msg<KvStore>)>) -> Option<Answer> {
+        KvStore::apply(self, command).map(Answer::Result)
+    }
+
+    fn cached(&self, client: u64, seq: u64) -> Option<Answer> {
+        KvStore::cached(self, client, seq).cloned().map(Answer::Result)
+    }
+
+    fn not_leader(hint: Option<NodeId>) -> Answer {
+        Answer::NotLeader { hint }
+    }
+
+    fn encode(&self, out: &mut Writer) {
+        KvStore::encode(self, out)
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Option<KvStore> {
+        KvStore::decode(reader)
+    }
+
+    fn encode_command(command: &KvCommand, out: &mut Writer) {
+        command.encode(out)
+    }
+
+    fn decode_command(reader: &mut Reader<'_>) -> Option<KvCommand> {
+        KvCommand::decode(reader)
+    }
+}
+
 /// A log entry.
 #[derive(Clone, Debug, Serialize)]
-pub struct Entry {
+pub struct Entry<M: Machine = KvStore> {
     pub term: u64,
-    pub command: Command,
+    pub command: Command<M>,
     /// A hash of term and command, computed once: logs, invariants and the fingerprint
     /// of every message that carries the entry use it instead of rehashing the command.
     #[serde(skip)]
     digest: u64,
 }
 
-impl Entry {
-    pub fn new(term: u64, command: Command) -> Entry {
+impl<M: Machine> Entry<M> {
+    pub fn new(term: u64, command: Command<M>) -> Entry<M> {
         let digest = sim_core::fingerprint::hash_value(&(term, &command));
         Entry { term, command, digest }
     }
@@ -248,42 +374,43 @@ impl Entry {
     }
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Entry) -> bool {
+impl<M: Machine> PartialEq for Entry<M> {
+    fn eq(&self, other: &Entry<M>) -> bool {
         self.term == other.term && self.command == other.command
     }
 }
 
-impl Eq for Entry {}
+impl<M: Machine> Eq for Entry<M> {}
 
-impl std::hash::Hash for Entry {
+impl<M: Machine> std::hash::Hash for Entry<M> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u64(self.digest);
     }
 }
 
 /// What an entry carries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Command {
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Command<M: Machine = KvStore> {
     /// Appended by a new leader to commit earlier entries.
     Noop,
-    Kv(KvCommand),
+    /// A command of the state machine (`Kv` for the key-value store).
+    Kv(M::Command),
 }
 
 /// A snapshot: the state machine after applying entries `1..=last_index`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Snapshot {
+pub struct Snapshot<M: Machine = KvStore> {
     pub last_index: u64,
     pub last_term: u64,
     /// The prefix hash of the entries it covers (see [`log::Log::prefix_hash`]): stored
     /// with it, so that the invariants can check a snapshot against the committed log.
     pub prefix_hash: u64,
-    pub store: KvStore,
+    pub store: M,
 }
 
 /// The prefix hash stands for the entries the state machine was built from, so a
 /// message carrying a snapshot hashes that instead of the whole store.
-impl std::hash::Hash for Snapshot {
+impl<M: Machine> std::hash::Hash for Snapshot<M> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         (self.last_index, self.last_term, self.prefix_hash).hash(state);
     }
@@ -306,7 +433,7 @@ pub use crate::kv_client::Answer;
 
 /// Raft's messages, and the client protocol.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Msg {
+pub enum Msg<M: Machine = KvStore> {
     RequestVote {
         term: u64,
         last_log_index: u64,
@@ -333,7 +460,7 @@ pub enum Msg {
         term: u64,
         prev_log_index: u64,
         prev_log_term: u64,
-        entries: Vec<Rc<Entry>>,
+        entries: Vec<Rc<Entry<M>>>,
         leader_commit: u64,
     },
     AppendEntriesReply(AppendReply),
@@ -342,7 +469,7 @@ pub enum Msg {
     /// `AppendEntriesReply` whose `match_index` is the snapshot's last index.
     InstallSnapshot {
         term: u64,
-        snapshot: Rc<Snapshot>,
+        snapshot: Rc<Snapshot<M>>,
     },
     /// A client's request; `attempt` numbers its sends of one operation, so that a
     /// redirect answers one send only (a duplicated redirect must not fork the client's
@@ -351,12 +478,12 @@ pub enum Msg {
         client: u64,
         seq: u64,
         attempt: u64,
-        op: KvOp,
+        op: M::Op,
     },
     Reply {
         seq: u64,
         attempt: u64,
-        answer: Answer,
+        answer: M::Answer,
     },
 }
 
@@ -421,7 +548,7 @@ pub enum RaftObs {
 /// A node of a Raft cluster: a server or a client.
 #[allow(clippy::large_enum_variant)] // One value per node: boxing would only add an indirection per event.
 pub enum RaftNode {
-    Server(Server),
+    Server(Server<KvStore>),
     Client(Client),
 }
 
@@ -429,7 +556,9 @@ impl RaftNode {
     /// The node `id` of a cluster: servers first, then clients.
     pub fn new(id: NodeId, settings: &Rc<Settings>) -> RaftNode {
         if id < settings.servers {
-            RaftNode::Server(Server::new(id, Rc::clone(settings)))
+            let server =
+                ServerSettings { servers: settings.servers, variant: settings.variant, raft: settings.raft.clone() };
+            RaftNode::Server(Server::new(id, Rc::new(server)))
         } else {
             let client = crate::kv_client::KvClientSettings {
                 servers: (0..settings.servers).collect(),
@@ -443,7 +572,7 @@ impl RaftNode {
         }
     }
 
-    pub fn as_server(&self) -> Option<&Server> {
+    pub fn as_server(&self) -> Option<&Server<KvStore>> {
         match self {
             RaftNode::Server(server) => Some(server),
             RaftNode::Client(_) => None,
@@ -451,7 +580,7 @@ impl RaftNode {
     }
 }
 
-type RaftCtx<'a> = Ctx<'a, Msg, RaftObs>;
+type RaftCtx<'a, M = KvStore> = Ctx<'a, <M as Machine>::Wire, <M as Machine>::Obs>;
 
 impl Process for RaftNode {
     type Msg = Msg;

@@ -7,9 +7,11 @@ use rand::RngExt;
 use sim_core::{MS, NodeId, TimerId};
 
 use super::log::{Log, decode_entry, encode_entry};
-use super::{Answer, AppendReply, Command, Entry, Msg, RaftCtx, RaftObs, Settings, Snapshot, SnapshotSource, Variant};
+use super::{
+    AppendReply, Command, Entry, Machine, Msg, RaftCtx, RaftObs, ServerSettings, Snapshot, SnapshotSource, Variant,
+};
 use crate::codec::{Reader, SlotPair, Writer};
-use crate::kv::{KvCommand, KvOp, KvStore};
+use crate::kv::KvStore;
 
 const TIMER_ELECTION: u64 = 1;
 const TIMER_HEARTBEAT: u64 = 2;
@@ -36,16 +38,16 @@ struct Waiter {
     attempt: u64,
 }
 
-/// One Raft server.
-pub struct Server {
+/// One Raft server, replicating the state machine `M`.
+pub struct Server<M: Machine = KvStore> {
     id: NodeId,
-    settings: Rc<Settings>,
+    settings: Rc<ServerSettings>,
     // Durable: synced before any answer.
     current_term: u64,
     voted_for: Option<NodeId>,
-    log: Log,
+    log: Log<M>,
     /// The latest snapshot (its entries are compacted out of `log`).
-    snapshot: Option<Rc<Snapshot>>,
+    snapshot: Option<Rc<Snapshot<M>>>,
     /// Where `currentTerm` and `votedFor` are written.
     term_vote_slots: SlotPair,
     // Volatile.
@@ -64,12 +66,14 @@ pub struct Server {
     match_index: Vec<u64>,
     election_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
-    store: KvStore,
+    store: M,
+    /// The machine's bookkeeping while this server leads.
+    leading: M::Leader,
     waiters: BTreeMap<u64, Waiter>,
 }
 
-impl Server {
-    pub fn new(id: NodeId, settings: Rc<Settings>) -> Server {
+impl<M: Machine> Server<M> {
+    pub fn new(id: NodeId, settings: Rc<ServerSettings>) -> Server<M> {
         let servers = settings.servers;
         Server {
             id,
@@ -92,7 +96,8 @@ impl Server {
             match_index: vec![0; servers],
             election_timer: None,
             heartbeat_timer: None,
-            store: KvStore::default(),
+            store: M::default(),
+            leading: M::Leader::default(),
             waiters: BTreeMap::new(),
         }
     }
@@ -111,7 +116,7 @@ impl Server {
         self.voted_for
     }
 
-    pub fn log(&self) -> &Log {
+    pub fn log(&self) -> &Log<M> {
         &self.log
     }
 
@@ -119,7 +124,7 @@ impl Server {
         self.commit_index
     }
 
-    pub fn store(&self) -> &KvStore {
+    pub fn store(&self) -> &M {
         &self.store
     }
 
@@ -142,7 +147,7 @@ impl Server {
 
     // ------------------------------------------------------------ durability
 
-    fn persist_term_vote(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn persist_term_vote(&mut self, ctx: &mut RaftCtx<'_, M>) {
         if self.settings.variant == Variant::VolatileVote {
             // The bug: term and vote live only in memory.
             return;
@@ -155,7 +160,7 @@ impl Server {
 
     /// Writes entries from `from_index` on, deletes records past the log's end (up to
     /// `old_last`), and syncs.
-    fn persist_log(&self, ctx: &mut RaftCtx<'_>, from_index: u64, old_last: u64) {
+    fn persist_log(&self, ctx: &mut RaftCtx<'_, M>, from_index: u64, old_last: u64) {
         for index in from_index..=self.last_index() {
             let record = encode_entry(self.log.entry(index).expect("held"));
             ctx.storage().put(log_key(index), record);
@@ -170,7 +175,7 @@ impl Server {
     /// snapshots, the log records it covers and, when the log was discarded for it
     /// (`discarded_to`), every record up to the old log's end. A crash in between leaves
     /// either the old snapshot with its records or the new one.
-    fn persist_snapshot(&self, ctx: &mut RaftCtx<'_>, snapshot: &Snapshot, discarded_to: Option<u64>) {
+    fn persist_snapshot(&self, ctx: &mut RaftCtx<'_, M>, snapshot: &Snapshot<M>, discarded_to: Option<u64>) {
         let key = snapshot_key(snapshot.last_index);
         ctx.storage().put(key.clone(), encode_snapshot(snapshot));
         ctx.storage().sync();
@@ -194,7 +199,7 @@ impl Server {
         ctx.storage().sync();
     }
 
-    fn recover(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn recover(&mut self, ctx: &mut RaftCtx<'_, M>) {
         // The newer of the two whole term/vote records (a later term, or a vote in the
         // same term); a torn one was being written when the server died, before it
         // answered anything on its strength.
@@ -205,7 +210,8 @@ impl Server {
         }
         // The newest snapshot that reads back whole (a torn one is ignored: the one
         // before it and its log records are still there).
-        let snapshot = ctx.storage().scan_prefix(KEY_SNAPSHOT_PREFIX).filter_map(|(_, b)| decode_snapshot(b)).last();
+        let snapshot =
+            ctx.storage().scan_prefix(KEY_SNAPSHOT_PREFIX).filter_map(|(_, b)| decode_snapshot::<M>(b)).last();
         if let Some(snapshot) = snapshot {
             self.log.reset(snapshot.last_index, snapshot.last_term, snapshot.prefix_hash);
             self.store = snapshot.store.clone();
@@ -242,23 +248,23 @@ impl Server {
         }
     }
 
-    fn observe_snapshot(&self, ctx: &mut RaftCtx<'_>, snapshot: &Snapshot, source: SnapshotSource) {
-        ctx.observe(RaftObs::Snapshot {
+    fn observe_snapshot(&self, ctx: &mut RaftCtx<'_, M>, snapshot: &Snapshot<M>, source: SnapshotSource) {
+        ctx.observe(M::wrap_obs(RaftObs::Snapshot {
             last_index: snapshot.last_index,
             last_term: snapshot.last_term,
             prefix_hash: snapshot.prefix_hash,
             source,
-        });
+        }));
     }
 
     // ------------------------------------------------------------ handlers
 
-    pub fn on_start(&mut self, ctx: &mut RaftCtx<'_>) {
+    pub fn on_start(&mut self, ctx: &mut RaftCtx<'_, M>) {
         self.recover(ctx);
         self.reset_election_timer(ctx);
     }
 
-    pub fn on_timer(&mut self, ctx: &mut RaftCtx<'_>, timer: TimerId, tag: u64) {
+    pub fn on_timer(&mut self, ctx: &mut RaftCtx<'_, M>, timer: TimerId, tag: u64) {
         match tag {
             TIMER_ELECTION if Some(timer) == self.election_timer => {
                 self.election_timer = None;
@@ -271,7 +277,12 @@ impl Server {
             TIMER_HEARTBEAT if Some(timer) == self.heartbeat_timer => {
                 self.heartbeat_timer = None;
                 match self.role {
-                    Role::Leader => self.broadcast_append(ctx),
+                    Role::Leader => {
+                        for command in self.store.leader_tick(&mut self.leading, ctx.now()) {
+                            self.propose(ctx, command);
+                        }
+                        self.broadcast_append(ctx)
+                    }
                     Role::Candidate => self.request_votes(ctx),
                     Role::Follower => return,
                 }
@@ -281,7 +292,7 @@ impl Server {
         }
     }
 
-    pub fn on_message(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, msg: Msg) {
+    pub fn on_message(&mut self, ctx: &mut RaftCtx<'_, M>, from: NodeId, msg: Msg<M>) {
         match msg {
             Msg::RequestVote { term, last_log_index, last_log_term } => {
                 self.on_request_vote(ctx, from, term, last_log_index, last_log_term)
@@ -303,7 +314,7 @@ impl Server {
 
     // ------------------------------------------------------------ elections
 
-    fn reset_election_timer(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn reset_election_timer(&mut self, ctx: &mut RaftCtx<'_, M>) {
         if let Some(timer) = self.election_timer.take() {
             ctx.cancel_timer(timer);
         }
@@ -314,7 +325,7 @@ impl Server {
         self.election_timer = Some(ctx.set_timer(timeout_ns, TIMER_ELECTION));
     }
 
-    fn schedule_heartbeat(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn schedule_heartbeat(&mut self, ctx: &mut RaftCtx<'_, M>) {
         if let Some(timer) = self.heartbeat_timer.take() {
             ctx.cancel_timer(timer);
         }
@@ -323,7 +334,7 @@ impl Server {
     }
 
     /// Asks the others whether this server could win the next term, changing nothing.
-    fn start_pre_vote(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn start_pre_vote(&mut self, ctx: &mut RaftCtx<'_, M>) {
         self.pre_votes = Some(BTreeSet::from([self.id]));
         self.reset_election_timer(ctx);
         if self.majority() <= 1 {
@@ -336,22 +347,29 @@ impl Server {
             last_log_term: self.term_at(self.last_index()),
         };
         for peer in (0..self.settings.servers).filter(|p| *p != self.id) {
-            ctx.send(peer, request.clone());
+            ctx.send(peer, M::wrap(request.clone()));
         }
     }
 
     /// Yes only for a later term, an up-to-date log, and when no leader has been heard
     /// from within the minimum election timeout (a leader says no: it is one).
-    fn on_pre_vote(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, last_log_index: u64, last_log_term: u64) {
+    fn on_pre_vote(
+        &mut self,
+        ctx: &mut RaftCtx<'_, M>,
+        from: NodeId,
+        term: u64,
+        last_log_index: u64,
+        last_log_term: u64,
+    ) {
         let min_timeout_ns = (self.settings.raft.election_timeout_ms[0] * MS as f64) as u64;
         let now = ctx.now();
         let leader_alive = self.role == Role::Leader
             || self.leader_contact_ns.is_some_and(|at| now.saturating_sub(at) < min_timeout_ns);
         let granted = term > self.current_term && !leader_alive && self.log_up_to_date(last_log_index, last_log_term);
-        ctx.send(from, Msg::PreVoteReply { term: self.current_term, granted });
+        ctx.send(from, M::wrap(Msg::PreVoteReply { term: self.current_term, granted }));
     }
 
-    fn on_pre_vote_reply(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, granted: bool) {
+    fn on_pre_vote_reply(&mut self, ctx: &mut RaftCtx<'_, M>, from: NodeId, term: u64, granted: bool) {
         if term > self.current_term {
             self.step_down(ctx, term);
             return;
@@ -367,13 +385,13 @@ impl Server {
         }
     }
 
-    fn start_election(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn start_election(&mut self, ctx: &mut RaftCtx<'_, M>) {
         self.pre_votes = None;
         self.current_term += 1;
         self.voted_for = Some(self.id);
         self.role = Role::Candidate;
         self.leader_hint = None;
-        ctx.observe(RaftObs::BecameCandidate { term: self.current_term });
+        ctx.observe(M::wrap_obs(RaftObs::BecameCandidate { term: self.current_term }));
         self.persist_term_vote(ctx);
         self.votes = BTreeSet::from([self.id]);
         self.reset_election_timer(ctx);
@@ -388,19 +406,19 @@ impl Server {
 
     /// Asks every server that has not answered yet; a candidate repeats this every
     /// heartbeat interval, as the paper's RPCs are retried until answered.
-    fn request_votes(&self, ctx: &mut RaftCtx<'_>) {
+    fn request_votes(&self, ctx: &mut RaftCtx<'_, M>) {
         let request = Msg::RequestVote {
             term: self.current_term,
             last_log_index: self.last_index(),
             last_log_term: self.term_at(self.last_index()),
         };
         for peer in (0..self.settings.servers).filter(|p| !self.answered.contains(p)) {
-            ctx.send(peer, request.clone());
+            ctx.send(peer, M::wrap(request.clone()));
         }
     }
 
     /// Adopts a newer term as a follower (and forgets the vote of the older one).
-    fn step_down(&mut self, ctx: &mut RaftCtx<'_>, term: u64) {
+    fn step_down(&mut self, ctx: &mut RaftCtx<'_, M>, term: u64) {
         self.pre_votes = None;
         if term > self.current_term {
             self.current_term = term;
@@ -412,7 +430,7 @@ impl Server {
         }
         if self.role != Role::Follower {
             self.role = Role::Follower;
-            ctx.observe(RaftObs::BecameFollower { term: self.current_term });
+            ctx.observe(M::wrap_obs(RaftObs::BecameFollower { term: self.current_term }));
             if let Some(timer) = self.heartbeat_timer.take() {
                 ctx.cancel_timer(timer);
             }
@@ -427,7 +445,7 @@ impl Server {
 
     fn on_request_vote(
         &mut self,
-        ctx: &mut RaftCtx<'_>,
+        ctx: &mut RaftCtx<'_, M>,
         from: NodeId,
         term: u64,
         last_log_index: u64,
@@ -445,10 +463,10 @@ impl Server {
             self.persist_term_vote(ctx);
             self.reset_election_timer(ctx);
         }
-        ctx.send(from, Msg::RequestVoteReply { term: self.current_term, granted });
+        ctx.send(from, M::wrap(Msg::RequestVoteReply { term: self.current_term, granted }));
     }
 
-    fn on_vote_reply(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, granted: bool) {
+    fn on_vote_reply(&mut self, ctx: &mut RaftCtx<'_, M>, from: NodeId, term: u64, granted: bool) {
         if term > self.current_term {
             self.step_down(ctx, term);
             return;
@@ -469,14 +487,16 @@ impl Server {
         self.role != Role::Candidate || term != self.current_term
     }
 
-    fn become_leader(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn become_leader(&mut self, ctx: &mut RaftCtx<'_, M>) {
         assert!(self.role != Role::Leader);
         self.role = Role::Leader;
         self.leader_hint = Some(self.id);
         if let Some(timer) = self.election_timer.take() {
             ctx.cancel_timer(timer);
         }
-        ctx.observe(RaftObs::BecameLeader { term: self.current_term, last_log_index: self.last_index() });
+        ctx.observe(M::wrap_obs(RaftObs::BecameLeader { term: self.current_term, last_log_index: self.last_index() }));
+        self.leading = M::Leader::default();
+        self.store.on_elected(&mut self.leading, ctx.now());
         let old_last = self.last_index();
         if self.settings.raft.noop_on_election {
             self.log.push(Rc::new(Entry::new(self.current_term, Command::Noop)));
@@ -492,18 +512,18 @@ impl Server {
 
     // ------------------------------------------------------------ replication
 
-    fn broadcast_append(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn broadcast_append(&mut self, ctx: &mut RaftCtx<'_, M>) {
         for peer in (0..self.settings.servers).filter(|p| *p != self.id) {
             self.send_append(ctx, peer);
         }
     }
 
-    fn send_append(&self, ctx: &mut RaftCtx<'_>, peer: NodeId) {
+    fn send_append(&self, ctx: &mut RaftCtx<'_, M>, peer: NodeId) {
         let next = self.next_index[peer].clamp(1, self.last_index() + 1);
         if next <= self.log.base_index() {
             // The entries this follower needs are compacted: it gets the snapshot.
             let snapshot = self.snapshot.clone().expect("a compacted log has a snapshot");
-            ctx.send(peer, Msg::InstallSnapshot { term: self.current_term, snapshot });
+            ctx.send(peer, M::wrap(Msg::InstallSnapshot { term: self.current_term, snapshot }));
             return;
         }
         let prev_log_index = next - 1;
@@ -511,25 +531,25 @@ impl Server {
         let entries = self.log.slice(next, end).to_vec();
         ctx.send(
             peer,
-            Msg::AppendEntries {
+            M::wrap(Msg::AppendEntries {
                 term: self.current_term,
                 prev_log_index,
                 prev_log_term: self.term_at(prev_log_index),
                 entries,
                 leader_commit: self.commit_index,
-            },
+            }),
         );
     }
 
     #[allow(clippy::too_many_arguments)]
     fn on_append_entries(
         &mut self,
-        ctx: &mut RaftCtx<'_>,
+        ctx: &mut RaftCtx<'_, M>,
         from: NodeId,
         term: u64,
         prev_log_index: u64,
         prev_log_term: u64,
-        entries: Vec<Rc<Entry>>,
+        entries: Vec<Rc<Entry<M>>>,
         leader_commit: u64,
     ) {
         if !self.follow_leader(ctx, from, term, prev_log_index) {
@@ -538,7 +558,7 @@ impl Server {
         let (prev_log_index, prev_log_term, entries) = self.skip_compacted(prev_log_index, prev_log_term, entries);
         if prev_log_index > self.last_index() {
             let reply = self.refusal(prev_log_index, self.last_index() + 1, None);
-            ctx.send(from, reply);
+            ctx.send(from, M::wrap(reply));
             return;
         }
         let found_term = self.term_at(prev_log_index);
@@ -547,7 +567,7 @@ impl Server {
                 .find(|i| self.term_at(*i) == found_term)
                 .unwrap_or(prev_log_index);
             let reply = self.refusal(prev_log_index, first_of_term, Some(found_term));
-            ctx.send(from, reply);
+            ctx.send(from, M::wrap(reply));
             return;
         }
         let last_new = prev_log_index + entries.len() as u64;
@@ -556,16 +576,16 @@ impl Server {
             self.commit_index = leader_commit.min(last_new);
             self.apply_committed(ctx);
         }
-        ctx.send(from, self.acceptance(last_new));
+        ctx.send(from, M::wrap(self.acceptance(last_new)));
     }
 
     /// What a server does with a message from a leader (`AppendEntries` or
     /// `InstallSnapshot`) of `term`: refuse one of an older term (false), else follow
     /// that leader and restart the election timeout.
-    fn follow_leader(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, rejected_prev: u64) -> bool {
+    fn follow_leader(&mut self, ctx: &mut RaftCtx<'_, M>, from: NodeId, term: u64, rejected_prev: u64) -> bool {
         if term < self.current_term {
             let reply = self.refusal(rejected_prev, self.last_index() + 1, None);
-            ctx.send(from, reply);
+            ctx.send(from, M::wrap(reply));
             return false;
         }
         if term > self.current_term || self.role != Role::Follower {
@@ -579,7 +599,7 @@ impl Server {
         self.pre_votes = None;
         if self.heard_term < term {
             self.heard_term = term;
-            ctx.observe(RaftObs::HeardFromLeader { term, leader: from });
+            ctx.observe(M::wrap_obs(RaftObs::HeardFromLeader { term, leader: from }));
         }
         self.reset_election_timer(ctx);
         true
@@ -592,8 +612,8 @@ impl Server {
         &self,
         prev_log_index: u64,
         prev_log_term: u64,
-        entries: Vec<Rc<Entry>>,
-    ) -> (u64, u64, Vec<Rc<Entry>>) {
+        entries: Vec<Rc<Entry<M>>>,
+    ) -> (u64, u64, Vec<Rc<Entry<M>>>) {
         let base = self.log.base_index();
         if prev_log_index >= base {
             return (prev_log_index, prev_log_term, entries);
@@ -607,7 +627,7 @@ impl Server {
     }
 
     /// Success: this server's log now matches the leader's up to `match_index`.
-    fn acceptance(&self, match_index: u64) -> Msg {
+    fn acceptance(&self, match_index: u64) -> Msg<M> {
         Msg::AppendEntriesReply(AppendReply {
             term: self.current_term,
             success: true,
@@ -618,7 +638,7 @@ impl Server {
         })
     }
 
-    fn refusal(&self, rejected_prev: u64, conflict_index: u64, conflict_term: Option<u64>) -> Msg {
+    fn refusal(&self, rejected_prev: u64, conflict_index: u64, conflict_term: Option<u64>) -> Msg<M> {
         Msg::AppendEntriesReply(AppendReply {
             term: self.current_term,
             success: false,
@@ -631,7 +651,7 @@ impl Server {
 
     /// Appends what the log lacks after `prev_log_index`, deleting a conflicting suffix
     /// first (the `no-truncate` variant overwrites in place and keeps the suffix).
-    fn merge_entries(&mut self, ctx: &mut RaftCtx<'_>, prev_log_index: u64, entries: Vec<Rc<Entry>>) {
+    fn merge_entries(&mut self, ctx: &mut RaftCtx<'_, M>, prev_log_index: u64, entries: Vec<Rc<Entry<M>>>) {
         let old_last = self.last_index();
         let mut first_written = None;
         for (offset, entry) in entries.into_iter().enumerate() {
@@ -648,7 +668,10 @@ impl Server {
                 self.log.truncate_from(index);
                 // Clients waiting on the deleted entries are answered by nobody: they retry.
                 self.waiters.split_off(&index);
-                ctx.observe(RaftObs::Truncated { from_index: index, as_leader: self.role == Role::Leader });
+                ctx.observe(M::wrap_obs(RaftObs::Truncated {
+                    from_index: index,
+                    as_leader: self.role == Role::Leader,
+                }));
             }
             self.log.push(entry);
             first_written.get_or_insert(index);
@@ -658,7 +681,7 @@ impl Server {
         }
     }
 
-    fn on_append_reply(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, reply: &AppendReply) {
+    fn on_append_reply(&mut self, ctx: &mut RaftCtx<'_, M>, from: NodeId, reply: &AppendReply) {
         if reply.term > self.current_term {
             self.step_down(ctx, reply.term);
             return;
@@ -706,7 +729,7 @@ impl Server {
         reply.rejected_prev + 1 != self.next_index[from] || self.next_index[from] <= self.match_index[from] + 1
     }
 
-    fn advance_commit(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn advance_commit(&mut self, ctx: &mut RaftCtx<'_, M>) {
         self.match_index[self.id] = self.last_index();
         for index in (self.commit_index + 1..=self.last_index()).rev() {
             let replicas = self.match_index.iter().filter(|m| **m >= index).count();
@@ -721,24 +744,33 @@ impl Server {
 
     // ------------------------------------------------------------ the state machine
 
-    fn apply_committed(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn apply_committed(&mut self, ctx: &mut RaftCtx<'_, M>) {
         while self.last_applied < self.commit_index {
             self.last_applied += 1;
             let index = self.last_applied;
             let entry = self.log.entry(index).expect("an entry past the snapshot");
             let digest = self.log.digest(index).expect("an entry past the snapshot");
-            ctx.observe(RaftObs::Applied { index, term: entry.term, digest, current_term: self.current_term });
+            ctx.observe(M::wrap_obs(RaftObs::Applied {
+                index,
+                term: entry.term,
+                digest,
+                current_term: self.current_term,
+            }));
             let Command::Kv(command) = &entry.command else {
                 continue;
             };
-            let result = self.store.apply(command);
+            let mut pushes = Vec::new();
+            let answer = self.store.apply(command, index, &mut pushes);
+            if self.role == Role::Leader {
+                for (to, msg) in pushes {
+                    ctx.send(to, msg);
+                }
+            }
             if let Some(waiter) = self.waiters.remove(&index)
-                && waiter.client == command.client
-                && waiter.seq == command.seq
-                && let Some(result) = result
+                && M::session(command) == Some((waiter.client, waiter.seq))
+                && let Some(answer) = answer
             {
-                let answer = Answer::Result(result);
-                ctx.send(waiter.node, Msg::Reply { seq: waiter.seq, attempt: waiter.attempt, answer });
+                ctx.send(waiter.node, M::wrap(Msg::Reply { seq: waiter.seq, attempt: waiter.attempt, answer }));
             }
         }
         self.maybe_snapshot(ctx);
@@ -746,7 +778,7 @@ impl Server {
 
     /// Snapshots the state machine and compacts the log once enough applied entries
     /// follow the last snapshot.
-    fn maybe_snapshot(&mut self, ctx: &mut RaftCtx<'_>) {
+    fn maybe_snapshot(&mut self, ctx: &mut RaftCtx<'_, M>) {
         let every = self.settings.raft.snapshot_every;
         if every == 0 || self.last_applied < self.log.base_index() + every {
             return;
@@ -764,7 +796,7 @@ impl Server {
         self.snapshot = Some(Rc::new(snapshot));
     }
 
-    fn on_install_snapshot(&mut self, ctx: &mut RaftCtx<'_>, from: NodeId, term: u64, snapshot: Rc<Snapshot>) {
+    fn on_install_snapshot(&mut self, ctx: &mut RaftCtx<'_, M>, from: NodeId, term: u64, snapshot: Rc<Snapshot<M>>) {
         let last = snapshot.last_index;
         if !self.follow_leader(ctx, from, term, last) {
             return;
@@ -792,24 +824,28 @@ impl Server {
             self.observe_snapshot(ctx, &snapshot, SnapshotSource::Installed);
             self.snapshot = Some(snapshot);
         }
-        ctx.send(from, self.acceptance(last));
+        ctx.send(from, M::wrap(self.acceptance(last)));
     }
 
     fn on_client_request(
         &mut self,
-        ctx: &mut RaftCtx<'_>,
+        ctx: &mut RaftCtx<'_, M>,
         from: NodeId,
         client: u64,
         seq: u64,
         attempt: u64,
-        op: KvOp,
+        op: M::Op,
     ) {
         if self.role != Role::Leader {
-            ctx.send(from, Msg::Reply { seq, attempt, answer: Answer::NotLeader { hint: self.leader_hint } });
+            ctx.send(from, M::wrap(Msg::Reply { seq, attempt, answer: M::not_leader(self.leader_hint) }));
             return;
         }
-        if let Some(result) = self.store.cached(client, seq) {
-            ctx.send(from, Msg::Reply { seq, attempt, answer: Answer::Result(result.clone()) });
+        if let Some(answer) = self.store.answer_directly(&mut self.leading, ctx.now(), from, &op) {
+            ctx.send(from, M::wrap(Msg::Reply { seq, attempt, answer }));
+            return;
+        }
+        if let Some(answer) = self.store.cached(client, seq) {
+            ctx.send(from, M::wrap(Msg::Reply { seq, attempt, answer }));
             return;
         }
         let waiting = self.waiters.iter().find(|(_, w)| w.client == client && w.seq == seq).map(|(i, _)| *i);
@@ -820,10 +856,15 @@ impl Server {
             self.waiters.insert(index, Waiter { node: from, client, seq, attempt });
             return;
         }
+        self.waiters.insert(self.last_index() + 1, Waiter { node: from, client, seq, attempt });
+        self.propose(ctx, M::command(client, seq, op));
+    }
+
+    /// Appends a command to the leader's log and replicates it.
+    fn propose(&mut self, ctx: &mut RaftCtx<'_, M>, command: M::Command) {
         let old_last = self.last_index();
-        self.log.push(Rc::new(Entry::new(self.current_term, Command::Kv(KvCommand { client, seq, op }))));
+        self.log.push(Rc::new(Entry::new(self.current_term, Command::Kv(command))));
         self.persist_log(ctx, old_last + 1, old_last);
-        self.waiters.insert(self.last_index(), Waiter { node: from, client, seq, attempt });
         self.broadcast_append(ctx);
         self.advance_commit(ctx);
     }
@@ -842,7 +883,7 @@ fn record_index(key: &str) -> Option<u64> {
     key.strip_prefix(KEY_LOG_PREFIX)?.parse().ok()
 }
 
-fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
+fn encode_snapshot<M: Machine>(snapshot: &Snapshot<M>) -> Vec<u8> {
     let mut out = Writer::default();
     out.u64(snapshot.last_index);
     out.u64(snapshot.last_term);
@@ -852,16 +893,17 @@ fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
 }
 
 /// Reads a snapshot record; `None` if it is torn or corrupt.
-fn decode_snapshot(bytes: &[u8]) -> Option<Snapshot> {
+fn decode_snapshot<M: Machine>(bytes: &[u8]) -> Option<Snapshot<M>> {
     let mut reader = Reader::new(bytes);
     let (last_index, last_term, prefix_hash) = (reader.u64()?, reader.u64()?, reader.u64()?);
-    let store = KvStore::decode(&mut reader)?;
+    let store = M::decode(&mut reader)?;
     reader.is_done().then_some(Snapshot { last_index, last_term, prefix_hash, store })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::{KvCommand, KvOp};
 
     #[test]
     fn snapshot_records_round_trip_and_torn_ones_are_refused() {
@@ -873,9 +915,9 @@ mod tests {
         store.apply(&KvCommand { client: 5, seq: 2, op: cas });
         let snapshot = Snapshot { last_index: 40, last_term: 6, prefix_hash: 0xfeed, store };
         let record = encode_snapshot(&snapshot);
-        assert_eq!(decode_snapshot(&record), Some(snapshot));
+        assert_eq!(decode_snapshot::<KvStore>(&record), Some(snapshot));
         for cut in 0..record.len() {
-            assert_eq!(decode_snapshot(&record[..cut]), None, "cut at {cut}");
+            assert_eq!(decode_snapshot::<KvStore>(&record[..cut]), None, "cut at {cut}");
         }
     }
 }
