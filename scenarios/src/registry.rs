@@ -16,6 +16,7 @@ pub static REGISTRY: &[&dyn DynProtocol] = &[
     &Entry::<protocols::locks::protocol::RedisLock>(PhantomData),
     &Entry::<protocols::locks::protocol::RedLock>(PhantomData),
     &Entry::<protocols::locks::protocol::DbLock>(PhantomData),
+    &Entry::<protocols::locks::zookeeper::protocol::ZooKeeper>(PhantomData),
     &Entry::<protocols::paxos::Paxos>(PhantomData),
     &Entry::<protocols::multipaxos::MultiPaxos>(PhantomData),
     &Entry::<protocols::txn::TwoPc>(PhantomData),

@@ -47,6 +47,7 @@ pub mod oracle;
 pub mod protocol;
 pub mod redis;
 pub mod storage;
+pub mod zookeeper;
 
 use std::rc::Rc;
 
@@ -58,6 +59,9 @@ pub use db::DbServer;
 pub use oracle::LockOracle;
 pub use redis::RedisServer;
 pub use storage::ProtectedStorage;
+pub use zookeeper::{ZkLockClient, ZkTree};
+
+use crate::raft::{Msg as RaftMsg, RaftObs, Server as RaftServer};
 
 /// A known-bug variant, the correct client, or the fix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,6 +71,10 @@ pub enum LockVariant {
     SetnxThenExpire,
     UnsafeRelease,
     Fencing,
+    /// ZooKeeper: every waiter watches the lock node's children.
+    Herd,
+    /// ZooKeeper: node names carry no guid, so a lost create reply leaves an orphan.
+    NoGuid,
 }
 
 /// What every node of a lock cluster shares.
@@ -94,6 +102,10 @@ pub struct LockSettings {
     pub request_timeout_ms: u64,
     /// The database lock: the database's options and the client's.
     pub db: Option<DbSettings>,
+    /// The ZooKeeper lock: the servers replicate the coordination service.
+    pub zk: Option<zookeeper::ZkSettings>,
+    /// The servers' Raft settings (the ZooKeeper lock only).
+    pub raft: Option<Rc<crate::raft::ServerSettings>>,
 }
 
 /// The database lock's settings, as the nodes see them.
@@ -204,6 +216,13 @@ pub enum LockMsg {
         req: u64,
         reply: StorageReply,
     },
+    /// The coordination service: Raft's messages and the clients' requests and answers.
+    Zk(RaftMsg<ZkTree>),
+    /// Watch events the leader pushes to a session's client.
+    ZkEvents {
+        session: u64,
+        events: Vec<zookeeper::tree::WatchEvent>,
+    },
 }
 
 /// What lock nodes report.
@@ -234,6 +253,15 @@ pub enum LockObs {
     Reentered { token: String },
     /// A holder's nested call failed against its own row and gave up.
     ReentryFailed { token: String },
+    /// A coordination server's Raft event.
+    Raft(RaftObs),
+    /// The lock generation of `token`, when the client knows it (the ZooKeeper lock: its
+    /// node's zxid, the order in which the service really granted the lock).
+    Generation { token: String, generation: u64 },
+    /// A waiter was woken by a watch event (`by_release`: the change was a deletion).
+    Woken { by_release: bool, zxid: u64 },
+    /// A holder learned that it lost the lock without releasing it (its session expired).
+    Abandoned { token: String },
 }
 
 /// A node of a lock cluster.
@@ -243,12 +271,18 @@ pub enum LockNode {
     Database(DbServer),
     Storage(ProtectedStorage),
     Client(LockClient),
+    ZkServer(RaftServer<ZkTree>),
+    ZkClient(ZkLockClient),
 }
 
 impl LockNode {
     /// Node `id`: the server and the storage where the settings say, clients elsewhere.
     pub fn new(id: NodeId, settings: &Rc<LockSettings>) -> LockNode {
-        if let Some(db) = settings.db.as_ref().filter(|_| settings.servers.contains(&id)) {
+        if let Some(raft) = settings.raft.as_ref().filter(|_| settings.servers.contains(&id)) {
+            LockNode::ZkServer(RaftServer::new(id, Rc::clone(raft)))
+        } else if settings.zk.is_some() && !settings.servers.contains(&id) && id != settings.storage {
+            LockNode::ZkClient(ZkLockClient::new(Rc::clone(settings)))
+        } else if let Some(db) = settings.db.as_ref().filter(|_| settings.servers.contains(&id)) {
             LockNode::Database(DbServer::new(db.database.clone()))
         } else if settings.servers.contains(&id) {
             LockNode::Server(RedisServer::new(settings.persistent && !settings.volatile_servers.contains(&id)))
@@ -272,6 +306,8 @@ impl Process for LockNode {
             LockNode::Database(db) => db.on_start(ctx),
             LockNode::Storage(_) => {}
             LockNode::Client(client) => client.on_start(ctx),
+            LockNode::ZkServer(server) => server.on_start(ctx),
+            LockNode::ZkClient(client) => client.on_start(ctx),
         }
     }
 
@@ -281,6 +317,12 @@ impl Process for LockNode {
             LockNode::Database(db) => db.on_message(ctx, from, msg),
             LockNode::Storage(storage) => storage.on_message(ctx, from, msg),
             LockNode::Client(client) => client.on_message(ctx, msg),
+            LockNode::ZkServer(server) => {
+                if let LockMsg::Zk(msg) = msg {
+                    server.on_message(ctx, from, msg)
+                }
+            }
+            LockNode::ZkClient(client) => client.on_message(ctx, msg),
         }
     }
 
@@ -288,6 +330,8 @@ impl Process for LockNode {
         match self {
             LockNode::Client(client) => client.on_timer(ctx, timer, tag),
             LockNode::Database(db) => db.on_timer(ctx, tag),
+            LockNode::ZkServer(server) => server.on_timer(ctx, timer, tag),
+            LockNode::ZkClient(client) => client.on_timer(ctx, timer, tag),
             _ => {}
         }
     }

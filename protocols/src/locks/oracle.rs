@@ -7,7 +7,9 @@
 //! - **Unsafe access**: acquisitions are numbered in the order the server really granted
 //!   the lock (the acquiring reply, or for RedLock the moment a majority had said yes);
 //!   the storage must never accept an access of an older generation after one of
-//!   a newer generation (the lost update fencing exists to prevent).
+//!   a newer generation (the lost update fencing exists to prevent). The ZooKeeper
+//!   lock's clients say their generation: the zxid of their lock node, the order in
+//!   which the service's log really granted the lock.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +55,10 @@ impl LockOracle {
         let (t_ns, node) = (observation.t_ns, observation.node);
         match &observation.obs {
             LockObs::Granted { value, .. } if self.by_grant => self.number(value),
+            // The client knows its generation (the ZooKeeper lock: its node's zxid).
+            LockObs::Generation { token, generation } => {
+                self.generation_of.insert(token.clone(), *generation);
+            }
             LockObs::Acquired { token, valid_until_local_ns, .. } => {
                 // Generations follow the order in which the lock was really granted: the
                 // server's grant, or for RedLock the moment a majority had said yes.
@@ -69,16 +75,23 @@ impl LockOracle {
                     if self.fencing {
                         self.overlaps += 1;
                     } else {
+                        let why = if until == u64::MAX {
+                            "it had neither released it nor heard that it lost it".to_owned()
+                        } else {
+                            format!(
+                                "its clock reads {:.3} ms, its validity ends at {:.3} ms",
+                                local_ns(holder) as f64 / 1e6,
+                                until as f64 / 1e6
+                            )
+                        };
                         let message = format!(
-                            "client {node} acquired the lock as {token} while client {holder} still believed it held it as {other} (its clock reads {:.3} ms, its validity ends at {:.3} ms)",
-                            local_ns(holder) as f64 / 1e6,
-                            until as f64 / 1e6
+                            "client {node} acquired the lock as {token} while client {holder} still believed it held it as {other} ({why})"
                         );
                         return Some(Violation::new("mutual-exclusion", message, t_ns, Some(node)));
                     }
                 }
             }
-            LockObs::Released { token } => {
+            LockObs::Released { token } | LockObs::Abandoned { token } => {
                 self.beliefs.remove(token);
             }
             LockObs::ClientStarted => self.beliefs.retain(|_, (holder, _)| *holder != node),

@@ -11,10 +11,12 @@ use serde::{Deserialize, Serialize};
 use sim_core::{MS, NodeId, Observation, Sim};
 
 use super::db::DbOptions;
-use super::{DbSettings, LockMsg, LockNode, LockObs, LockOracle, LockSettings, LockVariant};
+use super::{DbSettings, LockMsg, LockNode, LockObs, LockOracle, LockSettings, LockVariant, ZkTree};
 use crate::protocol::{
     Cluster, FieldError, HistoryCheck, Judge, NodeInfo, Protocol, RunSpec, Span, Topology, VariantInfo, VariantKind,
 };
+use crate::raft::server::Role;
+use crate::raft::{RaftInvariants, Server as RaftServer};
 
 /// A scenario's `"settings"` for the lock protocols.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,33 +142,15 @@ fn build_locks(
         work_ms: settings.work_ms,
         request_timeout_ms: settings.request_timeout_ms,
         db: db.clone(),
+        zk: None,
+        raft: None,
     });
-    let judge = LockJudge {
-        oracle: LockOracle::new(variant == LockVariant::Fencing, !redlock),
-        clients: (storage + 1..=storage + run.cluster.clients).collect(),
-        quiet_ns: run.quiet_ns,
-        lanes: run.lanes,
-        bound_ns: run.op_within_ns,
-        first_acquired_after_faults: BTreeMap::new(),
-        acquisitions: Vec::new(),
-        incarnations: BTreeMap::new(),
-        ttl_ns: settings.ttl_ms.saturating_mul(MS),
-        beliefs: BTreeMap::new(),
-        grants: BTreeMap::new(),
-        spans: Vec::new(),
-        db: db.is_some(),
-        inserts_refused: 0,
-        reentries: 0,
-        reentry_failures: 0,
-        sweeps: 0,
-        holders: BTreeMap::new(),
-        done_after_faults: BTreeMap::new(),
-    };
+    let judge = LockJudge::new(variant == LockVariant::Fencing, !redlock, run, settings.ttl_ms, db.is_some());
     (Box::new(move |id| LockNode::new(id, &shared)), judge)
 }
 
 /// Labels of the lock protocols' messages, as their Redis commands read.
-fn lock_label(msg: &LockMsg) -> Option<String> {
+pub(crate) fn lock_label(msg: &LockMsg) -> Option<String> {
     Some(match msg {
         LockMsg::SetNxPx { key, ttl_ms, .. } => format!("SET {key} NX PX {ttl_ms}"),
         LockMsg::SetNxPxFence { key, ttl_ms, .. } => format!("SET {key} NX PX {ttl_ms} +INCR"),
@@ -184,6 +168,11 @@ fn lock_label(msg: &LockMsg) -> Option<String> {
         LockMsg::StorageAnswer { reply, .. } => format!("{reply:?}"),
         LockMsg::Insert { key, owner, .. } => format!("INSERT {key} ({owner})"),
         LockMsg::DeleteOwned { key, owner, .. } => format!("DELETE {key} ({owner})"),
+        LockMsg::Zk(msg) => super::zookeeper::label(msg)?,
+        LockMsg::ZkEvents { events, .. } => {
+            let last = events.last()?;
+            format!("event {:?} {}", last.kind, last.path)
+        }
     })
 }
 
@@ -311,9 +300,98 @@ pub struct LockJudge {
     holders: BTreeMap<NodeId, String>,
     /// Critical sections completed after the faults, per client.
     done_after_faults: BTreeMap<NodeId, u64>,
+    /// The ZooKeeper lock's invariants and figures.
+    zk: Option<ZkJudging>,
+}
+
+/// What the judge keeps of a ZooKeeper lock run.
+#[derive(Default)]
+struct ZkJudging {
+    servers: usize,
+    raft: RaftInvariants,
+    woken: u64,
+    woken_by_release: u64,
+    releases: u64,
+    abandoned: u64,
+    /// The clients each change woke, by its zxid.
+    woken_by: BTreeMap<u64, std::collections::BTreeSet<NodeId>>,
+}
+
+/// What blocks a ZooKeeper lock: the lowest lock node, whose session owns it, and what
+/// that session's client is doing.
+fn zk_blocker(sim: &Sim<LockNode>, servers: usize) -> String {
+    use super::zookeeper::client::{LOCK_DIR, sequence};
+    let Some(tree) = (0..servers).filter_map(|n| zk_server(sim, servers, n)).max_by_key(|s| s.last_applied()) else {
+        return String::new();
+    };
+    let tree = tree.store();
+    let mut children = tree.children(LOCK_DIR);
+    children.sort_by_key(|c| sequence(c));
+    let Some(lowest) = children.first() else {
+        return ": no lock node is left".to_owned();
+    };
+    let path = format!("{LOCK_DIR}/{lowest}");
+    let owner = tree.node(&path).and_then(|(_, stat)| stat.ephemeral_owner);
+    let client = owner.and_then(|o| tree.live_sessions().find(|(id, _)| *id == o).map(|(_, node)| node));
+    let (Some(owner), Some(client)) = (owner, client) else {
+        return format!(": the lowest lock node {path} has no live owner");
+    };
+    let doing = match sim.process(client) {
+        Some(LockNode::ZkClient(c)) if c.my_node() == Some(path.as_str()) => "holds it".to_owned(),
+        Some(LockNode::ZkClient(c)) => format!(
+            "does not know it: its own node is {}; an orphan left by a create whose reply was lost, which nothing deletes while the session lives",
+            c.my_node().unwrap_or("none")
+        ),
+        _ => "is down".to_owned(),
+    };
+    format!(
+        ": the lowest lock node {path} ({} waiting behind it) belongs to session {owner} of client {client}, which {doing}",
+        children.len() - 1
+    )
+}
+
+fn zk_server(sim: &Sim<LockNode>, servers: usize, node: NodeId) -> Option<&RaftServer<ZkTree>> {
+    match sim.process(node) {
+        Some(LockNode::ZkServer(server)) if node < servers => Some(server),
+        _ => None,
+    }
 }
 
 impl LockJudge {
+    /// A judge for clients after the servers and the storage (`by_grant`: generations
+    /// follow the server's grants, not the clients' acquisitions).
+    pub(crate) fn new(fencing: bool, by_grant: bool, run: &RunSpec<'_>, ttl_ms: u64, db: bool) -> LockJudge {
+        let storage = run.cluster.servers;
+        LockJudge {
+            oracle: LockOracle::new(fencing, by_grant),
+            clients: (storage + 1..=storage + run.cluster.clients).collect(),
+            quiet_ns: run.quiet_ns,
+            lanes: run.lanes,
+            bound_ns: run.op_within_ns,
+            first_acquired_after_faults: BTreeMap::new(),
+            acquisitions: Vec::new(),
+            incarnations: BTreeMap::new(),
+            ttl_ns: ttl_ms.saturating_mul(MS),
+            beliefs: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            spans: Vec::new(),
+            db,
+            inserts_refused: 0,
+            reentries: 0,
+            reentry_failures: 0,
+            sweeps: 0,
+            holders: BTreeMap::new(),
+            done_after_faults: BTreeMap::new(),
+            zk: None,
+        }
+    }
+
+    /// The ZooKeeper lock's judge: Raft's invariants on the coordination servers too.
+    pub(crate) fn with_zookeeper(mut self, servers: usize) -> LockJudge {
+        self.zk = Some(ZkJudging { servers, raft: RaftInvariants::default(), ..ZkJudging::default() });
+        self
+    }
+
     fn process(&self, node: NodeId) -> u64 {
         node as u64 + 1_000 * self.incarnations.get(&node).copied().unwrap_or(0)
     }
@@ -352,7 +430,9 @@ impl LockJudge {
                 let left_ns = valid_until_local_ns.saturating_sub(sim.local_time_ns(node));
                 self.beliefs.insert(node, (t_ns, t_ns.saturating_add(left_ns), token.clone()));
             }
-            LockObs::Released { .. } | LockObs::ClientStarted => self.close_belief(node, t_ns),
+            LockObs::Released { .. } | LockObs::Abandoned { .. } | LockObs::ClientStarted => {
+                self.close_belief(node, t_ns)
+            }
             LockObs::Granted { value, .. } => {
                 // A new grant means the key the last one set is gone.
                 self.close_grant(node, t_ns);
@@ -365,6 +445,34 @@ impl LockJudge {
 
 impl Judge<LockNode> for LockJudge {
     fn observe(&mut self, observation: &Observation<LockObs>, sim: &Sim<LockNode>) -> Option<Violation> {
+        if let Some(zk) = self.zk.as_mut() {
+            match &observation.obs {
+                LockObs::Raft(obs) => {
+                    let servers = zk.servers;
+                    let raft = Observation { t_ns: observation.t_ns, node: observation.node, obs: obs.clone() };
+                    return zk.raft.observe(&raft, &|n| zk_server(sim, servers, n), servers);
+                }
+                LockObs::Woken { by_release, zxid } => {
+                    zk.woken += 1;
+                    zk.woken_by_release += u64::from(*by_release);
+                    // The recipe's promise: a release wakes the one client watching the
+                    // deleted node, not every waiter.
+                    let woken = zk.woken_by.entry(*zxid).or_default();
+                    woken.insert(observation.node);
+                    if *by_release && woken.len() == 2 {
+                        let clients: Vec<String> = woken.iter().map(|c| c.to_string()).collect();
+                        let message = format!(
+                            "the deletion at zxid {zxid} woke clients {} (the herd effect: a release must wake only the client watching the deleted node)",
+                            clients.join(" and ")
+                        );
+                        return Some(Violation::new("herd-effect", message, observation.t_ns, Some(observation.node)));
+                    }
+                }
+                LockObs::Released { .. } => zk.releases += 1,
+                LockObs::Abandoned { .. } => zk.abandoned += 1,
+                _ => {}
+            }
+        }
         if let LockObs::Acquired { waited_ns, attempts, .. } = observation.obs {
             self.acquisitions.push((waited_ns, attempts));
             if observation.t_ns >= self.quiet_ns {
@@ -383,7 +491,7 @@ impl Judge<LockNode> for LockJudge {
             LockObs::Acquired { token, .. } => {
                 self.holders.insert(observation.node, token.clone());
             }
-            LockObs::Released { .. } | LockObs::ClientStarted => {
+            LockObs::Released { .. } | LockObs::Abandoned { .. } | LockObs::ClientStarted => {
                 self.holders.remove(&observation.node);
             }
             LockObs::CriticalSectionDone { .. } if observation.t_ns >= self.quiet_ns => {
@@ -424,8 +532,17 @@ impl Judge<LockNode> for LockJudge {
     }
 
     /// `holder`: a client that believes it holds the lock now.
-    fn target(&self, role: &str, _sim: &Sim<LockNode>) -> Option<NodeId> {
-        (role == "holder").then(|| self.holders.keys().next().copied()).flatten()
+    /// `holder`: a client that believes it holds the lock now; `leader`: the
+    /// coordination service's leader (the ZooKeeper lock).
+    fn target(&self, role: &str, sim: &Sim<LockNode>) -> Option<NodeId> {
+        match role {
+            "holder" => self.holders.keys().next().copied(),
+            "leader" => {
+                let servers = self.zk.as_ref()?.servers;
+                (0..servers).find(|n| zk_server(sim, servers, *n).is_some_and(|s| s.role() == Role::Leader))
+            }
+            _ => None,
+        }
     }
 
     fn history_check(&self) -> HistoryCheck {
@@ -473,6 +590,9 @@ impl Judge<LockNode> for LockJudge {
             bound / MS,
             self.quiet_ns as f64 / 1e6
         );
+        if let Some(zk) = &self.zk {
+            message.push_str(&zk_blocker(sim, zk.servers));
+        }
         // The database lock: say whose row blocks everyone.
         if let Some(LockNode::Database(db)) = sim.process(0)
             && let Some(row) = db.rows().get("lock")
@@ -510,6 +630,15 @@ impl Judge<LockNode> for LockJudge {
             ("overlaps_with_fencing".to_owned(), self.oracle.overlaps as f64),
         ])
         .into_iter()
+        .chain(self.zk.iter().flat_map(|zk| {
+            [
+                ("wakeups".to_owned(), zk.woken as f64),
+                ("wakeups_by_release".to_owned(), zk.woken_by_release as f64),
+                ("releases".to_owned(), zk.releases as f64),
+                ("wakeups_per_release".to_owned(), zk.woken_by_release as f64 / zk.releases.max(1) as f64),
+                ("locks_lost_to_expiry".to_owned(), zk.abandoned as f64),
+            ]
+        }))
         .chain(
             self.db
                 .then(|| {

@@ -27,7 +27,7 @@ use sim_core::{NodeId, Observation};
 
 use super::log::{Log, extend_prefix};
 use super::server::{Role, Server};
-use super::{RaftObs, SnapshotSource};
+use super::{Machine, RaftObs, SnapshotSource};
 
 /// An entry applied somewhere.
 #[derive(Clone, Copy)]
@@ -71,10 +71,10 @@ pub struct RaftInvariants {
 impl RaftInvariants {
     /// Judges one observation. `server` reads a server's state now (None: down, or a
     /// client).
-    pub fn observe<'a>(
+    pub fn observe<'a, M: Machine>(
         &mut self,
         observation: &Observation<RaftObs>,
-        server: &dyn Fn(NodeId) -> Option<&'a Server>,
+        server: &dyn Fn(NodeId) -> Option<&'a Server<M>>,
         servers: usize,
     ) -> Option<Violation> {
         let (t_ns, node) = (observation.t_ns, observation.node);
@@ -173,7 +173,13 @@ impl RaftInvariants {
     /// Entries committed in earlier terms must be in the new leader's log. Those its
     /// snapshot covers are checked with the snapshot (see `check_snapshots`); the rest
     /// entry by entry.
-    fn check_completeness(&self, leader: &Server, term: u64, t_ns: u64, node: NodeId) -> Option<Violation> {
+    fn check_completeness<M: Machine>(
+        &self,
+        leader: &Server<M>,
+        term: u64,
+        t_ns: u64,
+        node: NodeId,
+    ) -> Option<Violation> {
         let base = leader.log().base_index() as usize;
         for (slot, applied) in self.applied.iter().enumerate().skip(base) {
             // Only entries committed in an earlier term bind this leader.
@@ -195,14 +201,14 @@ impl RaftInvariants {
         None
     }
 
-    fn remember_leader_log(&mut self, leader: &Server, node: NodeId) {
+    fn remember_leader_log<M: Machine>(&mut self, leader: &Server<M>, node: NodeId) {
         let log = leader.log();
         let last = log.last_index();
         let prefix = log.prefix_hash(last).expect("the last index is known");
         self.leader_logs.insert(node, (leader.current_term(), last, prefix));
     }
 
-    fn check_append_only(&mut self, server: &Server, node: NodeId, t_ns: u64) -> Option<Violation> {
+    fn check_append_only<M: Machine>(&mut self, server: &Server<M>, node: NodeId, t_ns: u64) -> Option<Violation> {
         if server.role() != Role::Leader {
             self.leader_logs.remove(&node);
             return None;
@@ -225,12 +231,12 @@ impl RaftInvariants {
 
 /// Log matching over every pair of servers that are up, on the indices both logs know
 /// (from the later of their snapshots' last indices on).
-pub fn check_log_matching<'a>(
-    server: &dyn Fn(NodeId) -> Option<&'a Server>,
+pub fn check_log_matching<'a, M: Machine>(
+    server: &dyn Fn(NodeId) -> Option<&'a Server<M>>,
     servers: usize,
     t_ns: u64,
 ) -> Option<Violation> {
-    let logs: Vec<(NodeId, &Log)> = (0..servers).filter_map(|n| server(n).map(|s| (n, s.log()))).collect();
+    let logs: Vec<(NodeId, &Log<M>)> = (0..servers).filter_map(|n| server(n).map(|s| (n, s.log()))).collect();
     for (i, (a, log_a)) in logs.iter().enumerate() {
         for (b, log_b) in &logs[i + 1..] {
             let low = log_a.base_index().max(log_b.base_index());
@@ -238,7 +244,7 @@ pub fn check_log_matching<'a>(
             if low > high {
                 continue;
             }
-            let term = |log: &Log, k: u64| log.term_at(k).expect("known index");
+            let term = |log: &Log<M>, k: u64| log.term_at(k).expect("known index");
             let Some(last_match) = (low..=high).rev().find(|k| term(log_a, *k) == term(log_b, *k)) else {
                 continue;
             };

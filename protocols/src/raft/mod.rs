@@ -286,7 +286,7 @@ pub trait Machine: Clone + std::fmt::Debug + Default + PartialEq + Eq + std::has
         &self,
         _leader: &mut Self::Leader,
         _now_ns: u64,
-        _from: NodeId,
+        _client: u64,
         _op: &Self::Op,
     ) -> Option<Self::Answer> {
         None

@@ -9,7 +9,7 @@ use sim_core::{MS, NodeId, Observation, Sim};
 
 use super::invariants::check_log_matching;
 use super::server::{Role, Server};
-use super::{Answer, Msg, RaftConfig, RaftInvariants, RaftNode, RaftObs, Settings, Variant};
+use super::{Answer, Machine, Msg, RaftConfig, RaftInvariants, RaftNode, RaftObs, Settings, Variant};
 use crate::kv::KvWorkload;
 use crate::protocol::{
     Cluster, FieldError, HistoryCheck, Judge, Protocol, RunSpec, Topology, VariantInfo, VariantKind,
@@ -93,26 +93,13 @@ impl Protocol for Raft {
     }
 
     fn message_label(msg: &Msg) -> Option<String> {
-        let yes_no = |granted: bool| if granted { "yes" } else { "no" };
         Some(match msg {
-            Msg::RequestVote { term, .. } => format!("RV t{term}"),
-            Msg::RequestVoteReply { term, granted } => format!("RV t{term} {}", yes_no(*granted)),
-            Msg::PreVote { term, .. } => format!("PV t{term}"),
-            Msg::PreVoteReply { term, granted } => format!("PV t{term} {}", yes_no(*granted)),
-            Msg::AppendEntries { term, prev_log_index, entries, .. } if entries.is_empty() => {
-                format!("AE t{term} hb i{prev_log_index}")
-            }
-            Msg::AppendEntries { term, prev_log_index, entries, .. } => {
-                format!("AE t{term} i{}..{}", prev_log_index + 1, prev_log_index + entries.len() as u64)
-            }
-            Msg::AppendEntriesReply(reply) if reply.success => format!("AE t{} ok i{}", reply.term, reply.match_index),
-            Msg::AppendEntriesReply(reply) => format!("AE t{} no i{}", reply.term, reply.rejected_prev),
-            Msg::InstallSnapshot { term, snapshot } => format!("IS t{term} i{}", snapshot.last_index),
             Msg::Request { op, .. } => format!("{} {}", op.function(), op.key()),
             Msg::Reply { answer: Answer::Result(_), .. } => "reply".to_owned(),
             Msg::Reply { answer: Answer::NotLeader { hint }, .. } => {
                 hint.map_or_else(|| "not leader".to_owned(), |h| format!("not leader, try {h}"))
             }
+            raft => raft_label(raft)?,
         })
     }
 
@@ -203,4 +190,26 @@ impl Judge<RaftNode> for RaftJudge {
         let servers = self.servers;
         check_log_matching(&|n| server_of(sim, servers, n), servers, sim.now_ns())
     }
+}
+
+/// The label of one of Raft's own messages (`None` for a client's request or reply,
+/// which each state machine labels itself).
+pub fn raft_label<M: Machine>(msg: &Msg<M>) -> Option<String> {
+    let yes_no = |granted: bool| if granted { "yes" } else { "no" };
+    Some(match msg {
+        Msg::RequestVote { term, .. } => format!("RV t{term}"),
+        Msg::RequestVoteReply { term, granted } => format!("RV t{term} {}", yes_no(*granted)),
+        Msg::PreVote { term, .. } => format!("PV t{term}"),
+        Msg::PreVoteReply { term, granted } => format!("PV t{term} {}", yes_no(*granted)),
+        Msg::AppendEntries { term, prev_log_index, entries, .. } if entries.is_empty() => {
+            format!("AE t{term} hb i{prev_log_index}")
+        }
+        Msg::AppendEntries { term, prev_log_index, entries, .. } => {
+            format!("AE t{term} i{}..{}", prev_log_index + 1, prev_log_index + entries.len() as u64)
+        }
+        Msg::AppendEntriesReply(reply) if reply.success => format!("AE t{} ok i{}", reply.term, reply.match_index),
+        Msg::AppendEntriesReply(reply) => format!("AE t{} no i{}", reply.term, reply.rejected_prev),
+        Msg::InstallSnapshot { term, snapshot } => format!("IS t{term} i{}", snapshot.last_index),
+        Msg::Request { .. } | Msg::Reply { .. } => return None,
+    })
 }

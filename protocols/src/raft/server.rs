@@ -840,7 +840,7 @@ impl<M: Machine> Server<M> {
             ctx.send(from, M::wrap(Msg::Reply { seq, attempt, answer: M::not_leader(self.leader_hint) }));
             return;
         }
-        if let Some(answer) = self.store.answer_directly(&mut self.leading, ctx.now(), from, &op) {
+        if let Some(answer) = self.store.answer_directly(&mut self.leading, ctx.now(), client, &op) {
             ctx.send(from, M::wrap(Msg::Reply { seq, attempt, answer }));
             return;
         }
