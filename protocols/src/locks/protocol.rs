@@ -296,6 +296,8 @@ pub struct LockJudge {
     reentries: u64,
     reentry_failures: u64,
     sweeps: u64,
+    /// Accesses the storage refused for a stale fencing token.
+    refused: u64,
     /// Clients that believe they hold the lock now (the `holder` a fault can aim at).
     holders: BTreeMap<NodeId, String>,
     /// Critical sections completed after the faults, per client.
@@ -380,6 +382,7 @@ impl LockJudge {
             reentries: 0,
             reentry_failures: 0,
             sweeps: 0,
+            refused: 0,
             holders: BTreeMap::new(),
             done_after_faults: BTreeMap::new(),
             zk: None,
@@ -485,6 +488,7 @@ impl Judge<LockNode> for LockJudge {
             LockObs::Reentered { .. } => self.reentries += 1,
             LockObs::ReentryFailed { .. } => self.reentry_failures += 1,
             LockObs::Swept { .. } => self.sweeps += 1,
+            LockObs::Refused { .. } => self.refused += 1,
             _ => {}
         }
         match &observation.obs {
@@ -628,6 +632,7 @@ impl Judge<LockNode> for LockJudge {
             ("acquisition_latency_mean_ms".to_owned(), mean_ms),
             ("acquisition_latency_p99_ms".to_owned(), p99_ms),
             ("overlaps_with_fencing".to_owned(), self.oracle.overlaps as f64),
+            ("storage_refusals".to_owned(), self.refused as f64),
         ])
         .into_iter()
         .chain(self.zk.iter().flat_map(|zk| {

@@ -152,7 +152,6 @@ struct Znode {
     children: BTreeSet<String>,
 }
 
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct Session {
     node: NodeId,
@@ -594,5 +593,195 @@ impl Machine for ZkTree {
             }
         }
         expire
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies commands in order from zxid 1; returns each answer's result and the
+    /// events pushed.
+    struct Run {
+        tree: ZkTree,
+        zxid: u64,
+        pushes: Vec<(NodeId, LockMsg)>,
+    }
+
+    impl Run {
+        fn new() -> Run {
+            Run { tree: ZkTree::default(), zxid: 0, pushes: Vec::new() }
+        }
+
+        fn apply(&mut self, command: ZkCommand) -> Option<ZkAnswer> {
+            self.zxid += 1;
+            self.tree.apply(&command, self.zxid, &mut self.pushes)
+        }
+
+        fn connect(&mut self, node: NodeId) -> u64 {
+            let op = ZkOp::Connect { nonce: 1000 + node as u64, node, timeout_ms: 100 };
+            let answer = self.apply(ZkCommand::Client { session: 1000 + node as u64, seq: 1, request: req(op) });
+            match result(answer) {
+                ZkResult::Connected { session } => session,
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn op(&mut self, session: u64, seq: u64, op: ZkOp) -> ZkResult {
+            result(self.apply(ZkCommand::Client { session, seq, request: req(op) }))
+        }
+    }
+
+    fn req(op: ZkOp) -> ZkRequest {
+        ZkRequest { acked: 0, op }
+    }
+
+    fn result(answer: Option<ZkAnswer>) -> ZkResult {
+        match answer {
+            Some(ZkAnswer::Result { result, .. }) => result,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn create(path: &str, ephemeral: bool, sequential: bool) -> ZkOp {
+        ZkOp::Create { path: path.into(), data: String::new(), ephemeral, sequential }
+    }
+
+    #[test]
+    fn sequential_nodes_take_the_parents_counter_as_a_ten_digit_suffix() {
+        let mut run = Run::new();
+        let s = run.connect(7);
+        assert_eq!(run.op(s, 2, create("/lock", false, false)), ZkResult::Created { path: "/lock".into(), zxid: 2 });
+        assert_eq!(run.op(s, 3, create("/lock", false, false)), ZkResult::NodeExists);
+        let first = run.op(s, 4, create("/lock/a-lock-", true, true));
+        assert_eq!(first, ZkResult::Created { path: "/lock/a-lock-0000000000".into(), zxid: 4 });
+        let second = run.op(s, 5, create("/lock/b-lock-", true, true));
+        assert_eq!(second, ZkResult::Created { path: "/lock/b-lock-0000000001".into(), zxid: 5 });
+        // A retried request is answered the same without being applied again.
+        assert_eq!(run.op(s, 5, create("/lock/b-lock-", true, true)), second);
+        assert_eq!(run.op(s, 7, create("/missing/x", false, false)), ZkResult::NoNode);
+        assert_eq!(run.tree.children("/lock"), vec!["a-lock-0000000000".to_owned(), "b-lock-0000000001".to_owned()]);
+        // One older than the last applied was given up by its client: no answer.
+        assert_eq!(
+            run.apply(ZkCommand::Client { session: s, seq: 5, request: req(create("/lock/c-", true, true)) }),
+            None
+        );
+    }
+
+    #[test]
+    fn versions_guard_deletes_and_writes_and_parents_with_children_stay() {
+        let mut run = Run::new();
+        let s = run.connect(7);
+        run.op(s, 2, create("/a", false, false));
+        run.op(s, 3, create("/a/b", false, false));
+        assert_eq!(run.op(s, 4, ZkOp::Delete { path: "/a".into(), version: None }), ZkResult::NotEmpty);
+        let set = ZkOp::SetData { path: "/a/b".into(), data: "x".into(), version: Some(0) };
+        assert!(matches!(run.op(s, 5, set.clone()), ZkResult::Stat(Some(Stat { version: 1, .. }))));
+        assert_eq!(run.op(s, 6, set), ZkResult::BadVersion);
+        assert_eq!(run.op(s, 7, ZkOp::Delete { path: "/a/b".into(), version: Some(0) }), ZkResult::BadVersion);
+        assert_eq!(run.op(s, 8, ZkOp::Delete { path: "/a/b".into(), version: Some(1) }), ZkResult::Deleted);
+        assert_eq!(run.op(s, 9, ZkOp::Delete { path: "/a/b".into(), version: None }), ZkResult::NoNode);
+    }
+
+    #[test]
+    fn an_expired_session_loses_its_ephemeral_nodes_and_their_watchers_hear_of_it() {
+        let mut run = Run::new();
+        let holder = run.connect(4);
+        let waiter = run.connect(5);
+        run.op(holder, 2, create("/lock", false, false));
+        let ZkResult::Created { path, .. } = run.op(holder, 3, create("/lock/h-lock-", true, true)) else {
+            panic!("created");
+        };
+        // Watches fire once: an exists watch on the holder's node, a children watch.
+        run.op(waiter, 2, ZkOp::Exists { path: path.clone(), watch: true });
+        run.op(waiter, 3, ZkOp::GetChildren { path: "/lock".into(), watch: true });
+        run.pushes.clear();
+        assert_eq!(run.apply(ZkCommand::Expire { session: holder }), None);
+        assert!(run.tree.node(&path).is_none());
+        assert!(run.tree.is_closed(holder));
+        assert_eq!(run.tree.expired, 1);
+        let kinds: Vec<(String, EventKind, bool)> = match run.pushes.last() {
+            Some((5, LockMsg::ZkEvents { session, events })) if *session == waiter => {
+                events.iter().map(|e| (e.path.clone(), e.kind, e.by_delete)).collect()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            kinds,
+            vec![(path.clone(), EventKind::NodeDeleted, true), ("/lock".into(), EventKind::NodeChildrenChanged, true)]
+        );
+        // The holder learns of its expiry at its next request.
+        assert_eq!(
+            run.op(holder, 4, ZkOp::GetChildren { path: "/lock".into(), watch: false }),
+            ZkResult::SessionExpired
+        );
+        // Events ride on every answer until acknowledged, and the watches were one-shot.
+        let answer = run.apply(ZkCommand::Client {
+            session: waiter,
+            seq: 4,
+            request: ZkRequest { acked: 1, op: create("/lock/w-lock-", true, true) },
+        });
+        match answer {
+            Some(ZkAnswer::Result { events, .. }) => assert_eq!(events.len(), 1, "{events:?}"),
+            other => panic!("{other:?}"),
+        }
+        run.pushes.clear();
+        run.op(waiter, 5, create("/lock/w2-lock-", true, true));
+        assert!(run.pushes.is_empty(), "{:?}", run.pushes);
+    }
+
+    #[test]
+    fn the_leader_expires_silent_sessions_and_answers_heartbeats_itself() {
+        let mut run = Run::new();
+        let s = run.connect(4);
+        let mut leader = ZkLeader::default();
+        let ping = ZkRequest { acked: 0, op: ZkOp::Ping };
+        // A new leader gives the session a whole timeout from its first look.
+        assert!(run.tree.leader_tick(&mut leader, 0).is_empty());
+        assert!(matches!(
+            run.tree.answer_directly(&mut leader, 50 * MS, s, &ping),
+            Some(ZkAnswer::Result { result: ZkResult::Pong, .. })
+        ));
+        assert!(run.tree.leader_tick(&mut leader, 149 * MS).is_empty());
+        assert_eq!(run.tree.leader_tick(&mut leader, 151 * MS), vec![ZkCommand::Expire { session: s }]);
+        // Proposed once, then again only if it has not applied after a whole timeout.
+        assert!(run.tree.leader_tick(&mut leader, 200 * MS).is_empty());
+        assert_eq!(run.tree.leader_tick(&mut leader, 252 * MS), vec![ZkCommand::Expire { session: s }]);
+        run.apply(ZkCommand::Expire { session: s });
+        assert!(matches!(
+            run.tree.answer_directly(&mut leader, 300 * MS, s, &ping),
+            Some(ZkAnswer::Result { result: ZkResult::SessionExpired, .. })
+        ));
+        // A session the leader has not applied yet is not expired: ask again.
+        assert!(matches!(
+            run.tree.answer_directly(&mut leader, 300 * MS, 99, &ping),
+            Some(ZkAnswer::Result { result: ZkResult::NotReady, .. })
+        ));
+    }
+
+    #[test]
+    fn the_tree_and_its_commands_survive_a_snapshot_and_torn_records_do_not() {
+        let mut run = Run::new();
+        let s = run.connect(4);
+        run.op(s, 2, create("/lock", false, false));
+        run.op(s, 3, create("/lock/x-lock-", true, true));
+        let mut out = Writer::default();
+        run.tree.encode(&mut out);
+        assert_eq!(ZkTree::decode(&mut Reader::new(&out.bytes)), Some(run.tree.clone()));
+        assert_eq!(ZkTree::decode(&mut Reader::new(&out.bytes[..out.bytes.len() - 1])), None);
+        let command = ZkCommand::Expire { session: 3 };
+        let mut out = Writer::default();
+        ZkTree::encode_command(&command, &mut out);
+        assert_eq!(ZkTree::decode_command(&mut Reader::new(&out.bytes)), Some(command));
+    }
+
+    #[test]
+    fn parents_of_paths() {
+        assert_eq!(parent_of("/a/b"), Some("/a"));
+        assert_eq!(parent_of("/a"), Some("/"));
+        assert_eq!(parent_of("/"), None);
+        assert_eq!(parent_of("a"), None);
+        assert_eq!(crate::locks::zookeeper::client::sequence("c4-2-lock-0000000012"), 12);
+        assert_eq!(crate::locks::zookeeper::client::sequence("junk"), u64::MAX);
     }
 }
