@@ -178,6 +178,28 @@ pub enum ExperimentCommand {
         after_help = "Examples:\n  dsim experiment staleness --profile lnkd-disk --n 3 --r 1 --w 1\n  dsim experiment staleness --profile ymmr --t-max-ms 10000 --svg ymmr.svg --json\n  dsim experiment staleness --legs my-legs.json --trials 2000"
     )]
     Staleness(StalenessArgs),
+    /// The herd effect of a lock on ZooKeeper: K clients contend with no faults, with the
+    /// recipe (each waiter watches the node below its own) and with every waiter watching
+    /// the lock node's children; waiters woken and messages per release.
+    #[command(
+        after_help = "Examples:\n  dsim experiment lock-herd\n  dsim experiment lock-herd --clients 2,5,10,20,50 --duration-ms 3000 --json"
+    )]
+    LockHerd(HerdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HerdArgs {
+    /// The numbers of clients K to measure, comma-separated.
+    #[arg(long, default_value = "2,5,10,20,50", value_delimiter = ',')]
+    pub clients: Vec<usize>,
+    /// Virtual time each measurement runs.
+    #[arg(long, default_value_t = 3000)]
+    pub duration_ms: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -381,6 +403,46 @@ pub fn run(command: ExperimentCommand) -> u8 {
                 println!("{}", serde_json::to_string(&curve).expect("serialisable"));
             } else {
                 print!("{}", staleness_text(&curve, &label));
+            }
+            crate::cli::exit::PASS
+        }
+        ExperimentCommand::LockHerd(args) => {
+            if let Some(bad) = args.clients.iter().find(|k| !(1..=200).contains(*k)) {
+                eprintln!("dsim experiment lock-herd: --clients: each K must be 1 to 200, got {bad}");
+                return crate::cli::exit::BAD_INPUT;
+            }
+            if !(100..=600_000).contains(&args.duration_ms) {
+                eprintln!("dsim experiment lock-herd: --duration-ms must be 100 to 600000, got {}", args.duration_ms);
+                return crate::cli::exit::BAD_INPUT;
+            }
+            use protocols::locks::zookeeper::herd::measure;
+            let rows: Vec<_> = args
+                .clients
+                .iter()
+                .flat_map(|k| {
+                    [measure(*k, false, args.duration_ms, args.seed), measure(*k, true, args.duration_ms, args.seed)]
+                })
+                .collect();
+            if args.json {
+                println!("{}", serde_json::json!({ "duration_ms": args.duration_ms, "seed": args.seed, "rows": rows }));
+            } else {
+                println!(
+                    "lock herd: K clients contend for {} ms of virtual time (seed {})",
+                    args.duration_ms, args.seed
+                );
+                println!(
+                    "{:>4}  {:<7} {:>8} {:>8} {:>18} {:>21}",
+                    "K", "watch", "acquired", "releases", "wake-ups/release", "messages/release"
+                );
+                for r in &rows {
+                    println!(
+                        "{:>4}  {:<7} {:>8} {:>8} {:>18.2} {:>21.1}",
+                        r.clients, r.watch, r.acquisitions, r.releases, r.wakeups_per_release, r.messages_per_release
+                    );
+                }
+                println!(
+                    "(messages: requests, answers and watch events between clients and the service, heartbeats left out)"
+                );
             }
             crate::cli::exit::PASS
         }

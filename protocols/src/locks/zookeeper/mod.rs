@@ -52,6 +52,7 @@
 //! ends), `fencing` (the fix for a holder paused past its session's expiry).
 
 pub mod client;
+pub mod herd;
 pub mod protocol;
 pub mod tree;
 
