@@ -304,6 +304,13 @@ pub struct LockJudge {
     done_after_faults: BTreeMap<NodeId, u64>,
     /// The ZooKeeper lock's invariants and figures.
     zk: Option<ZkJudging>,
+    /// Clients trying to acquire now; while some are and nobody holds the lock, the lock
+    /// is stuck. Stuck periods: since when, the longest and the total so far (ns).
+    waiting: std::collections::BTreeSet<NodeId>,
+    stuck_since: Option<u64>,
+    stuck_longest_ns: u64,
+    stuck_total_ns: u64,
+    last_ns: u64,
 }
 
 /// What the judge keeps of a ZooKeeper lock run.
@@ -386,6 +393,11 @@ impl LockJudge {
             holders: BTreeMap::new(),
             done_after_faults: BTreeMap::new(),
             zk: None,
+            waiting: std::collections::BTreeSet::new(),
+            stuck_since: None,
+            stuck_longest_ns: 0,
+            stuck_total_ns: 0,
+            last_ns: 0,
         }
     }
 
@@ -409,6 +421,31 @@ impl LockJudge {
     fn grant_span(&self, node: NodeId, (from_ns, token): &(u64, String), t_ns: u64) -> Span {
         let to_ns = t_ns.min(from_ns.saturating_add(self.ttl_ns)).max(*from_ns);
         Span { node, from_ns: *from_ns, to_ns, label: format!("granted to {token}"), exclusive: false }
+    }
+
+    /// Stuck periods: some client is trying to acquire and nobody holds the lock.
+    fn track_stuck(&mut self, observation: &Observation<LockObs>) {
+        let (t_ns, node) = (observation.t_ns, observation.node);
+        match &observation.obs {
+            LockObs::Acquiring => {
+                self.waiting.insert(node);
+            }
+            LockObs::Acquired { .. } | LockObs::ClientStarted => {
+                self.waiting.remove(&node);
+            }
+            _ => {}
+        }
+        let stuck = !self.waiting.is_empty() && self.holders.is_empty();
+        match (stuck, self.stuck_since) {
+            (true, None) => self.stuck_since = Some(t_ns),
+            (false, Some(since)) => {
+                let length = t_ns - since;
+                self.stuck_since = None;
+                self.stuck_total_ns += length;
+                self.stuck_longest_ns = self.stuck_longest_ns.max(length);
+            }
+            _ => {}
+        }
     }
 
     fn close_belief(&mut self, node: NodeId, t_ns: u64) {
@@ -448,6 +485,7 @@ impl LockJudge {
 
 impl Judge<LockNode> for LockJudge {
     fn observe(&mut self, observation: &Observation<LockObs>, sim: &Sim<LockNode>) -> Option<Violation> {
+        self.last_ns = observation.t_ns;
         if let Some(zk) = self.zk.as_mut() {
             match &observation.obs {
                 LockObs::Raft(obs) => {
@@ -503,6 +541,7 @@ impl Judge<LockNode> for LockJudge {
             }
             _ => {}
         }
+        self.track_stuck(observation);
         if self.lanes {
             self.track_spans(observation, sim);
         }
@@ -570,6 +609,8 @@ impl Judge<LockNode> for LockJudge {
     /// Liveness after the heal: every client acquires within the bound (a lock that
     /// never expires shows here).
     fn final_check(&mut self, sim: &Sim<LockNode>) -> Option<Violation> {
+        // A stuck period still open lasts to the end of the run.
+        self.last_ns = self.last_ns.max(sim.now_ns());
         let bound = self.bound_ns?;
         let deadline = self.quiet_ns.saturating_add(bound);
         if sim.now_ns() < deadline {
@@ -633,6 +674,14 @@ impl Judge<LockNode> for LockJudge {
             ("acquisition_latency_p99_ms".to_owned(), p99_ms),
             ("overlaps_with_fencing".to_owned(), self.oracle.overlaps as f64),
             ("storage_refusals".to_owned(), self.refused as f64),
+            ("stuck_ms_longest".to_owned(), {
+                let open = self.stuck_since.map_or(0, |since| self.last_ns - since);
+                self.stuck_longest_ns.max(open) as f64 / 1e6
+            }),
+            ("stuck_ms_total".to_owned(), {
+                let open = self.stuck_since.map_or(0, |since| self.last_ns - since);
+                (self.stuck_total_ns + open) as f64 / 1e6
+            }),
         ])
         .into_iter()
         .chain(self.zk.iter().flat_map(|zk| {
