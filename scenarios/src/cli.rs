@@ -68,7 +68,7 @@ pub enum Command {
     Check(crate::check_cmd::CheckArgs),
     /// Run two scenarios on the same seeds and show their verdicts and figures side by side.
     #[command(
-        after_help = "Examples:\n  dsim compare cap --seeds 20 --html cap.html\n  dsim compare cap-dynamo-311-sloppy cap-dynamo-311-sloppy:dynamo.r=2,dynamo.w=2\n  dsim compare 2pc paxos-commit --seeds 100\n  dsim compare 2pc-coordinator-outages paxos-commit-coordinator-outages -o compare.md"
+        after_help = "Examples:\n  dsim compare cap --seeds 20 --html cap.html\n  dsim compare locks --seeds 200 -o locks.md --html locks.html\n  dsim compare cap-dynamo-311-sloppy cap-dynamo-311-sloppy:dynamo.r=2,dynamo.w=2\n  dsim compare 2pc paxos-commit --seeds 100\n  dsim compare 2pc-coordinator-outages paxos-commit-coordinator-outages -o compare.md"
     )]
     Compare(crate::compare_cmd::CompareArgs),
     /// Measure throughput.

@@ -27,7 +27,8 @@ use crate::scenario::Scenario;
 #[derive(Args, Debug)]
 pub struct CompareArgs {
     /// The systems: built-in scenario names or files, each optionally with settings
-    /// overrides (`NAME:path=value,...`), two or more; or `cap`, the built-in CAP
+    /// overrides (`NAME:path=value,...`), two or more; or `locks`, every lock under its
+    /// hostile swarm with and without fencing; or `cap`, the built-in CAP
     /// comparison. The first is the baseline.
     #[arg(required = true, num_args = 1..)]
     pub scenarios: Vec<String>,
@@ -58,6 +59,20 @@ pub const CAP: [&str; 7] = [
     "cap-dynamo-322-strict",
     "cap-dynamo-311-vv",
     "cap-dynamo-322-vv",
+];
+
+/// The systems of the built-in comparison of the locks: each under its hostile swarm,
+/// with and without fencing where the lock has it.
+pub const LOCKS: [&str; 9] = [
+    "db-lock-hostile",
+    "db-lock-hostile:variant=fencing",
+    "db-lock-hostile:expiry=false",
+    "db-lock-hostile:expiry=false,variant=fencing",
+    "redis-lock-hostile",
+    "redis-lock-hostile:variant=fencing",
+    "redlock-hostile",
+    "zookeeper-lock-hostile",
+    "zookeeper-lock-hostile:variant=fencing",
 ];
 
 /// The system a command-line argument names: a scenario, with overrides after a colon.
@@ -429,11 +444,15 @@ pub fn run(args: &CompareArgs) -> u8 {
     let inner = || -> Result<Comparison, String> {
         let names: Vec<String> = if args.scenarios == ["cap"] {
             CAP.iter().map(|s| (*s).to_owned()).collect()
+        } else if args.scenarios == ["locks"] {
+            LOCKS.iter().map(|s| (*s).to_owned()).collect()
         } else {
             args.scenarios.clone()
         };
         if names.len() < 2 {
-            return Err("dsim compare needs two systems or more (or `cap`, the built-in CAP comparison)".into());
+            return Err(
+                "dsim compare needs two systems or more (or `cap` or `locks`, the built-in comparisons)".into()
+            );
         }
         let systems = names.iter().map(|name| system(name)).collect::<Result<Vec<_>, _>>()?;
         let last = args.start_seed.checked_add(args.seeds - 1).ok_or("--start-seed plus --seeds overflows")?;
