@@ -450,9 +450,7 @@ pub fn run(args: &CompareArgs) -> u8 {
             args.scenarios.clone()
         };
         if names.len() < 2 {
-            return Err(
-                "dsim compare needs two systems or more (or `cap` or `locks`, the built-in comparisons)".into()
-            );
+            return Err("dsim compare needs two systems or more (or `cap` or `locks`, the built-in comparisons)".into());
         }
         let systems = names.iter().map(|name| system(name)).collect::<Result<Vec<_>, _>>()?;
         let last = args.start_seed.checked_add(args.seeds - 1).ok_or("--start-seed plus --seeds overflows")?;

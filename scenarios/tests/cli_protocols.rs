@@ -265,3 +265,26 @@ fn a_restarted_raft_server_is_drawn_as_a_follower_of_its_durable_term() {
         "{restarts:?}"
     );
 }
+
+#[test]
+fn every_lock_in_one_table_and_the_herd_measured() {
+    // A comparison reports violations as figures; it fails only on bad input.
+    let output = dsim(&["compare", "locks", "--seeds", "2", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let text = json.to_string();
+    for system in ["db-lock-hostile", "redis-lock-hostile", "redlock-hostile", "zookeeper-lock-hostile"] {
+        assert!(text.contains(system), "{system} missing");
+    }
+    let herd = dsim(&["experiment", "lock-herd", "--clients", "5", "--duration-ms", "1500", "--json"]);
+    assert_eq!(herd.status.code(), Some(0), "{}", stderr(&herd));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&herd)).unwrap();
+    let per_release: Vec<f64> =
+        rows["rows"].as_array().unwrap().iter().map(|r| r["wakeups_per_release"].as_f64().unwrap()).collect();
+    assert_eq!(per_release.len(), 2);
+    assert_eq!(per_release[0], 1.0, "the recipe wakes one waiter per release");
+    assert!(per_release[1] > 3.5, "the herd wakes the K-1 others: {per_release:?}");
+    let bad = dsim(&["experiment", "lock-herd", "--clients", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--clients"), "{}", stderr(&bad));
+}

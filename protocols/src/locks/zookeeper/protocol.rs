@@ -167,3 +167,42 @@ impl Protocol for ZooKeeper {
         crate::locks::protocol::lock_label(msg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sim_core::{Latency, Limits, LinkConfig, NetworkConfig, Observation, Sim, SimConfig};
+
+    use super::*;
+    use crate::locks::LockObs;
+    use crate::protocol::Judge;
+    use crate::raft::RaftObs;
+
+    /// The coordination servers are judged by Raft's invariants: two leaders of one term
+    /// reported by the service's servers are an election-safety violation.
+    #[test]
+    fn raft_invariants_judge_the_coordination_servers() {
+        let run = RunSpec {
+            cluster: Cluster { servers: 3, clients: 1 },
+            variant: "correct",
+            heal_ns: 0,
+            quiet_ns: 0,
+            end_ns: 1_000_000_000,
+            op_within_ns: None,
+            lanes: false,
+        };
+        let (factory, mut judge) = ZooKeeper::build(&ZooKeeperConfig::default(), &run);
+        let link = LinkConfig { latency: Latency::Constant { ms: 1.0 }, ..LinkConfig::default() };
+        let network = NetworkConfig { default: link, links: Vec::new(), kinds: Vec::new() };
+        let config = SimConfig { seed: 1, nodes: 5, network, limits: Limits::default() };
+        let sim = Sim::new(config, factory).unwrap();
+        let leader = |node| Observation {
+            t_ns: 5,
+            node,
+            obs: LockObs::Raft(RaftObs::BecameLeader { term: 4, last_log_index: 0 }),
+        };
+        assert_eq!(judge.observe(&leader(0), &sim), None);
+        let violation = judge.observe(&leader(2), &sim).expect("a violation");
+        assert_eq!(violation.kind, "election-safety");
+        assert_eq!(violation.message, "servers 0 and 2 were both elected leader of term 4");
+    }
+}

@@ -653,8 +653,14 @@ mod tests {
         let s = run.connect(7);
         assert_eq!(run.op(s, 2, create("/lock", false, false)), ZkResult::Created { path: "/lock".into(), zxid: 2 });
         assert_eq!(run.op(s, 3, create("/lock", false, false)), ZkResult::NodeExists);
-        let first = run.op(s, 4, create("/lock/a-lock-", true, true));
+        let first = run.op(
+            s,
+            4,
+            ZkOp::Create { path: "/lock/a-lock-".into(), data: "mine".into(), ephemeral: true, sequential: true },
+        );
         assert_eq!(first, ZkResult::Created { path: "/lock/a-lock-0000000000".into(), zxid: 4 });
+        let stat = Stat { czxid: 4, mzxid: 4, version: 0, ephemeral_owner: Some(s) };
+        assert_eq!(run.tree.node("/lock/a-lock-0000000000"), Some(("mine", &stat)));
         let second = run.op(s, 5, create("/lock/b-lock-", true, true));
         assert_eq!(second, ZkResult::Created { path: "/lock/b-lock-0000000001".into(), zxid: 5 });
         // A retried request is answered the same without being applied again.
@@ -699,6 +705,8 @@ mod tests {
         assert_eq!(run.apply(ZkCommand::Expire { session: holder }), None);
         assert!(run.tree.node(&path).is_none());
         assert!(run.tree.is_closed(holder));
+        assert!(!run.tree.is_closed(waiter));
+        assert_eq!(run.tree.live_sessions().collect::<Vec<_>>(), vec![(waiter, 5)]);
         assert_eq!(run.tree.expired, 1);
         let kinds: Vec<(String, EventKind, bool)> = match run.pushes.last() {
             Some((5, LockMsg::ZkEvents { session, events })) if *session == waiter => {
