@@ -28,7 +28,6 @@ fn run(variant: LockVariant, at_ms: u64, fault: Fault) -> (Option<Violation>, Lo
         request_timeout_ms: 1_000,
         db: None,
         zk: None,
-        raft: None,
     });
     let network = NetworkConfig {
         default: LinkConfig { latency: Latency::Constant { ms: 1.0 }, ..LinkConfig::default() },

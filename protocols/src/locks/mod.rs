@@ -104,8 +104,6 @@ pub struct LockSettings {
     pub db: Option<DbSettings>,
     /// The ZooKeeper lock: the servers replicate the coordination service.
     pub zk: Option<zookeeper::ZkSettings>,
-    /// The servers' Raft settings (the ZooKeeper lock only).
-    pub raft: Option<Rc<crate::raft::ServerSettings>>,
 }
 
 /// The database lock's settings, as the nodes see them.
@@ -278,11 +276,16 @@ pub enum LockNode {
 impl LockNode {
     /// Node `id`: the server and the storage where the settings say, clients elsewhere.
     pub fn new(id: NodeId, settings: &Rc<LockSettings>) -> LockNode {
-        if let Some(raft) = settings.raft.as_ref().filter(|_| settings.servers.contains(&id)) {
-            LockNode::ZkServer(RaftServer::new(id, Rc::clone(raft)))
-        } else if settings.zk.is_some() && !settings.servers.contains(&id) && id != settings.storage {
-            LockNode::ZkClient(ZkLockClient::new(Rc::clone(settings)))
-        } else if let Some(db) = settings.db.as_ref().filter(|_| settings.servers.contains(&id)) {
+        let server = settings.servers.contains(&id);
+        if let Some(zk) = settings.zk.as_ref() {
+            if server {
+                return LockNode::ZkServer(RaftServer::new(id, Rc::clone(&zk.raft)));
+            }
+            if id != settings.storage {
+                return LockNode::ZkClient(ZkLockClient::new(Rc::clone(settings)));
+            }
+        }
+        if let Some(db) = settings.db.as_ref().filter(|_| settings.servers.contains(&id)) {
             LockNode::Database(DbServer::new(db.database.clone()))
         } else if settings.servers.contains(&id) {
             LockNode::Server(RedisServer::new(settings.persistent && !settings.volatile_servers.contains(&id)))

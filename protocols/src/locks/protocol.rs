@@ -65,7 +65,7 @@ const UNSAFE_RELEASE: VariantInfo = VariantInfo {
     kind: VariantKind::Bug,
 };
 
-fn validate_locks(settings: &LocksConfig, cluster: Cluster) -> Result<(), FieldError> {
+pub(crate) fn validate_locks(settings: &LocksConfig, cluster: Cluster) -> Result<(), FieldError> {
     // An hour bounds every duration: longer ones show nothing new, and near u64::MAX
     // they would overflow the clients' validity arithmetic.
     const HOUR_MS: u64 = 3_600_000;
@@ -143,7 +143,6 @@ fn build_locks(
         request_timeout_ms: settings.request_timeout_ms,
         db: db.clone(),
         zk: None,
-        raft: None,
     });
     let judge = LockJudge::new(variant == LockVariant::Fencing, !redlock, run, settings.ttl_ms, db.is_some());
     (Box::new(move |id| LockNode::new(id, &shared)), judge)

@@ -490,10 +490,11 @@ impl ZkLockClient {
             // The herd: the children watch set by the listing wakes this client at every
             // change under the lock node.
             self.watched = Some(LOCK_DIR.into());
-            self.step = if self.woken_early { Step::Watching } else { Step::Waiting };
             if self.woken_early {
-                self.list(ctx);
+                // A change came while the listing was on its way: list again.
+                return self.list(ctx);
             }
+            self.step = Step::Waiting;
             return;
         }
         let lower = format!("{LOCK_DIR}/{}", ours[position - 1]);

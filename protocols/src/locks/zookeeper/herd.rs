@@ -75,8 +75,7 @@ pub fn measure(clients: usize, herd: bool, duration_ms: u64, seed: u64) -> HerdR
         work_ms: [10, 10],
         request_timeout_ms: 300,
         db: None,
-        zk: Some(ZkSettings { session_timeout_ms: 2_000 }),
-        raft: Some(Rc::new(raft)),
+        zk: Some(ZkSettings { session_timeout_ms: 2_000, raft: Rc::new(raft) }),
     });
     let link = LinkConfig { latency: Latency::Uniform { min_ms: 1.0, max_ms: 5.0 }, ..LinkConfig::default() };
     let config = SimConfig {

@@ -63,6 +63,8 @@ pub use tree::ZkTree;
 #[derive(Clone, Debug)]
 pub struct ZkSettings {
     pub session_timeout_ms: u64,
+    /// The coordination servers' Raft settings.
+    pub raft: std::rc::Rc<crate::raft::ServerSettings>,
 }
 
 /// A coordination message's label: Raft's own, or the client operation it carries.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sim_core::NodeId;
 
 use super::ZkSettings;
-use crate::locks::protocol::LockJudge;
+use crate::locks::protocol::{LockJudge, LocksConfig, validate_locks};
 use crate::locks::{LockMsg, LockNode, LockSettings, LockVariant};
 use crate::protocol::{Cluster, FieldError, NodeInfo, Protocol, RunSpec, Topology, VariantInfo, VariantKind};
 use crate::raft::{RaftConfig, ServerSettings, Variant as RaftVariant};
@@ -95,20 +95,15 @@ impl Protocol for ZooKeeper {
                 format!("session_timeout_ms must be 10 to {HOUR_MS}, got {}", settings.session_timeout_ms),
             ));
         }
-        if !(1..=HOUR_MS).contains(&settings.request_timeout_ms) {
-            return Err(FieldError::new(
-                "request_timeout_ms",
-                format!("request_timeout_ms must be 1 to {HOUR_MS}, got {}", settings.request_timeout_ms),
-            ));
-        }
-        for (name, [min, max]) in [("retry_ms", settings.retry_ms), ("work_ms", settings.work_ms)] {
-            if min > max || max > HOUR_MS {
-                return Err(FieldError::new(
-                    name,
-                    format!("{name} must be [min, max] with min <= max <= {HOUR_MS}, got [{min}, {max}]"),
-                ));
-            }
-        }
+        // The fields shared with the other locks are checked as theirs are.
+        let shared = LocksConfig {
+            ttl_ms: settings.session_timeout_ms,
+            retry_ms: settings.retry_ms,
+            work_ms: settings.work_ms,
+            request_timeout_ms: settings.request_timeout_ms,
+            ..LocksConfig::default()
+        };
+        validate_locks(&shared, cluster)?;
         settings.raft.validate(cluster.servers).map_err(|message| {
             let field = message.split_whitespace().next().unwrap_or("raft").to_owned();
             FieldError::new(field, message)
@@ -155,8 +150,7 @@ impl Protocol for ZooKeeper {
             work_ms: settings.work_ms,
             request_timeout_ms: settings.request_timeout_ms,
             db: None,
-            zk: Some(ZkSettings { session_timeout_ms: settings.session_timeout_ms }),
-            raft: Some(Rc::new(raft)),
+            zk: Some(ZkSettings { session_timeout_ms: settings.session_timeout_ms, raft: Rc::new(raft) }),
         });
         let judge = LockJudge::new(variant == LockVariant::Fencing, false, run, settings.session_timeout_ms, false)
             .with_zookeeper(servers);
