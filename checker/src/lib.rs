@@ -24,6 +24,6 @@ pub mod value;
 pub use check::{CheckOptions, Explanation, ModelKind, OpSummary, Report, Verdict, check, check_model, render_text};
 pub use history::{Event, EventType, History, HistoryBuilder, Op, Outcome};
 pub use model::Model;
-pub use property::Violation;
+pub use property::{Mark, Violation};
 pub use search::Budget;
 pub use value::Value;

@@ -22,11 +22,32 @@ pub struct Violation {
     /// The number of the first bad event in the run (1-based), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<u64>,
+    /// The protocol facts the message names, where and when they happened (the entry a
+    /// new leader lacks, where it was applied; the other client's acquisition), for
+    /// reports to mark.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<Mark>,
+}
+
+/// A fact a violation names, placed on a node's lane at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub node: usize,
+    /// True global time, in nanoseconds.
+    pub t_ns: u64,
+    /// What happened there, in a few words.
+    pub label: String,
 }
 
 impl Violation {
     pub fn new(kind: &str, message: impl Into<String>, t_ns: u64, node: Option<usize>) -> Self {
-        Violation { kind: kind.to_owned(), message: message.into(), t_ns, node, event: None }
+        Violation { kind: kind.to_owned(), message: message.into(), t_ns, node, event: None, marks: Vec::new() }
+    }
+
+    /// The violation with a fact it names marked at `node` and `t_ns`.
+    pub fn mark(mut self, node: usize, t_ns: u64, label: impl Into<String>) -> Self {
+        self.marks.push(Mark { node, t_ns, label: label.into() });
+        self
     }
 }
 

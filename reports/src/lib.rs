@@ -3,7 +3,8 @@
 //! [`html`] renders one self-contained page (inline CSS and SVG, nothing fetched): the
 //! verdict and how to replay it, the first violation explained, a space-time diagram of
 //! the messages around it, the clients' operations with the faults shaded, latency over
-//! time, each server's role over time and a metrics table. [`markdown`] gives the same
+//! time, each server's role over time and a metrics table. A violation's page leads with
+//! its [`causal`] past: only the events and messages that happen before it. [`markdown`] gives the same
 //! minus the pictures, for terminals and CI logs. [`perfetto`] converts a trace into the
 //! Chrome trace-event format that the Perfetto UI opens.
 //!
@@ -11,12 +12,14 @@
 //! protocol; roles come as [`RoleChange`]s that the caller derives from observations.
 //! Nothing here does I/O: the CLI writes what these functions return.
 
+mod causal;
 mod html;
 mod markdown;
 mod model;
 mod perfetto;
 mod svg;
 
+pub use causal::{CausalPast, Step, StepKind, causal_past, steps_of};
 pub use html::html;
 pub use markdown::markdown;
 pub use model::{Fault, Message, Report, RoleChange, Scene, Span, overlaps};

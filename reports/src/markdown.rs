@@ -22,6 +22,12 @@ pub fn markdown(report: &Report) -> String {
     );
     if let Some(first) = report.violations.first() {
         let _ = writeln!(out, "## First violation\n\n{first}\n");
+        for mark in &first.marks {
+            let _ = writeln!(out, "- it names: {} (node {}, {:.3} ms)", mark.label, mark.node, mark.t_ns as f64 / 1e6);
+        }
+        if !first.marks.is_empty() {
+            out.push('\n');
+        }
         if let Some(e) = report.explanation.as_ref().filter(|_| first.kind == "linearizability") {
             let _ = writeln!(out, "First operation that cannot be linearized: `{}`\n", e.op);
             let shown = e.prefix.len().min(10);
@@ -56,12 +62,15 @@ pub fn markdown(report: &Report) -> String {
     if !scene.faults.is_empty() {
         out.push_str("\n## Faults\n\n| from ms | until ms | fault |\n|---:|---:|---|\n");
         for fault in &scene.faults {
+            let words =
+                fault.sides(report.nodes.len()).map_or_else(|| fault.label.clone(), |s| format!("partition {s}"));
             let _ = writeln!(
                 out,
                 "| {:.1} | {:.1} | `{}` |",
                 fault.from_ns as f64 / 1e6,
                 fault.until_ns as f64 / 1e6,
-                fault.label
+                // A bar inside a table cell must be escaped, even in code.
+                words.replace('|', "\\|")
             );
         }
     }

@@ -88,6 +88,9 @@ pub struct Report {
     pub end_ns: u64,
     /// The space-time diagram's window; `None` chooses one.
     pub window: Option<(u64, u64)>,
+    /// The whole run's causal skeleton, for the causal past of a violation; empty:
+    /// taken from `trace` (which then must hold every event).
+    pub steps: Vec<crate::causal::Step>,
 }
 
 /// One message, from its send to its fate.
@@ -114,7 +117,28 @@ pub struct Fault {
     pub nodes: Vec<usize>,
     pub from_ns: u64,
     pub until_ns: u64,
+    /// The fault in words (`pause of node 2 for 30 ms`).
     pub label: String,
+    /// A few words for its lane (`pause 30 ms`, `clock +2000 ms`).
+    pub short: String,
+    /// A partition's groups as listed (the rest of the nodes form one more).
+    pub groups: Vec<Vec<usize>>,
+}
+
+impl Fault {
+    /// A partition's sides in words over `nodes` nodes: `{0, 1} | {2, 3, 4}`.
+    pub fn sides(&self, nodes: usize) -> Option<String> {
+        if self.kind != "partition" {
+            return None;
+        }
+        let set = |ids: &[usize]| format!("{{{}}}", ids.iter().map(usize::to_string).collect::<Vec<_>>().join(", "));
+        let mut sides: Vec<String> = self.groups.iter().map(|g| set(g)).collect();
+        let rest: Vec<usize> = (0..nodes).filter(|n| !self.groups.iter().flatten().any(|g| g == n)).collect();
+        if !rest.is_empty() {
+            sides.push(set(&rest));
+        }
+        Some(sides.join(" | "))
+    }
 }
 
 /// The trace, organised for drawing.
@@ -129,7 +153,7 @@ fn num(value: &Value, key: &str) -> u64 {
 }
 
 /// A short label for a message: its variant name.
-fn message_label(msg: &Value) -> String {
+pub(crate) fn variant_name(msg: &Value) -> String {
     match msg {
         Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
         Value::String(s) => s.clone(),
@@ -171,9 +195,9 @@ impl Scene {
                             .get("label")
                             .and_then(Value::as_str)
                             .map(str::to_owned)
-                            .or_else(|| event.get("msg").map(message_label))
+                            .or_else(|| event.get("msg").map(variant_name))
                             .unwrap_or_default(),
-                        kind: event.get("msg").map(message_label).unwrap_or_default(),
+                        kind: event.get("msg").map(variant_name).unwrap_or_default(),
                         contents: event.get("msg").map(|m| shorten(&m.to_string(), 300)).unwrap_or_default(),
                     });
                 }
@@ -228,6 +252,14 @@ impl Scene {
     fn add_fault(&mut self, t: u64, fault: &Value) {
         let kind = fault.get("kind").and_then(Value::as_str).unwrap_or("fault").to_owned();
         let label = describe_fault(fault);
+        let short = short_fault(fault);
+        let groups: Vec<Vec<usize>> = fault
+            .get("groups")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|g| g.as_array().into_iter().flatten().filter_map(Value::as_u64).map(|n| n as usize).collect())
+            .collect();
         let node = fault.get("node").and_then(Value::as_u64).map(|n| n as usize);
         match kind.as_str() {
             "heal" => self.close(&["partition", "cut", "bridge"], None, t),
@@ -239,18 +271,42 @@ impl Scene {
                     .any(|f| f.kind == "crash" && f.until_ns == u64::MAX && node.is_some_and(|n| f.nodes.contains(&n)));
                 self.close(&["crash"], node, t);
                 if was_down {
-                    self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: t, label });
+                    self.faults.push(Fault {
+                        kind,
+                        nodes: node_list(fault),
+                        from_ns: t,
+                        until_ns: t,
+                        label,
+                        short,
+                        groups,
+                    });
                 }
             }
             "pause" => {
                 let duration = (fault.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0) * 1e6) as u64;
-                self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: t + duration, label });
+                self.faults.push(Fault {
+                    kind,
+                    nodes: node_list(fault),
+                    from_ns: t,
+                    until_ns: t + duration,
+                    label,
+                    short,
+                    groups,
+                });
             }
             "partition" | "cut" | "bridge" | "set_links" => {
                 if kind != "cut" && kind != "set_links" {
                     self.close(&["partition", "cut", "bridge"], None, t);
                 }
-                self.faults.push(Fault { kind, nodes: Vec::new(), from_ns: t, until_ns: u64::MAX, label });
+                self.faults.push(Fault {
+                    kind,
+                    nodes: Vec::new(),
+                    from_ns: t,
+                    until_ns: u64::MAX,
+                    label,
+                    short,
+                    groups,
+                });
             }
             "crash" => {
                 let already = self
@@ -258,16 +314,26 @@ impl Scene {
                     .iter()
                     .any(|f| f.kind == "crash" && f.until_ns == u64::MAX && node.is_some_and(|n| f.nodes.contains(&n)));
                 if !already {
-                    self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: u64::MAX, label });
+                    self.faults.push(Fault {
+                        kind,
+                        nodes: node_list(fault),
+                        from_ns: t,
+                        until_ns: u64::MAX,
+                        label,
+                        short,
+                        groups,
+                    });
                 }
             }
             "clock_drift" if fault.get("drift_ppm").and_then(Value::as_f64) == Some(0.0) => {}
-            _ => self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: t, label }),
+            _ => {
+                self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: t, label, short, groups })
+            }
         }
     }
 }
 
-/// A fault in words, for tooltips: `partition {0, 5} / the rest`, `pause of node 3 for
+/// A fault in words, for tooltips: `partition {0, 5} | the rest`, `pause of node 3 for
 /// 300 ms`, `clock jump of node 2 by +2000 ms`.
 pub fn describe_fault(fault: &Value) -> String {
     let number = |key: &str| fault.get(key).and_then(Value::as_f64).unwrap_or(0.0);
@@ -286,7 +352,7 @@ pub fn describe_fault(fault: &Value) -> String {
         "partition" => {
             let groups: Vec<String> =
                 fault.get("groups").and_then(Value::as_array).into_iter().flatten().map(|g| set(Some(g))).collect();
-            format!("partition {} / the rest", groups.join(" / "))
+            format!("partition {} | the rest", groups.join(" | "))
         }
         "cut" => format!("one-way cut from {} to {}", set(fault.get("from")), set(fault.get("to"))),
         "bridge" => format!(
@@ -306,6 +372,22 @@ pub fn describe_fault(fault: &Value) -> String {
         "clock_drift" => format!("clock of node {node} drifting {:+} ppm", number("drift_ppm")),
         "clock_jump" => format!("clock jump of node {node} by {:+} ms", number("delta_ms")),
         other => format!("{other}: {fault}"),
+    }
+}
+
+/// A fault in a few words, for its lane: `crash`, `pause 30 ms`, `clock +2000 ms`.
+fn short_fault(fault: &Value) -> String {
+    let number = |key: &str| fault.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    match fault.get("kind").and_then(Value::as_str).unwrap_or("fault") {
+        "crash" => "crash".to_owned(),
+        "crash_during_write" => "crash in write".to_owned(),
+        "restart" => "restart".to_owned(),
+        "pause" => format!("pause {} ms", number("duration_ms")),
+        "clock_offset" => format!("clock {:+} ms", number("offset_ms")),
+        "clock_drift" => format!("drift {:+} ppm", number("drift_ppm")),
+        "clock_jump" => format!("clock jump {:+} ms", number("delta_ms")),
+        "cut" => "one-way cut".to_owned(),
+        other => other.replace('_', " "),
     }
 }
 

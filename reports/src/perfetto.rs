@@ -1,6 +1,6 @@
 //! Chrome trace-event JSON, which the Perfetto UI opens: nodes as tracks, handler calls as
-//! slices, messages as flow arrows (ending at the delivery, or at the drop), down periods
-//! as slices, faults and the violations as instant events.
+//! slices, messages as flow arrows (ending at the delivery, or at the drop), down and
+//! paused periods as slices, faults and the violations as instant events.
 
 use checker::Violation;
 use serde_json::{Value, json};
@@ -57,6 +57,10 @@ pub fn perfetto(trace: &[Value], nodes: &[String], violations: &[Violation]) -> 
                     (Some("restart"), Some(node)) if down[node] => {
                         down[node] = false;
                         events.push(json!({"ph": "E", "name": "down", "cat": "down", "pid": 1, "tid": node, "ts": ts}));
+                    }
+                    (Some("pause"), Some(node)) => {
+                        let dur = fault.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0) * 1e3;
+                        events.push(json!({"ph": "X", "name": "paused", "cat": "paused", "pid": 1, "tid": node, "ts": ts, "dur": dur}));
                     }
                     _ => {}
                 }

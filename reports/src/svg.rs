@@ -5,7 +5,7 @@ use std::fmt::Write;
 use checker::history::Outcome;
 
 use crate::escape;
-use crate::model::{Report, Scene};
+use crate::model::{Fault, Message, Report, Scene};
 
 const WIDTH: f64 = 1100.0;
 const LEFT: f64 = 110.0;
@@ -55,49 +55,63 @@ pub fn window(report: &Report) -> (u64, u64) {
     }
     let end = report.end_ns.max(1);
     match report.violations.first().filter(|v| v.t_ns > 0) {
-        Some(v) => (v.t_ns.saturating_sub(1_000_000_000), (v.t_ns + 100_000_000).min(end)),
+        Some(v) => {
+            // A little room after the violation for its marker (the run may stop at it).
+            let from = v.t_ns.saturating_sub(1_000_000_000);
+            (from, (v.t_ns + (v.t_ns - from) / 50 + 1_000_000).min(end.max(v.t_ns + 1_000_000)))
+        }
         None => (0, end.min(1_000_000_000)),
     }
 }
 
+/// What one space-time diagram shows.
+pub struct Diagram<'a> {
+    /// The element's id and extra class (`causal`, `window`).
+    pub id: &'a str,
+    pub from: u64,
+    pub to: u64,
+    pub messages: &'a [Message],
+    pub faults: &'a [Fault],
+    /// Where the violation's named facts are marked, and its own marker's id.
+    pub violation_id: &'a str,
+}
+
+/// How many messages a diagram draws with labels; beyond it, arrows only.
+const MAX_LABELLED: usize = 4000;
+/// How many messages in view still leave room for their labels (a zoomed-in window);
+/// more, and labels show only when zoomed in (the page's script) or hovered.
+const ROOM_FOR_LABELS: usize = 60;
+
 /// Messages as arrows from send to delivery, drops and duplicates marked, node faults on
-/// the lanes, partitions as shaded bands.
-pub fn space_time(report: &Report, scene: &Scene) -> String {
-    let (from, to) = window(report);
-    let axis = Axis { from, to };
+/// the lanes with a few words each, partitions as shaded bands naming their sides, the
+/// violation and the facts it names marked. Everything inside the plot carries plain
+/// coordinates, so the page's script can zoom the time axis (`data-from`, `data-to`).
+pub fn space_time(report: &Report, d: &Diagram<'_>) -> String {
+    let axis = Axis { from: d.from, to: d.to.max(d.from + 1) };
+    let (from, to) = (axis.from, axis.to);
     let lanes = report.nodes.len();
     let height = 30.0 + lanes as f64 * LANE + 30.0;
     let y = |node: usize| 30.0 + node as f64 * LANE + LANE / 2.0;
+    let in_view = d.messages.iter().filter(|m| m.delivered_ns.is_some_and(|t| t >= from && t <= to)).count();
+    let dense = if in_view > ROOM_FOR_LABELS { " dense" } else { "" };
+    let width = LEFT + WIDTH + 20.0;
+    let id = d.id;
     let mut out = format!(
-        r#"<svg class="spacetime" width="{:.0}" height="{height:.0}" viewBox="0 0 {:.0} {height:.0}">"#,
-        LEFT + WIDTH + 20.0,
-        LEFT + WIDTH + 20.0
+        r#"<svg class="spacetime {id}{dense}" id="{id}" data-from="{from}" data-to="{to}" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}">"#
     );
-    for fault in scene.faults.iter().filter(|f| f.until_ns >= from && f.from_ns <= to) {
-        let (x1, x2) = (axis.x(fault.from_ns), axis.x(fault.until_ns));
-        let title = escape(&fault.label);
-        if fault.nodes.is_empty() {
-            let _ = write!(
-                out,
-                r#"<rect class="band {}" x="{x1:.1}" y="20" width="{:.1}" height="{:.1}"><title>{title}</title></rect>"#,
-                fault.kind,
-                (x2 - x1).max(1.0),
-                height - 40.0
-            );
-        } else {
-            for node in &fault.nodes {
-                let _ = write!(
-                    out,
-                    r#"<rect class="nodefault {}" x="{x1:.1}" y="{:.1}" width="{:.1}" height="{:.1}"><title>{title}</title></rect>"#,
-                    fault.kind,
-                    y(*node) - 9.0,
-                    (x2 - x1).max(2.0),
-                    18.0
-                );
-            }
-        }
+    let colours = crate::model::message_colours(d.messages);
+    out.push_str("<defs>");
+    let _ = write!(
+        out,
+        r#"<clipPath id="clip-{id}"><rect x="{LEFT}" y="0" width="{WIDTH}" height="{height:.0}"/></clipPath>"#
+    );
+    for (k, (_, colour)) in colours.iter().enumerate() {
+        let _ = write!(
+            out,
+            r#"<marker id="arrow-{id}-{k}" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="{colour}"/></marker>"#
+        );
     }
-    out.push_str(r##"<defs><marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="#4a6fa5"/></marker></defs>"##);
+    out.push_str("</defs>");
     for (node, label) in report.nodes.iter().enumerate() {
         let _ = write!(
             out,
@@ -109,27 +123,70 @@ pub fn space_time(report: &Report, scene: &Scene) -> String {
             escape(label)
         );
     }
-    axis.ticks(&mut out, 20.0, height - 30.0);
-    let colours = crate::model::message_colours(&scene.messages);
-    let in_window = scene.messages.iter().filter(|m| m.delivered_ns.is_some_and(|t| t >= from && t <= to)).count();
-    let label_room = in_window <= 60;
-    for message in &scene.messages {
-        match (message.delivered_ns, &message.dropped) {
-            (Some(at), _) if at >= from && at <= to => {
-                let class = if message.duplicate { "msg dup" } else { "msg" };
-                let colour = colours.iter().find(|(k, _)| *k == message.kind).map_or("#4a6fa5", |(_, c)| c);
-                let (x1, y1, x2, y2) = (axis.x(message.sent_ns), y(message.from), axis.x(at), y(message.to));
+    let _ = write!(out, r#"<g class="plot" clip-path="url(#clip-{id})">"#);
+    let mut words_end = 0.0;
+    for fault in d.faults.iter().filter(|f| f.until_ns >= from && f.from_ns <= to) {
+        let (x1, x2) = (axis.x(fault.from_ns), axis.x(fault.until_ns));
+        let title = escape(&fault.label);
+        if fault.nodes.is_empty() {
+            let words = fault.sides(lanes).unwrap_or_else(|| fault.short.clone());
+            // Words only where the band has room for them (about 5.5 px a character).
+            // and do not run into the words of an earlier band.
+            let needed = words.chars().count() as f64 * 5.5 + 4.0;
+            let fits = x2 - x1 >= needed && x1 >= words_end;
+            if fits {
+                words_end = x1 + needed;
+            }
+            let hidden = if fits { "" } else { r#" style="display:none""# };
+            let _ = write!(
+                out,
+                r#"<rect class="band {}" x="{x1:.1}" y="20" width="{:.1}" height="{:.1}"><title>{title}: {}</title></rect><text class="bandlabel" x="{:.1}" y="17"{hidden}>{}</text>"#,
+                fault.kind,
+                (x2 - x1).max(1.0),
+                height - 40.0,
+                escape(&words),
+                x1 + 2.0,
+                escape(&words)
+            );
+        } else {
+            for node in &fault.nodes {
                 let _ = write!(
                     out,
-                    r#"<line class="{class}" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" style="stroke:{colour}" marker-end="url(#arrow)"><title>{} #{} {}→{}: {}</title></line>"#,
+                    r#"<rect class="nodefault {}" x="{x1:.1}" y="{:.1}" width="{:.1}" height="{:.1}"><title>{title}</title></rect><text class="faultlabel" x="{:.1}" y="{:.1}">{}</text>"#,
+                    fault.kind,
+                    y(*node) - 9.0,
+                    (x2 - x1).max(2.0),
+                    18.0,
+                    x1 + 3.0,
+                    y(*node) - 10.5,
+                    escape(&fault.short)
+                );
+            }
+        }
+    }
+    axis.ticks(&mut out, 20.0, height - 30.0);
+    let labelled = d.messages.len() <= MAX_LABELLED;
+    for message in d.messages {
+        match (message.delivered_ns, &message.dropped) {
+            (Some(at), _) if at >= from && message.sent_ns <= to => {
+                let class = if message.duplicate { "msg dup" } else { "msg" };
+                let k = colours.iter().position(|(kind, _)| *kind == message.kind).unwrap_or(0);
+                let colour = colours.get(k).map_or("#4a6fa5", |(_, c)| c);
+                let (x1, y1, x2, y2) = (axis.x(message.sent_ns), y(message.from), axis.x(at), y(message.to));
+                let contents = if message.contents.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", escape(&message.contents))
+                };
+                let _ = write!(
+                    out,
+                    r#"<line class="{class}" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" style="stroke:{colour}" marker-end="url(#arrow-{id}-{k})"><title>{} #{} {}→{}{contents}</title></line>"#,
                     escape(&message.label),
                     message.id,
                     message.from,
                     message.to,
-                    escape(&message.contents)
                 );
-                // Labels where there is room for them: a zoomed-in window.
-                if label_room {
+                if labelled {
                     let _ = write!(
                         out,
                         r#"<text class="msglabel" x="{:.1}" y="{:.1}" fill="{colour}">{}</text>"#,
@@ -154,14 +211,34 @@ pub fn space_time(report: &Report, scene: &Scene) -> String {
             _ => {}
         }
     }
-    violation_marker(&mut out, report, &axis, height, &y);
-    out.push_str("</svg>");
+    marks(&mut out, report, &axis, &y);
+    violation_marker(&mut out, report, &axis, height, &y, d.violation_id);
+    out.push_str("</g></svg>");
     out
+}
+
+/// The facts the first violation names, each a dot on its node's lane with a few words.
+fn marks(out: &mut String, report: &Report, axis: &Axis, y: &dyn Fn(usize) -> f64) {
+    let Some(violation) = report.violations.first() else { return };
+    for mark in violation.marks.iter().filter(|m| m.node < report.nodes.len()) {
+        if mark.t_ns < axis.from || mark.t_ns > axis.to {
+            continue;
+        }
+        let (x, yy) = (axis.x(mark.t_ns), y(mark.node));
+        let label = escape(&mark.label);
+        let _ = write!(
+            out,
+            r##"<circle class="mark" cx="{x:.1}" cy="{yy:.1}" r="5" fill="#e67e22" stroke="#7a3e00"><title>{label} at {:.3} ms</title></circle><text class="marklabel" x="{:.1}" y="{:.1}">{label}</text>"##,
+            mark.t_ns as f64 / 1e6,
+            x + 7.0,
+            yy + 12.0
+        );
+    }
 }
 
 /// The first violation, marked where and when it happened: a ring on its node's lane,
 /// or a line across the lanes when it belongs to no node.
-fn violation_marker(out: &mut String, report: &Report, axis: &Axis, height: f64, y: &dyn Fn(usize) -> f64) {
+fn violation_marker(out: &mut String, report: &Report, axis: &Axis, height: f64, y: &dyn Fn(usize) -> f64, id: &str) {
     let Some(violation) = report.violations.first() else { return };
     if violation.t_ns < axis.from || violation.t_ns > axis.to || violation.t_ns == 0 {
         return;
@@ -172,14 +249,16 @@ fn violation_marker(out: &mut String, report: &Report, axis: &Axis, height: f64,
         Some(node) => {
             let _ = write!(
                 out,
-                r##"<circle class="violation" cx="{x:.1}" cy="{:.1}" r="7" fill="none" stroke="#c0392b" stroke-width="2.5"><title>{title}</title></circle>"##,
+                r##"<circle class="violation" id="{id}" data-t="{}" cx="{x:.1}" cy="{:.1}" r="7" fill="none" stroke="#c0392b" stroke-width="2.5"><title>{title}</title></circle>"##,
+                violation.t_ns,
                 y(node)
             );
         }
         None => {
             let _ = write!(
                 out,
-                r##"<line class="violation" x1="{x:.1}" y1="20" x2="{x:.1}" y2="{:.1}" stroke="#c0392b" stroke-width="2" stroke-dasharray="4 3"><title>{title}</title></line>"##,
+                r##"<line class="violation" id="{id}" data-t="{}" x1="{x:.1}" y1="20" x2="{x:.1}" y2="{:.1}" stroke="#c0392b" stroke-width="2" stroke-dasharray="4 3"><title>{title}</title></line>"##,
+                violation.t_ns,
                 height - 30.0
             );
         }

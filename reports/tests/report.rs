@@ -105,12 +105,21 @@ fn scripted_report() -> Report {
         heal_ns: Some(350 * MS),
         end_ns: sim.now_ns(),
         window: Some((0, 500 * MS)),
+        steps: Vec::new(),
     }
 }
 
 fn count(document: &roxmltree::Document, element: &str, class_prefix: &str) -> usize {
-    document
-        .descendants()
+    count_under(document.root(), element, class_prefix)
+}
+
+/// The element of id `id`.
+fn by_id<'a, 'input>(document: &'a roxmltree::Document<'input>, id: &str) -> roxmltree::Node<'a, 'input> {
+    document.descendants().find(|n| n.attribute("id") == Some(id)).unwrap_or_else(|| panic!("no element #{id}"))
+}
+
+fn count_under(node: roxmltree::Node, element: &str, class_prefix: &str) -> usize {
+    node.descendants()
         .filter(|n| {
             n.has_tag_name(element)
                 && n.attribute("class").is_some_and(|c| c == class_prefix || c.starts_with(&format!("{class_prefix} ")))
@@ -122,17 +131,22 @@ fn count(document: &roxmltree::Document, element: &str, class_prefix: &str) -> u
 fn html_is_well_formed_self_contained_and_counts_match() {
     let report = scripted_report();
     let html = reports::html(&report);
-    assert!(!html.contains("http://") && !html.contains("https://"));
-    assert!(!html.contains("<script"));
+    // Self-contained: the one script is inline, nothing is fetched.
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains(" src="));
+    assert_eq!(html.matches("<script>").count(), 1);
     let body = html.trim_start_matches("<!DOCTYPE html>\n");
     let document = roxmltree::Document::parse(body).expect("well-formed markup");
     let scene = reports::Scene::from_trace(&report.trace, report.end_ns);
     let delivered_in_window = scene.messages.iter().filter(|m| m.delivered_ns.is_some_and(|t| t <= 500 * MS)).count();
     let delivered_events = report.trace.iter().filter(|e| e["event"] == "deliver").count();
     assert_eq!(delivered_in_window, delivered_events);
-    assert_eq!(count(&document, "line", "msg"), delivered_in_window);
+    let window = by_id(&document, "window");
+    assert_eq!(count_under(window, "line", "msg"), delivered_in_window);
+    // Labels for every arrow; the window has too many to show them before zooming in.
+    assert_eq!(count_under(window, "text", "msglabel"), delivered_in_window);
+    assert!(window.attribute("class").unwrap().contains("dense"));
     assert!(scene.messages.iter().any(|m| m.duplicate), "the run duplicates some messages");
-    assert_eq!(count(&document, "text", "drop"), scene.messages.iter().filter(|m| m.dropped.is_some()).count());
+    assert_eq!(count_under(window, "text", "drop"), scene.messages.iter().filter(|m| m.dropped.is_some()).count());
     assert_eq!(count(&document, "rect", "op"), report.ops.len());
     assert_eq!(count(&document, "rect", "role"), 2);
     let kinds: Vec<&str> = scene.faults.iter().map(|f| f.kind.as_str()).collect();
@@ -170,6 +184,11 @@ fn perfetto_round_trips_and_matches_the_trace() {
     assert_eq!(of("B", "down"), 1);
     assert_eq!(of("E", "down"), 1);
     assert_eq!(of("i", "violation"), 1);
+    // Node 2's pause (320 ms, for 30 ms) is a slice of its length.
+    let paused: Vec<&serde_json::Value> = events.iter().filter(|e| e["cat"] == "paused").collect();
+    assert_eq!(paused.len(), 1);
+    assert_eq!((paused[0]["ph"].as_str(), paused[0]["tid"].as_u64()), (Some("X"), Some(2)));
+    assert_eq!((paused[0]["ts"].as_f64(), paused[0]["dur"].as_f64()), (Some(320_000.0), Some(30_000.0)));
     assert_eq!(of("X", "timer"), in_trace("timer"));
     assert_eq!(of("i", "fault"), in_trace("fault"));
     assert_eq!(of("i", "drop"), in_trace("drop"));
@@ -210,10 +229,21 @@ fn the_violation_is_marked_messages_have_arrowheads_and_faults_read_as_words() {
     let html = reports::html(&report);
     let body = html.trim_start_matches("<!DOCTYPE html>\n");
     let document = roxmltree::Document::parse(body).expect("well-formed markup");
-    // The violation at 330 ms on node 2: one ring in the space-time diagram.
-    assert_eq!(count(&document, "circle", "violation"), 1);
+    // The violation at 330 ms on node 2: one ring in each space-time diagram (its causal
+    // past and the window), the sentence a link to the first.
+    assert_eq!(count(&document, "circle", "violation"), 2);
+    assert_eq!(by_id(&document, "violation").attribute("data-t"), Some("330000000"));
+    assert!(html.contains(r##"<a class="violation-link" href="#violation">"##));
+    // Arrowheads in the colour of their message's kind.
     let lines = document.descendants().filter(|n| n.has_tag_name("line") && n.attribute("class") == Some("msg"));
-    assert!(lines.clone().count() > 0 && lines.clone().all(|n| n.attribute("marker-end") == Some("url(#arrow)")));
+    assert!(lines.clone().count() > 0);
+    for line in lines {
+        let marker = line.attribute("marker-end").expect("an arrowhead");
+        let id = marker.trim_start_matches("url(#").trim_end_matches(')');
+        let colour = line.attribute("style").unwrap().trim_start_matches("stroke:");
+        let path = by_id(&document, id).first_element_child().unwrap();
+        assert_eq!(path.attribute("fill"), Some(colour), "{id}");
+    }
     let scene = reports::Scene::from_trace(&report.trace, report.end_ns);
     let labels: Vec<&str> = scene.faults.iter().map(|f| f.label.as_str()).collect();
     assert!(labels.iter().all(|l| !l.contains('{') || l.starts_with("partition")), "{labels:?}");
@@ -223,4 +253,68 @@ fn the_violation_is_marked_messages_have_arrowheads_and_faults_read_as_words() {
     early.heal_ns = Some(early.end_ns + 1);
     assert!(!reports::html(&early).contains("class=\"heal\""));
     assert!(reports::html(&report).contains("class=\"heal\""));
+}
+
+/// The causal past keeps exactly the messages whose delivery happens before the
+/// violation, says how many events it hid, and marks the facts the violation names.
+#[test]
+fn the_causal_past_of_the_violation_and_its_named_facts() {
+    let mut report = scripted_report();
+    report.violations[0] = report.violations[0].clone().mark(0, 95 * MS, "node 0 pinged");
+    let html = reports::html(&report);
+    let body = html.trim_start_matches("<!DOCTYPE html>\n");
+    let document = roxmltree::Document::parse(body).expect("well-formed markup");
+    let steps = reports::steps_of(&report.trace);
+    let past = reports::causal_past(&steps, 2, 330 * MS, &[]).expect("node 2 has events");
+    // Node 2 is paused from 320 ms: its last event before the violation is earlier.
+    assert!(steps[past.event].t_ns < 320 * MS && steps[past.event].node == 2);
+    assert!(past.hidden() > 0, "node 1's later pongs cannot reach node 2 before it");
+    let delivered = past.messages.iter().filter(|m| m.delivered_ns.is_some()).count();
+    let causal = by_id(&document, "causal");
+    assert_eq!(count_under(causal, "line", "msg"), delivered);
+    let all = reports::Scene::from_trace(&report.trace, report.end_ns).messages;
+    assert!(delivered < all.iter().filter(|m| m.delivered_ns.is_some_and(|t| t <= 330 * MS)).count());
+    // Every kept message reaches its receiver before that receiver's last event in the
+    // past; node 1 never sends to node 2, so nothing of node 1 after 0's last ping.
+    for m in &past.messages {
+        assert!(m.delivered_ns.is_none_or(|t| t <= steps[past.event].t_ns), "{m:?}");
+    }
+    assert!(html.contains(&format!("<b>{} events that could not have influenced it are hidden</b>", past.hidden())));
+    // The named fact: a dot in both diagrams and a link in the violation's section.
+    assert_eq!(count(&document, "circle", "mark"), 2);
+    assert!(html.contains(r##"<a class="mark-link" href="#causal-past" data-t="95000000">node 0 pinged</a>"##));
+    // A violation judged over the whole run has no causal past, and says so.
+    let mut global = scripted_report();
+    global.violations[0].node = None;
+    let html = reports::html(&global);
+    assert!(!html.contains(r#"id="causal""#));
+    assert!(html.contains("This violation has no causal past to show"));
+}
+
+/// Faults in words: partitions name their sides on the band, node faults their size on
+/// the lane, and a table lists them all with their times.
+#[test]
+fn faults_read_as_words_on_the_lanes_and_in_a_table() {
+    let report = scripted_report();
+    let html = reports::html(&report);
+    let body = html.trim_start_matches("<!DOCTYPE html>\n");
+    let document = roxmltree::Document::parse(body).expect("well-formed markup");
+    let window = by_id(&document, "window");
+    let texts = |class: &str| -> Vec<String> {
+        window
+            .descendants()
+            .filter(|n| n.attribute("class") == Some(class))
+            .map(|n| n.text().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(texts("bandlabel"), ["{2} | {0, 1}"]);
+    assert_eq!(texts("faultlabel"), ["crash", "restart", "pause 30 ms"]);
+    assert!(
+        html.contains(
+            r#"<tr><td class="num">100.0</td><td class="num">200.0</td><td>partition {2} | {0, 1}</td></tr>"#
+        )
+    );
+    assert!(html.contains(
+        r#"<tr><td class="num">320.0</td><td class="num">350.0</td><td>pause of node 2 for 30 ms</td></tr>"#
+    ));
 }

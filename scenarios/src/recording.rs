@@ -21,6 +21,9 @@ pub struct KeepPolicy {
     /// Keep the events of the last this-many nanoseconds (a run that stops at a
     /// violation ends at it).
     pub tail_ns: Option<u64>,
+    /// Keep the causal skeleton of every event (a few words each), for the causal past
+    /// of a violation.
+    pub steps: bool,
 }
 
 impl KeepPolicy {
@@ -39,6 +42,7 @@ struct Recorder {
     /// Faults and starts are always kept: reports draw them as intervals across the run.
     kept: Vec<Value>,
     tail: VecDeque<Value>,
+    steps: Vec<reports::Step>,
 }
 
 /// A trace sink for any protocol; clones share one recording.
@@ -63,7 +67,8 @@ impl Recording {
             }
             None => None,
         };
-        let recorder = Recorder { file, error: None, policy, kept: Vec::new(), tail: VecDeque::new() };
+        let recorder =
+            Recorder { file, error: None, policy, kept: Vec::new(), tail: VecDeque::new(), steps: Vec::new() };
         Ok(Recording(Rc::new(RefCell::new(recorder))))
     }
 
@@ -96,6 +101,11 @@ impl Recording {
         });
         let _ = std::fs::remove_file(&temp);
         result.map(|()| Some(lines))
+    }
+
+    /// The causal skeleton of every event, in the order they happened.
+    pub fn take_steps(&self) -> Vec<reports::Step> {
+        std::mem::take(&mut self.0.borrow_mut().steps)
     }
 
     /// The events kept for a report, in time order.
@@ -149,6 +159,11 @@ impl Recording {
         {
             let message = format!("{} {}: {e}", crate::output::CANNOT_WRITE, path.display());
             recorder.error.get_or_insert(message);
+        }
+        if recorder.policy.steps
+            && let Some(step) = reports::Step::of(&value)
+        {
+            recorder.steps.push(step);
         }
         if recorder.policy.keeps_any() {
             recorder.keep(value);

@@ -137,6 +137,7 @@ pub fn report_of(
     scenario: &crate::scenario::Scenario,
     replay: &str,
     trace: Vec<Value>,
+    steps: Vec<reports::Step>,
     window: Option<(u64, u64)>,
 ) -> Report {
     let heal_ns = (scenario.duration.faults_ms * 1e6) as u64;
@@ -169,6 +170,7 @@ pub fn report_of(
         heal_ns: Some(heal_ns),
         end_ns,
         window,
+        steps,
     }
 }
 
@@ -321,6 +323,7 @@ fn report_inner(args: &ReportArgs) -> Result<(), String> {
         trace,
         ops,
         window: args.window,
+        steps: Vec::new(),
     };
     write_atomic(&args.output, render(&report, &args.output).as_bytes())
 }

@@ -86,13 +86,14 @@ pub fn report_run(
     let outcome = run_scenario(scenario, seed, recording.as_ref())?;
     let replay = replay_command(source, &outcome, is_file);
     let kept: Vec<serde_json::Value> = recording.as_ref().map(Recording::take_kept).unwrap_or_default();
+    let steps = recording.as_ref().map(Recording::take_steps).unwrap_or_default();
     let mut trace_events = None;
     if let (Some(path), Some(recording)) = (&outputs.trace, &recording) {
         let header = trace_header(&outcome, scenario, &replay);
         match outputs.trace_format {
             TraceFormat::Jsonl => trace_events = recording.finish_file(&header)?,
             TraceFormat::Perfetto => {
-                let report = report_of(&outcome, scenario, &replay, Vec::new(), None);
+                let report = report_of(&outcome, scenario, &replay, Vec::new(), Vec::new(), None);
                 write_trace(path, outputs.trace_format, &header, &kept, &report.nodes)?;
                 trace_events = Some(kept.len() as u64);
             }
@@ -102,7 +103,7 @@ pub fn report_run(
         write_atomic(path, checker::import::to_json_lines(&outcome.history).as_bytes())?;
     }
     if let Some(path) = &outputs.report {
-        let report = report_of(&outcome, scenario, &replay, kept, outputs.window);
+        let report = report_of(&outcome, scenario, &replay, kept, steps, outputs.window);
         write_atomic(path, crate::report_cmd::render(&report, path).as_bytes())?;
     }
     if json {
@@ -127,6 +128,8 @@ fn recording_for(scenario: &Scenario, outputs: &Outputs) -> Result<Recording, St
     if outputs.trace.is_some() && outputs.trace_format == TraceFormat::Perfetto {
         policy.all = true;
     } else if outputs.report.is_some() {
+        // The causal past of a violation reaches over the whole run.
+        policy.steps = true;
         match outputs.window {
             Some(window) => policy.windows.push(window),
             None => {

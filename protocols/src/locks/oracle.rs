@@ -25,9 +25,10 @@ pub struct LockOracle {
     by_grant: bool,
     generation_of: BTreeMap<String, u64>,
     generations: u64,
-    /// Token -> (client, validity end on the client's clock).
-    beliefs: BTreeMap<String, (NodeId, u64)>,
-    highest_accepted: Option<(u64, String)>,
+    /// Token -> (client, validity end on the client's clock, when it acquired).
+    beliefs: BTreeMap<String, (NodeId, u64, u64)>,
+    /// The newest generation the storage accepted, its holder, and where and when.
+    highest_accepted: Option<(u64, String, NodeId, u64)>,
     /// Overlapping beliefs seen with fencing on (warnings, not violations).
     pub overlaps: u64,
 }
@@ -68,10 +69,10 @@ impl LockOracle {
                 let still_believing = self
                     .beliefs
                     .iter()
-                    .find(|(_, (holder, until))| *holder != node && local_ns(*holder) < *until)
-                    .map(|(other, (holder, until))| (other.clone(), *holder, *until));
-                self.beliefs.insert(token.clone(), (node, *valid_until_local_ns));
-                if let Some((other, holder, until)) = still_believing {
+                    .find(|(_, (holder, until, _))| *holder != node && local_ns(*holder) < *until)
+                    .map(|(other, (holder, until, since))| (other.clone(), *holder, *until, *since));
+                self.beliefs.insert(token.clone(), (node, *valid_until_local_ns, t_ns));
+                if let Some((other, holder, until, since)) = still_believing {
                     if self.fencing {
                         self.overlaps += 1;
                     } else {
@@ -87,26 +88,34 @@ impl LockOracle {
                         let message = format!(
                             "client {node} acquired the lock as {token} while client {holder} still believed it held it as {other} ({why})"
                         );
-                        return Some(Violation::new("mutual-exclusion", message, t_ns, Some(node)));
+                        return Some(Violation::new("mutual-exclusion", message, t_ns, Some(node)).mark(
+                            holder,
+                            since,
+                            format!("client {holder} acquired as {other}"),
+                        ));
                     }
                 }
             }
             LockObs::Released { token } | LockObs::Abandoned { token } => {
                 self.beliefs.remove(token);
             }
-            LockObs::ClientStarted => self.beliefs.retain(|_, (holder, _)| *holder != node),
+            LockObs::ClientStarted => self.beliefs.retain(|_, (holder, _, _)| *holder != node),
             LockObs::Accepted { holder, write, .. } => {
                 let generation = self.generation_of.get(holder).copied().unwrap_or(0);
-                if let Some((highest, newer)) = &self.highest_accepted
+                if let Some((highest, newer, storage, accepted_ns)) = &self.highest_accepted
                     && generation < *highest
                 {
                     let what = if *write { "write" } else { "read" };
                     let message = format!(
                         "the storage accepted a {what} from {holder} (lock generation {generation}) after accepting {newer} (generation {highest})"
                     );
-                    return Some(Violation::new("unsafe-access", message, t_ns, Some(node)));
+                    return Some(Violation::new("unsafe-access", message, t_ns, Some(node)).mark(
+                        *storage,
+                        *accepted_ns,
+                        format!("accepted {newer} (generation {highest})"),
+                    ));
                 }
-                self.highest_accepted = Some((generation, holder.clone()));
+                self.highest_accepted = Some((generation, holder.clone(), node, t_ns));
             }
             _ => {}
         }

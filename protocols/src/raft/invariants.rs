@@ -34,8 +34,9 @@ use super::{Machine, RaftObs, SnapshotSource};
 struct Applied {
     term: u64,
     digest: u64,
-    /// The first server that applied it.
+    /// The first server that applied it, and when.
     node: NodeId,
+    t_ns: u64,
     /// The lowest term any server applying it was in: the term in which it was
     /// committed, since the committing leader applies it at once in its own term and
     /// every other server's term is at least that.
@@ -56,7 +57,8 @@ struct SnapshotClaim {
 /// The checker's memory of a run.
 #[derive(Default)]
 pub struct RaftInvariants {
-    leaders: BTreeMap<u64, NodeId>,
+    /// The leader of each term, and when it was elected.
+    leaders: BTreeMap<u64, (NodeId, u64)>,
     /// What was applied at each index (1-based index - 1).
     applied: Vec<Option<Applied>>,
     /// `committed_prefix[k]`: the prefix hash of the applied entries `1..=k + 1`, as far
@@ -81,13 +83,12 @@ impl RaftInvariants {
         let violation = |kind: &str, message: String| Some(Violation::new(kind, message, t_ns, Some(node)));
         match &observation.obs {
             RaftObs::BecameLeader { term, .. } => {
-                if let Some(other) = self.leaders.insert(*term, node)
+                if let Some((other, elected_ns)) = self.leaders.insert(*term, (node, t_ns))
                     && other != node
                 {
-                    return violation(
-                        "election-safety",
-                        format!("servers {other} and {node} were both elected leader of term {term}"),
-                    );
+                    let message = format!("servers {other} and {node} were both elected leader of term {term}");
+                    return violation("election-safety", message)
+                        .map(|v| v.mark(other, elected_ns, format!("server {other} elected leader of term {term}")));
                 }
                 let leader = server(node)?;
                 if let Some(v) = self.check_completeness(leader, *term, t_ns, node) {
@@ -104,17 +105,21 @@ impl RaftInvariants {
                 match &mut self.applied[slot] {
                     None => {
                         self.applied[slot] =
-                            Some(Applied { term: *term, digest: *digest, node, commit_term: *current_term })
+                            Some(Applied { term: *term, digest: *digest, node, t_ns, commit_term: *current_term })
                     }
                     Some(first) if first.digest == *digest => first.commit_term = first.commit_term.min(*current_term),
                     Some(first) => {
-                        let (first_term, first_node) = (first.term, first.node);
-                        return violation(
-                            "state-machine-safety",
-                            format!(
-                                "server {node} applied an entry of term {term} at index {index}, but server {first_node} applied a different entry of term {first_term} there"
-                            ),
+                        let (first_term, first_node, first_ns) = (first.term, first.node, first.t_ns);
+                        let message = format!(
+                            "server {node} applied an entry of term {term} at index {index}, but server {first_node} applied a different entry of term {first_term} there"
                         );
+                        return violation("state-machine-safety", message).map(|v| {
+                            v.mark(
+                                first_node,
+                                first_ns,
+                                format!("server {first_node} applied term {first_term} at index {index}"),
+                            )
+                        });
                     }
                 }
                 if let Some(v) = self.extend_committed_prefix() {
@@ -195,7 +200,13 @@ impl RaftInvariants {
                     applied.node,
                     applied.commit_term
                 );
-                return Some(Violation::new("leader-completeness", message, t_ns, Some(node)));
+                let fact =
+                    format!("server {} applied the entry of term {} at index {}", applied.node, applied.term, slot + 1);
+                return Some(Violation::new("leader-completeness", message, t_ns, Some(node)).mark(
+                    applied.node,
+                    applied.t_ns,
+                    fact,
+                ));
             }
         }
         None

@@ -18,7 +18,8 @@ struct TxnRecord {
     lines: Vec<Line>,
     begin_ns: u64,
     votes: BTreeMap<NodeId, bool>,
-    decisions: BTreeMap<NodeId, bool>,
+    /// Each participant's decision, and when it applied it.
+    decisions: BTreeMap<NodeId, (bool, u64)>,
     coordinator: Option<bool>,
 }
 
@@ -90,7 +91,7 @@ impl TxnJudge {
             }
         }
         let record = self.txns.entry(gtid).or_default();
-        if let Some(&before) = record.decisions.get(&node) {
+        if let Some(&(before, _)) = record.decisions.get(&node) {
             if before != commit {
                 let message = format!("participant {node} {} {gtid} and later {} it", word(before), word(commit));
                 return Some(Violation::new("durable-decision", message, t_ns, Some(node)));
@@ -108,12 +109,16 @@ impl TxnJudge {
                 self.decision_ms.push((t_ns - record.begin_ns.min(t_ns)) as f64 / 1e6);
             }
         }
-        if let Some((other, _)) = record.decisions.iter().find(|(_, c)| **c != commit) {
+        if let Some((&other, &(_, other_ns))) = record.decisions.iter().find(|(_, (c, _))| *c != commit) {
             let message =
                 format!("{gtid} {} at participant {node} but {} at participant {other}", word(commit), word(!commit));
-            return Some(Violation::new("atomicity", message, t_ns, Some(node)));
+            return Some(Violation::new("atomicity", message, t_ns, Some(node)).mark(
+                other,
+                other_ns,
+                format!("{gtid} {} at participant {other}", word(!commit)),
+            ));
         }
-        record.decisions.insert(node, commit);
+        record.decisions.insert(node, (commit, t_ns));
         if commit { validity(record, gtid, t_ns, node) } else { None }
     }
 
