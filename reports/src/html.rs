@@ -51,7 +51,7 @@ const SCRIPT: &str = r#"(function () {
     this.height = +svg.getAttribute('height');
     this.plot = svg.querySelector('g.plot');
     this.items = [];
-    Array.prototype.forEach.call(this.plot.querySelectorAll('.tick, .axis'), function (el) { el.remove(); });
+    Array.prototype.forEach.call(svg.querySelectorAll('.tick, .axis'), function (el) { el.remove(); });
     Array.prototype.forEach.call(this.plot.children, function (el) {
       var item = { el: el };
       ['x', 'x1', 'x2', 'cx', 'width'].forEach(function (name) {
@@ -61,7 +61,7 @@ const SCRIPT: &str = r#"(function () {
     });
     this.ns = svg.namespaceURI;
     this.ticks = document.createElementNS(this.ns, 'g');
-    this.plot.insertBefore(this.ticks, this.plot.firstChild);
+    svg.insertBefore(this.ticks, this.plot);
     var bar = document.createElement('div');
     bar.className = 'zoombar';
     function button(text, title, action) {
@@ -90,7 +90,7 @@ const SCRIPT: &str = r#"(function () {
     this.a = a; this.b = b;
     var k = (this.to - this.from) / (b - a), shift = (this.from - a) * WIDTH / (b - a);
     var map = function (x) { return LEFT + (x - LEFT) * k + shift; };
-    var visible = 0, wordsEnd = 0;
+    var visible = 0, wordsEnd = [0, 0];
     this.items.forEach(function (item) {
       var c = item.el.getAttribute('class') || '';
       ['x', 'x1', 'x2', 'cx'].forEach(function (name) {
@@ -100,11 +100,12 @@ const SCRIPT: &str = r#"(function () {
       if (c === 'bandlabel') {
         // A side's words at the band's visible start, shown when the band has room.
         var band = item.el.previousElementSibling, x = map(item.x), width = band ? +band.getAttribute('width') : 0;
+        item.el.style.display = '';
         var left = Math.max(x, LEFT + 2), room = x + width - left, needed = item.el.getComputedTextLength() + 4;
-        var fits = room > needed && left >= wordsEnd;
+        var row = room > needed ? (left >= wordsEnd[0] ? 0 : left >= wordsEnd[1] ? 1 : -1) : -1;
         item.el.setAttribute('x', left.toFixed(1));
-        item.el.style.display = fits ? '' : 'none';
-        if (fits) wordsEnd = left + needed;
+        item.el.style.display = row >= 0 ? '' : 'none';
+        if (row >= 0) { wordsEnd[row] = left + needed; item.el.setAttribute('y', 17 - 9 * row); }
       }
       if (c.indexOf('msg') === 0) {
         var x1 = map(item.x1), x2 = map(item.x2);
@@ -250,7 +251,15 @@ fn diagrams(out: &mut String, report: &Report, scene: &Scene) {
         }
         out.push_str("</p>");
     };
-    let keys = r#"<p class="legend"><span>arrows: messages from send to delivery, labelled when zoomed in; hover for contents</span><span>× dropped</span><span>dashed: duplicates</span><span>shaded: partitions (their sides named) and link faults; on a lane: crash (grey), pause (orange), clock (purple)</span><span><i class="swatch" style="background:#e67e22;border-radius:5px"></i>a fact the violation names</span><span><i class="swatch" style="border:2px solid #c0392b;border-radius:6px"></i>the violation</span></p>"#;
+    let violated = if report.violations.is_empty() {
+        ""
+    } else {
+        r#"<span><i class="swatch" style="background:#e67e22;border-radius:5px"></i>a fact the violation names</span><span><i class="swatch" style="border:2px solid #c0392b;border-radius:6px"></i>the violation</span>"#
+    };
+    let keys = format!(
+        r#"<p class="legend"><span>arrows: messages from send to delivery, labelled when zoomed in; hover for contents</span><span>× dropped</span><span>dashed: duplicates</span><span>shaded: partitions (their sides named) and link faults; on a lane: crash (grey), pause (orange), clock (purple)</span>{violated}</p>"#
+    );
+    let keys = keys.as_str();
     if let Some(first) = report.violations.first() {
         let steps_owned;
         let steps = if report.steps.is_empty() {

@@ -378,6 +378,16 @@ pub fn describe_fault(fault: &Value) -> String {
 /// A fault in a few words, for its lane: `crash`, `pause 30 ms`, `clock +2000 ms`.
 fn short_fault(fault: &Value) -> String {
     let number = |key: &str| fault.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    let set = |value: Option<&Value>| {
+        let ids: Vec<String> = value
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .map(|n| n.to_string())
+            .collect();
+        if ids.is_empty() { "every node".to_owned() } else { format!("{{{}}}", ids.join(", ")) }
+    };
     match fault.get("kind").and_then(Value::as_str).unwrap_or("fault") {
         "crash" => "crash".to_owned(),
         "crash_during_write" => "crash in write".to_owned(),
@@ -386,7 +396,7 @@ fn short_fault(fault: &Value) -> String {
         "clock_offset" => format!("clock {:+} ms", number("offset_ms")),
         "clock_drift" => format!("drift {:+} ppm", number("drift_ppm")),
         "clock_jump" => format!("clock jump {:+} ms", number("delta_ms")),
-        "cut" => "one-way cut".to_owned(),
+        "cut" => format!("cut {} → {}", set(fault.get("from")), set(fault.get("to"))),
         other => other.replace('_', " "),
     }
 }

@@ -58,7 +58,7 @@ pub fn window(report: &Report) -> (u64, u64) {
         Some(v) => {
             // A little room after the violation for its marker (the run may stop at it).
             let from = v.t_ns.saturating_sub(1_000_000_000);
-            (from, (v.t_ns + (v.t_ns - from) / 50 + 1_000_000).min(end.max(v.t_ns + 1_000_000)))
+            (from, v.t_ns + (v.t_ns - from) / 50 + 1_000_000)
         }
         None => (0, end.min(1_000_000_000)),
     }
@@ -123,8 +123,9 @@ pub fn space_time(report: &Report, d: &Diagram<'_>) -> String {
             escape(label)
         );
     }
+    axis.ticks(&mut out, 20.0, height - 30.0);
     let _ = write!(out, r#"<g class="plot" clip-path="url(#clip-{id})">"#);
-    let mut words_end = 0.0;
+    let mut words_end = [0.0; 2];
     for fault in d.faults.iter().filter(|f| f.until_ns >= from && f.from_ns <= to) {
         let (x1, x2) = (axis.x(fault.from_ns), axis.x(fault.until_ns));
         let title = escape(&fault.label);
@@ -132,15 +133,17 @@ pub fn space_time(report: &Report, d: &Diagram<'_>) -> String {
             let words = fault.sides(lanes).unwrap_or_else(|| fault.short.clone());
             // Words only where the band has room for them (about 5.5 px a character).
             // and do not run into the words of an earlier band.
+            // Two rows of words above the lanes.
             let needed = words.chars().count() as f64 * 5.5 + 4.0;
-            let fits = x2 - x1 >= needed && x1 >= words_end;
-            if fits {
-                words_end = x1 + needed;
+            let row = (x2 - x1 >= needed).then(|| words_end.iter().position(|end| x1 >= *end)).flatten();
+            if let Some(row) = row {
+                words_end[row] = x1 + needed;
             }
-            let hidden = if fits { "" } else { r#" style="display:none""# };
+            let hidden = if row.is_some() { "" } else { r#" style="display:none""# };
+            let words_y = 17.0 - 9.0 * row.unwrap_or(0) as f64;
             let _ = write!(
                 out,
-                r#"<rect class="band {}" x="{x1:.1}" y="20" width="{:.1}" height="{:.1}"><title>{title}: {}</title></rect><text class="bandlabel" x="{:.1}" y="17"{hidden}>{}</text>"#,
+                r#"<rect class="band {}" x="{x1:.1}" y="20" width="{:.1}" height="{:.1}"><title>{title}: {}</title></rect><text class="bandlabel" x="{:.1}" y="{words_y}"{hidden}>{}</text>"#,
                 fault.kind,
                 (x2 - x1).max(1.0),
                 height - 40.0,
@@ -164,7 +167,6 @@ pub fn space_time(report: &Report, d: &Diagram<'_>) -> String {
             }
         }
     }
-    axis.ticks(&mut out, 20.0, height - 30.0);
     let labelled = d.messages.len() <= MAX_LABELLED;
     for message in d.messages {
         match (message.delivered_ns, &message.dropped) {
