@@ -16,6 +16,8 @@ use super::{Ballot, PaxosObs, Proposal};
 pub struct Chosen {
     pub proposal: Proposal,
     pub t_ns: u64,
+    /// The acceptor whose acceptance made the majority.
+    pub node: NodeId,
     pub acceptors: BTreeSet<NodeId>,
     /// Rounds started (phase 1) by then.
     pub rounds: usize,
@@ -138,7 +140,7 @@ impl PaxosInvariants {
         match &self.chosen {
             None => {
                 self.chosen =
-                    Some(Chosen { proposal, t_ns, acceptors: acceptors.clone(), rounds: self.prepared.len() });
+                    Some(Chosen { proposal, t_ns, node, acceptors: acceptors.clone(), rounds: self.prepared.len() });
                 None
             }
             Some(first) if first.proposal.value != proposal.value => {
@@ -152,7 +154,8 @@ impl PaxosInvariants {
                     proposal.ballot,
                     names(acceptors)
                 );
-                Some(Violation::new("agreement", message, t_ns, Some(node)))
+                let fact = format!("{} chosen at {}", first.proposal.value, first.proposal.ballot);
+                Some(Violation::new("agreement", message, t_ns, Some(node)).mark(first.node, first.t_ns, fact))
             }
             Some(_) => None,
         }
