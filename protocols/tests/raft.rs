@@ -285,3 +285,51 @@ fn pre_vote_keeps_a_rejoining_server_from_deposing_the_leader() {
         assert_eq!(server.role(), if node == 0 { Role::Leader } else { Role::Follower });
     }
 }
+
+/// The disruptive server of the thesis (section 9.6): server 4 stops hearing the leader
+/// (a one-way cut from 0 to 4) but reaches everyone. Followers that hear from the leader
+/// refuse its pre-votes, so its term never rises; without pre-vote it deposes the leader.
+#[test]
+fn pre_vote_is_refused_by_followers_that_hear_from_the_leader() {
+    let run = |pre_vote: bool| {
+        let raft = RaftConfig {
+            election_timeout_overrides: overrides(&[(0, 100.0), (1, 300.0), (2, 300.0), (3, 300.0), (4, 300.0)]),
+            pre_vote,
+            ..RaftConfig::default()
+        };
+        let mut sim = cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![], kinds: vec![] }, 1);
+        sim.schedule_fault(300 * MS, Fault::Cut { from: vec![0], to: vec![4] }).unwrap();
+        sim.schedule_fault(2_000 * MS, Fault::Heal).unwrap();
+        sim.run_until(3_000 * MS);
+        let terms: Vec<u64> = (0..5).map(|n| sim.process(n).unwrap().as_server().unwrap().current_term()).collect();
+        (elections(sim.observations()), terms)
+    };
+    let (won, terms) = run(true);
+    assert_eq!(won, vec![(120, 0, 1)]);
+    assert_eq!(terms, vec![1; 5]);
+    // Without pre-vote, server 4's first timeout (0.6 s) already takes the leadership.
+    let (won, _) = run(false);
+    assert!(won.len() > 1 && won[1].1 != 0 && won[1].0 < 700, "{won:?}");
+}
+
+/// A pre-vote answer that arrives after its round is over is not counted in the next:
+/// the answers to server 2 travel 400 ms, so the grants of its first round (given at
+/// 0.1 s, before any leader existed) arrive during its second round, after leader 0 was
+/// elected. Counted, they would start an election that raises the term and deposes it.
+#[test]
+fn a_pre_vote_answer_counts_only_in_its_own_round() {
+    let raft = RaftConfig {
+        election_timeout_overrides: overrides(&[(0, 150.0), (1, 1_000.0), (2, 100.0)]),
+        pre_vote: true,
+        ..RaftConfig::default()
+    };
+    let slow = LinkOverride { from: vec![0, 1], to: vec![2], link: constant(400.0) };
+    let mut sim = cluster(3, 0, raft, NetworkConfig { default: constant(5.0), links: vec![slow], kinds: vec![] }, 1);
+    sim.run_until(2_000 * MS);
+    let pre_vote_rounds =
+        sim.observations().iter().filter(|o| o.node == 2 && matches!(o.obs, RaftObs::BecameCandidate { .. })).count();
+    assert_eq!(pre_vote_rounds, 0, "server 2 never stood for election");
+    assert_eq!(elections(sim.observations()), vec![(170, 0, 1)]);
+    let terms: Vec<u64> = (0..3).map(|n| sim.process(n).unwrap().as_server().unwrap().current_term()).collect();
+    assert_eq!(terms, vec![1, 1, 1]);
+}

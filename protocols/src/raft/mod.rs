@@ -68,7 +68,9 @@
 //! without raising its own; they say yes only for an up-to-date log and when they have
 //! not heard from a leader within the minimum election timeout. With a majority of yes it
 //! stands for election as usual. A server cut off and rejoining cannot depose a working
-//! leader with its inflated term.
+//! leader with its inflated term. Rounds are numbered and answers carry the round they
+//! answer: a yes delayed past its round says nothing about the leader now and is not
+//! counted in a later round.
 //!
 //! Not built: leadership transfer, membership changes, chunked snapshot transfer.
 
@@ -444,15 +446,19 @@ pub enum Msg<M: Machine = KvStore> {
         granted: bool,
     },
     /// Would the sender win an election for `term`? Changes nothing at the receiver.
+    /// `round` numbers the sender's pre-vote rounds, so that an answer delayed past the
+    /// round it answers is not counted in a later one.
     PreVote {
         term: u64,
         last_log_index: u64,
         last_log_term: u64,
+        round: u64,
     },
-    /// The receiver's answer, with its own current term.
+    /// The receiver's answer, with its own current term and the round it answers.
     PreVoteReply {
         term: u64,
         granted: bool,
+        round: u64,
     },
     /// Entries are shared with the sender's log (`Rc`): a message carries them without a
     /// deep copy per follower.

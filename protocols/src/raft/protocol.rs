@@ -200,7 +200,7 @@ pub fn raft_label<M: Machine>(msg: &Msg<M>) -> Option<String> {
         Msg::RequestVote { term, .. } => format!("RV t{term}"),
         Msg::RequestVoteReply { term, granted } => format!("RV t{term} {}", yes_no(*granted)),
         Msg::PreVote { term, .. } => format!("PV t{term}"),
-        Msg::PreVoteReply { term, granted } => format!("PV t{term} {}", yes_no(*granted)),
+        Msg::PreVoteReply { term, granted, .. } => format!("PV t{term} {}", yes_no(*granted)),
         Msg::AppendEntries { term, prev_log_index, entries, .. } if entries.is_empty() => {
             format!("AE t{term} hb i{prev_log_index}")
         }

@@ -60,6 +60,10 @@ pub struct Server<M: Machine = KvStore> {
     answered: BTreeSet<NodeId>,
     /// Pre-votes granted so far, while a pre-vote round runs.
     pre_votes: Option<BTreeSet<NodeId>>,
+    /// The number of this server's latest pre-vote round. Volatile: a round after a
+    /// restart is numbered from the clock's reading, so it differs from every round
+    /// before the crash (whose answers may still be in flight).
+    pre_vote_round: u64,
     /// When (local time) this server last accepted a message from a leader.
     leader_contact_ns: Option<u64>,
     next_index: Vec<u64>,
@@ -91,6 +95,7 @@ impl<M: Machine> Server<M> {
             votes: BTreeSet::new(),
             answered: BTreeSet::new(),
             pre_votes: None,
+            pre_vote_round: 0,
             leader_contact_ns: None,
             next_index: vec![1; servers],
             match_index: vec![0; servers],
@@ -298,10 +303,10 @@ impl<M: Machine> Server<M> {
                 self.on_request_vote(ctx, from, term, last_log_index, last_log_term)
             }
             Msg::RequestVoteReply { term, granted } => self.on_vote_reply(ctx, from, term, granted),
-            Msg::PreVote { term, last_log_index, last_log_term } => {
-                self.on_pre_vote(ctx, from, term, last_log_index, last_log_term)
+            Msg::PreVote { term, last_log_index, last_log_term, round } => {
+                self.on_pre_vote(ctx, from, term, last_log_index, last_log_term, round)
             }
-            Msg::PreVoteReply { term, granted } => self.on_pre_vote_reply(ctx, from, term, granted),
+            Msg::PreVoteReply { term, granted, round } => self.on_pre_vote_reply(ctx, from, term, granted, round),
             Msg::AppendEntries { term, prev_log_index, prev_log_term, entries, leader_commit } => {
                 self.on_append_entries(ctx, from, term, prev_log_index, prev_log_term, entries, leader_commit)
             }
@@ -336,6 +341,7 @@ impl<M: Machine> Server<M> {
     /// Asks the others whether this server could win the next term, changing nothing.
     fn start_pre_vote(&mut self, ctx: &mut RaftCtx<'_, M>) {
         self.pre_votes = Some(BTreeSet::from([self.id]));
+        self.pre_vote_round = (self.pre_vote_round + 1).max(ctx.now());
         self.reset_election_timer(ctx);
         if self.majority() <= 1 {
             self.start_election(ctx);
@@ -345,6 +351,7 @@ impl<M: Machine> Server<M> {
             term: self.current_term + 1,
             last_log_index: self.last_index(),
             last_log_term: self.term_at(self.last_index()),
+            round: self.pre_vote_round,
         };
         for peer in (0..self.settings.servers).filter(|p| *p != self.id) {
             ctx.send(peer, M::wrap(request.clone()));
@@ -360,16 +367,19 @@ impl<M: Machine> Server<M> {
         term: u64,
         last_log_index: u64,
         last_log_term: u64,
+        round: u64,
     ) {
         let min_timeout_ns = (self.settings.raft.election_timeout_ms[0] * MS as f64) as u64;
         let now = ctx.now();
         let leader_alive = self.role == Role::Leader
             || self.leader_contact_ns.is_some_and(|at| now.saturating_sub(at) < min_timeout_ns);
         let granted = term > self.current_term && !leader_alive && self.log_up_to_date(last_log_index, last_log_term);
-        ctx.send(from, M::wrap(Msg::PreVoteReply { term: self.current_term, granted }));
+        ctx.send(from, M::wrap(Msg::PreVoteReply { term: self.current_term, granted, round }));
     }
 
-    fn on_pre_vote_reply(&mut self, ctx: &mut RaftCtx<'_, M>, from: NodeId, term: u64, granted: bool) {
+    /// Counts a granted answer of the current round only: one from an earlier round says
+    /// nothing about whether a leader is alive now.
+    fn on_pre_vote_reply(&mut self, ctx: &mut RaftCtx<'_, M>, from: NodeId, term: u64, granted: bool, round: u64) {
         if term > self.current_term {
             self.step_down(ctx, term);
             return;
@@ -377,7 +387,7 @@ impl<M: Machine> Server<M> {
         let Some(pre_votes) = self.pre_votes.as_mut() else {
             return;
         };
-        if granted {
+        if granted && round == self.pre_vote_round {
             pre_votes.insert(from);
             if pre_votes.len() >= self.majority() {
                 self.start_election(ctx);
