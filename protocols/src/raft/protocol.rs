@@ -87,7 +87,15 @@ impl Protocol for Raft {
             clients_stop_ns: run.end_ns.saturating_sub(op_timeout_ns),
             writes_until_ns: settings.workload.writes_until_ns(run.heal_ns),
         });
-        let judge = RaftJudge { servers: run.cluster.servers, invariants: RaftInvariants::default() };
+        // Time enough, once the faults have ended, to elect a leader (two election
+        // timeouts) and for its heartbeats to carry the commit index everywhere.
+        let raft = &settings.raft;
+        let catch_up_ns = ((4.0 * raft.election_timeout_ms[1] + 4.0 * raft.heartbeat_ms) * MS as f64) as u64;
+        let judge = RaftJudge {
+            servers: run.cluster.servers,
+            invariants: RaftInvariants::default(),
+            catch_up: CatchUp::new(run.quiet_ns, run.end_ns, catch_up_ns),
+        };
         let factory = move |id| RaftNode::new(id, &shared);
         (Box::new(factory), judge)
     }
@@ -111,10 +119,59 @@ impl Protocol for Raft {
 }
 
 /// Raft's judge: the five safety properties as the run goes, log matching at the end, a
-/// leader of the newest term after the heal, and the kv history linearizable.
+/// leader of the newest term after the heal, every server caught up by the end, and the
+/// kv history linearizable.
 pub struct RaftJudge {
     servers: usize,
     invariants: RaftInvariants,
+    catch_up: CatchUp,
+}
+
+/// Catching up after the faults: every server up at the end has applied at least what
+/// had been applied anywhere (so committed) `bound_ns` before the end, when that instant
+/// is after the faults ended. A follower that stops advancing its commit index, or a
+/// leader that stops sending it entries, fails this though every election succeeds.
+pub struct CatchUp {
+    quiet_ns: u64,
+    end_ns: u64,
+    bound_ns: u64,
+    /// The highest index applied anywhere by the cut-off (`end_ns - bound_ns`).
+    applied_by_cutoff: u64,
+}
+
+impl CatchUp {
+    pub fn new(quiet_ns: u64, end_ns: u64, bound_ns: u64) -> Self {
+        CatchUp { quiet_ns, end_ns, bound_ns, applied_by_cutoff: 0 }
+    }
+
+    fn cutoff_ns(&self) -> Option<u64> {
+        self.end_ns.checked_sub(self.bound_ns).filter(|cutoff| *cutoff >= self.quiet_ns)
+    }
+
+    /// Notes an entry applied at `t_ns`.
+    pub fn applied(&mut self, t_ns: u64, index: u64) {
+        if self.cutoff_ns().is_some_and(|cutoff| t_ns <= cutoff) {
+            self.applied_by_cutoff = self.applied_by_cutoff.max(index);
+        }
+    }
+
+    /// At the end of the run (`now_ns`), the first server up (`(id, last applied)`) that
+    /// is behind.
+    pub fn check(&self, now_ns: u64, up: &[(NodeId, u64)]) -> Option<Violation> {
+        let cutoff = self.cutoff_ns()?;
+        if now_ns < self.end_ns {
+            return None; // stopped early (a limit): the end was not reached
+        }
+        let &(node, applied) = up.iter().find(|(_, applied)| *applied < self.applied_by_cutoff)?;
+        let message = format!(
+            "server {node} applied only up to index {applied} by the end, but index {} had been applied (so committed) by {:.1} ms, {:.0} ms before the end and after the faults ended at {:.1} ms",
+            self.applied_by_cutoff,
+            cutoff as f64 / 1e6,
+            self.bound_ns as f64 / 1e6,
+            self.quiet_ns as f64 / 1e6
+        );
+        Some(Violation::new("catch-up", message, now_ns, Some(node)))
+    }
 }
 
 fn server_of(sim: &Sim<RaftNode>, servers: usize, node: NodeId) -> Option<&Server> {
@@ -123,6 +180,9 @@ fn server_of(sim: &Sim<RaftNode>, servers: usize, node: NodeId) -> Option<&Serve
 
 impl Judge<RaftNode> for RaftJudge {
     fn observe(&mut self, observation: &Observation<RaftObs>, sim: &Sim<RaftNode>) -> Option<Violation> {
+        if let RaftObs::Applied { index, .. } = observation.obs {
+            self.catch_up.applied(observation.t_ns, index);
+        }
         let servers = self.servers;
         self.invariants.observe(observation, &|n| server_of(sim, servers, n), servers)
     }
@@ -188,7 +248,14 @@ impl Judge<RaftNode> for RaftJudge {
 
     fn final_check(&mut self, sim: &Sim<RaftNode>) -> Option<Violation> {
         let servers = self.servers;
-        check_log_matching(&|n| server_of(sim, servers, n), servers, sim.now_ns())
+        if let Some(v) = check_log_matching(&|n| server_of(sim, servers, n), servers, sim.now_ns()) {
+            return Some(v);
+        }
+        let up: Vec<(NodeId, u64)> = (0..servers)
+            .filter(|n| !sim.is_paused(*n))
+            .filter_map(|n| server_of(sim, servers, n).map(|s| (n, s.last_applied())))
+            .collect();
+        self.catch_up.check(sim.now_ns(), &up)
     }
 }
 
@@ -212,4 +279,30 @@ pub fn raft_label<M: Machine>(msg: &Msg<M>) -> Option<String> {
         Msg::InstallSnapshot { term, snapshot } => format!("IS t{term} i{}", snapshot.last_index),
         Msg::Request { .. } | Msg::Reply { .. } => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CatchUp;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn servers_must_catch_up_with_what_was_committed_before_the_cutoff() {
+        // Faults end at 6 s, the run at 10 s, 1.4 s to catch up: the cut-off is 8.6 s.
+        let mut catch_up = CatchUp::new(6_000 * MS, 10_000 * MS, 1_400 * MS);
+        catch_up.applied(5_000 * MS, 30);
+        catch_up.applied(8_600 * MS, 52);
+        catch_up.applied(9_000 * MS, 60); // too late to be owed by everyone
+        assert!(catch_up.check(10_000 * MS, &[(0, 60), (1, 52), (2, 55)]).is_none());
+        let v = catch_up.check(10_000 * MS, &[(0, 60), (1, 51), (2, 40)]).expect("server 1 is behind");
+        assert_eq!((v.kind.as_str(), v.node), ("catch-up", Some(1)));
+        assert!(v.message.contains("up to index 51") && v.message.contains("index 52"), "{}", v.message);
+        // A run stopped early by a limit is not judged.
+        assert!(catch_up.check(9_000 * MS, &[(1, 0)]).is_none());
+        // Nor one whose faults ended too late to leave the time.
+        let mut late = CatchUp::new(9_000 * MS, 10_000 * MS, 1_400 * MS);
+        late.applied(1_000 * MS, 52);
+        assert!(late.check(10_000 * MS, &[(1, 0)]).is_none());
+    }
 }
