@@ -25,7 +25,7 @@ const CAUGHT: [(&str, u64, &str); 5] = [
     ("vote-without-log-check", 1, "leader-completeness"),
     ("volatile-vote", 3, "state-machine-safety"),
     ("volatile-vote", 103, "election-safety"),
-    ("no-truncate", 59, "log-matching"),
+    ("no-truncate", 1, "log-matching"),
 ];
 
 #[test]

@@ -7,8 +7,11 @@
 //! - **Leader append-only**: a leader never overwrites or deletes entries of its log
 //!   during its term.
 //! - **Log matching**: if two logs hold an entry with the same index and term, the logs
-//!   are identical up to that index. Checked over every pair of servers at every
-//!   election and at the end of the run.
+//!   are identical up to that index. Checked continuously: whenever a server writes its
+//!   log, each entry from the first written to the log's end is compared, by prefix hash,
+//!   with the first log seen holding the same index and term (a map from index and term
+//!   to prefix hash: the cost is one lookup per entry written). Also over every pair of
+//!   servers at every election and at the end of the run.
 //! - **Leader completeness**: an entry applied (so committed) anywhere is in the log of
 //!   every leader of a later term than the one it was committed in.
 //! - **State machine safety**: no two servers apply different entries at one index, and
@@ -68,6 +71,10 @@ pub struct RaftInvariants {
     /// For each server that is leader: its term, last index and the prefix hash there
     /// when last looked at.
     leader_logs: BTreeMap<NodeId, (u64, u64, u64)>,
+    /// For each (index, term) some log held: the prefix hash there, and the first server
+    /// seen holding it, and when. Lookups only (never iterated), so hash order cannot
+    /// reach an output.
+    held: std::collections::HashMap<(u64, u64), (u64, NodeId, u64)>,
 }
 
 impl RaftInvariants {
@@ -138,6 +145,7 @@ impl RaftInvariants {
                 });
                 self.check_snapshots()
             }
+            RaftObs::Appended { from_index } => self.check_written(server(node)?, node, *from_index, t_ns),
             RaftObs::Truncated { from_index, as_leader: true } => {
                 violation("leader-append-only", format!("leader {node} deleted its log from index {from_index}"))
             }
@@ -207,6 +215,40 @@ impl RaftInvariants {
                     applied.t_ns,
                     fact,
                 ));
+            }
+        }
+        None
+    }
+
+    /// Log matching for what `server` just wrote: every entry from `from_index` to its
+    /// log's end against the first log seen holding the same index and term.
+    fn check_written<M: Machine>(
+        &mut self,
+        server: &Server<M>,
+        node: NodeId,
+        from_index: u64,
+        t_ns: u64,
+    ) -> Option<Violation> {
+        let log = server.log();
+        for index in from_index.max(log.base_index() + 1)..=log.last_index() {
+            let term = log.term_at(index).expect("a held index");
+            let prefix = log.prefix_hash(index).expect("a held index");
+            match self.held.entry((index, term)) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert((prefix, node, t_ns));
+                }
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    let (first_prefix, first_node, first_ns) = *first.get();
+                    if first_prefix != prefix {
+                        let message = format!(
+                            "server {node} wrote an entry of term {term} at index {index} that server {first_node} also holds, but their logs differ before it"
+                        );
+                        let fact = format!("server {first_node} held term {term} at index {index}");
+                        return Some(
+                            Violation::new("log-matching", message, t_ns, Some(node)).mark(first_node, first_ns, fact),
+                        );
+                    }
+                }
             }
         }
         None

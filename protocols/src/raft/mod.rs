@@ -549,6 +549,10 @@ pub enum RaftObs {
         from_index: u64,
         as_leader: bool,
     },
+    /// A server wrote its log from `from_index` to its end (and synced it).
+    Appended {
+        from_index: u64,
+    },
 }
 
 /// A node of a Raft cluster: a server or a client.

@@ -174,6 +174,7 @@ impl<M: Machine> Server<M> {
             ctx.storage().delete(&log_key(index));
         }
         ctx.storage().sync();
+        ctx.observe(M::wrap_obs(RaftObs::Appended { from_index }));
     }
 
     /// Writes a snapshot, syncs it, and only then deletes what it replaces: older
