@@ -74,6 +74,7 @@ pub struct RaftInvariants {
     /// For each (index, term) some log held: the prefix hash there, and the first server
     /// seen holding it, and when. Lookups only (never iterated), so hash order cannot
     /// reach an output.
+    #[allow(clippy::disallowed_types)] // Only looked up, never iterated.
     held: std::collections::HashMap<(u64, u64), (u64, NodeId, u64)>,
 }
 
