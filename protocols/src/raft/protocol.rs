@@ -95,6 +95,11 @@ impl Protocol for Raft {
             servers: run.cluster.servers,
             invariants: RaftInvariants::default(),
             catch_up: CatchUp::new(run.quiet_ns, run.end_ns, catch_up_ns),
+            calm: Calm {
+                from_ns: run.quiet_ns.saturating_add(catch_up_ns),
+                end_ns: run.end_ns,
+                candidacies: Vec::new(),
+            },
         };
         let factory = move |id| RaftNode::new(id, &shared);
         (Box::new(factory), judge)
@@ -125,6 +130,48 @@ pub struct RaftJudge {
     servers: usize,
     invariants: RaftInvariants,
     catch_up: CatchUp,
+    calm: Calm,
+}
+
+/// Calm after the faults: once the faults have ended and the catch-up bound has passed,
+/// a healthy cluster keeps its leader, so elections there are few: at most 2 plus 1 per
+/// second of what is left of the run. More is an election storm (timers reset wrongly,
+/// a leader that cannot keep its followers).
+pub struct Calm {
+    from_ns: u64,
+    end_ns: u64,
+    /// When a server stood for election after `from_ns`, and which.
+    candidacies: Vec<(u64, NodeId)>,
+}
+
+impl Calm {
+    fn allowed(&self) -> usize {
+        2 + (self.end_ns.saturating_sub(self.from_ns) / 1_000_000_000) as usize
+    }
+
+    /// Notes a candidacy; the violation once there are too many.
+    pub fn candidacy(&mut self, t_ns: u64, node: NodeId) -> Option<Violation> {
+        if t_ns < self.from_ns {
+            return None;
+        }
+        self.candidacies.push((t_ns, node));
+        if self.candidacies.len() != self.allowed() + 1 {
+            return None;
+        }
+        let message = format!(
+            "{} elections were started between {:.1} ms (the faults' end plus the catch-up time) and {:.1} ms, where at most {} may be: the cluster does not settle",
+            self.candidacies.len(),
+            self.from_ns as f64 / 1e6,
+            t_ns as f64 / 1e6,
+            self.allowed()
+        );
+        let (first_ns, first) = self.candidacies[0];
+        Some(Violation::new("election-storm", message, t_ns, Some(node)).mark(
+            first,
+            first_ns,
+            format!("server {first} stood for election"),
+        ))
+    }
 }
 
 /// Catching up after the faults: every server up at the end has applied at least what
@@ -180,8 +227,14 @@ fn server_of(sim: &Sim<RaftNode>, servers: usize, node: NodeId) -> Option<&Serve
 
 impl Judge<RaftNode> for RaftJudge {
     fn observe(&mut self, observation: &Observation<RaftObs>, sim: &Sim<RaftNode>) -> Option<Violation> {
-        if let RaftObs::Applied { index, .. } = observation.obs {
-            self.catch_up.applied(observation.t_ns, index);
+        match observation.obs {
+            RaftObs::Applied { index, .. } => self.catch_up.applied(observation.t_ns, index),
+            RaftObs::BecameCandidate { .. } => {
+                if let Some(v) = self.calm.candidacy(observation.t_ns, observation.node) {
+                    return Some(v);
+                }
+            }
+            _ => {}
         }
         let servers = self.servers;
         self.invariants.observe(observation, &|n| server_of(sim, servers, n), servers)
@@ -283,7 +336,20 @@ pub fn raft_label<M: Machine>(msg: &Msg<M>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::CatchUp;
+    use super::{Calm, CatchUp};
+
+    #[test]
+    fn elections_after_the_faults_are_bounded() {
+        // From 7 s to a 10 s end: 2 + 3 elections are allowed.
+        let mut calm = Calm { from_ns: 7_000 * MS, end_ns: 10_000 * MS, candidacies: Vec::new() };
+        assert!(calm.candidacy(6_000 * MS, 1).is_none(), "during the faults: not counted");
+        for k in 0..5 {
+            assert!(calm.candidacy((7_100 + k * 10) * MS, 2).is_none());
+        }
+        let v = calm.candidacy(7_200 * MS, 3).expect("the sixth is a storm");
+        assert_eq!((v.kind.as_str(), v.node, v.marks.len()), ("election-storm", Some(3), 1));
+        assert!(calm.candidacy(7_300 * MS, 3).is_none(), "reported once");
+    }
 
     const MS: u64 = 1_000_000;
 
