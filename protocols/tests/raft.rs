@@ -250,15 +250,20 @@ fn a_term_and_vote_record_torn_by_a_crash_falls_back_to_the_previous_one() {
     assert_eq!((server.current_term(), server.voted_for()), (1, Some(0)));
 }
 
+/// Five servers on 5 ms links; server 0 times out first (100 ms), the others at 300 ms.
+fn five_with_leader_0(pre_vote: bool) -> Sim<RaftNode> {
+    let raft = RaftConfig {
+        election_timeout_overrides: overrides(&[(0, 100.0), (1, 300.0), (2, 300.0), (3, 300.0), (4, 300.0)]),
+        pre_vote,
+        ..RaftConfig::default()
+    };
+    cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![], kinds: vec![] }, 1)
+}
+
 #[test]
 fn pre_vote_keeps_a_rejoining_server_from_deposing_the_leader() {
     let run = |pre_vote: bool| {
-        let raft = RaftConfig {
-            election_timeout_overrides: overrides(&[(0, 100.0), (1, 300.0), (2, 300.0), (3, 300.0), (4, 300.0)]),
-            pre_vote,
-            ..RaftConfig::default()
-        };
-        let mut sim = cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![], kinds: vec![] }, 1);
+        let mut sim = five_with_leader_0(pre_vote);
         // Server 4 is cut off from 0.3 s to 2 s; its election timeout fires again and again.
         sim.schedule_fault(300 * MS, Fault::Partition { groups: vec![vec![4]] }).unwrap();
         sim.schedule_fault(2_000 * MS, Fault::Heal).unwrap();
@@ -292,12 +297,7 @@ fn pre_vote_keeps_a_rejoining_server_from_deposing_the_leader() {
 #[test]
 fn pre_vote_is_refused_by_followers_that_hear_from_the_leader() {
     let run = |pre_vote: bool| {
-        let raft = RaftConfig {
-            election_timeout_overrides: overrides(&[(0, 100.0), (1, 300.0), (2, 300.0), (3, 300.0), (4, 300.0)]),
-            pre_vote,
-            ..RaftConfig::default()
-        };
-        let mut sim = cluster(5, 0, raft, NetworkConfig { default: constant(5.0), links: vec![], kinds: vec![] }, 1);
+        let mut sim = five_with_leader_0(pre_vote);
         sim.schedule_fault(300 * MS, Fault::Cut { from: vec![0], to: vec![4] }).unwrap();
         sim.schedule_fault(2_000 * MS, Fault::Heal).unwrap();
         sim.run_until(3_000 * MS);

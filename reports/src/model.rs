@@ -333,21 +333,24 @@ impl Scene {
     }
 }
 
+/// A list of node ids in a fault as a set: `{0, 5}`, or `every node` when empty.
+fn node_set(value: Option<&Value>) -> String {
+    let ids: Vec<String> = value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .map(|n| n.to_string())
+        .collect();
+    if ids.is_empty() { "every node".to_owned() } else { format!("{{{}}}", ids.join(", ")) }
+}
+
 /// A fault in words, for tooltips: `partition {0, 5} | the rest`, `pause of node 3 for
 /// 300 ms`, `clock jump of node 2 by +2000 ms`.
 pub fn describe_fault(fault: &Value) -> String {
     let number = |key: &str| fault.get(key).and_then(Value::as_f64).unwrap_or(0.0);
     let node = fault.get("node").and_then(Value::as_u64).map_or_else(|| "?".to_owned(), |n| n.to_string());
-    let set = |value: Option<&Value>| {
-        let ids: Vec<String> = value
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_u64)
-            .map(|n| n.to_string())
-            .collect();
-        if ids.is_empty() { "every node".to_owned() } else { format!("{{{}}}", ids.join(", ")) }
-    };
+    let set = node_set;
     match fault.get("kind").and_then(Value::as_str).unwrap_or("fault") {
         "partition" => {
             let groups: Vec<String> =
@@ -378,16 +381,7 @@ pub fn describe_fault(fault: &Value) -> String {
 /// A fault in a few words, for its lane: `crash`, `pause 30 ms`, `clock +2000 ms`.
 fn short_fault(fault: &Value) -> String {
     let number = |key: &str| fault.get(key).and_then(Value::as_f64).unwrap_or(0.0);
-    let set = |value: Option<&Value>| {
-        let ids: Vec<String> = value
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_u64)
-            .map(|n| n.to_string())
-            .collect();
-        if ids.is_empty() { "every node".to_owned() } else { format!("{{{}}}", ids.join(", ")) }
-    };
+    let set = node_set;
     match fault.get("kind").and_then(Value::as_str).unwrap_or("fault") {
         "crash" => "crash".to_owned(),
         "crash_during_write" => "crash in write".to_owned(),
