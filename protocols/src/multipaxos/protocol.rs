@@ -165,10 +165,11 @@ impl Protocol for MultiPaxos {
 pub struct SlotInvariants {
     /// Every acceptance ever made, by slot, ballot and command.
     accepted_by: BTreeMap<(u64, Ballot, CmdId), BTreeSet<NodeId>>,
-    /// The command chosen at each slot, with the ballot and instant.
-    chosen: BTreeMap<u64, (CmdId, Ballot, u64)>,
+    /// The command chosen at each slot, with the ballot, the instant and the acceptor
+    /// whose acceptance made the majority.
+    chosen: BTreeMap<u64, (CmdId, Ballot, u64, NodeId)>,
     /// The command each slot was first applied with, and by whom.
-    applied: BTreeMap<u64, (CmdId, NodeId)>,
+    applied: BTreeMap<u64, (CmdId, NodeId, u64)>,
     promised: BTreeMap<NodeId, Ballot>,
     leaders: u64,
     noops_applied: u64,
@@ -222,17 +223,18 @@ impl SlotInvariants {
         }
         match self.chosen.get(&slot) {
             None => {
-                self.chosen.insert(slot, (cmd, ballot, t_ns));
+                self.chosen.insert(slot, (cmd, ballot, t_ns, node));
                 None
             }
-            Some((first, first_ballot, first_ns)) if *first != cmd => {
+            Some((first, first_ballot, first_ns, first_node)) if *first != cmd => {
                 let message = format!(
                     "two commands chosen at slot {slot}: {first} at ballot {first_ballot} ({:.3} ms) and {cmd} at \
                      ballot {ballot} (accepted by servers {:?})",
                     *first_ns as f64 / 1e6,
                     acceptors
                 );
-                Some(Violation::new("agreement", message, t_ns, Some(node)))
+                let fact = format!("{first} chosen at slot {slot}");
+                Some(Violation::new("agreement", message, t_ns, Some(node)).mark(*first_node, *first_ns, fact))
             }
             Some(_) => None,
         }
@@ -242,20 +244,26 @@ impl SlotInvariants {
         if cmd == CmdId::Noop {
             self.noops_applied += 1;
         }
-        if let Some((first, by)) = self.applied.get(&slot)
+        if let Some((first, by, by_ns)) = self.applied.get(&slot)
             && *first != cmd
         {
             let message = format!("server {node} applied {cmd} at slot {slot}, but server {by} applied {first} there");
-            return Some(Violation::new("state-machine-safety", message, t_ns, Some(node)));
+            let fact = format!("server {by} applied {first} at slot {slot}");
+            return Some(Violation::new("state-machine-safety", message, t_ns, Some(node)).mark(*by, *by_ns, fact));
         }
-        self.applied.entry(slot).or_insert((cmd, node));
+        self.applied.entry(slot).or_insert((cmd, node, t_ns));
         match self.chosen.get(&slot) {
-            Some((chosen, ballot, _)) if *chosen != cmd => Some(Violation::new(
-                "applied-not-chosen",
-                format!("server {node} applied {cmd} at slot {slot}, but {chosen} was chosen there (ballot {ballot})"),
-                t_ns,
-                Some(node),
-            )),
+            Some((chosen, ballot, chosen_ns, by)) if *chosen != cmd => Some(
+                Violation::new(
+                    "applied-not-chosen",
+                    format!(
+                        "server {node} applied {cmd} at slot {slot}, but {chosen} was chosen there (ballot {ballot})"
+                    ),
+                    t_ns,
+                    Some(node),
+                )
+                .mark(*by, *chosen_ns, format!("{chosen} chosen at slot {slot}")),
+            ),
             Some(_) => None,
             None => Some(Violation::new(
                 "applied-not-chosen",
