@@ -52,12 +52,14 @@ impl Step {
             "timer" | "start" | "observe" | "resume" => (StepKind::Local, num("node"), 0),
             _ => return None,
         };
-        let send = kind == StepKind::Send;
-        let variant = event.get("msg").map(crate::model::variant_name).unwrap_or_default();
-        let label = send.then(|| {
-            event.get("label").and_then(Value::as_str).map_or_else(|| variant.clone(), str::to_owned).into_boxed_str()
-        });
-        let kind_name = send.then(|| variant.into_boxed_str());
+        // Only a send names its message (a delivery's is the send's).
+        let (label, kind_name) = if kind == StepKind::Send {
+            let variant = event.get("msg").map(crate::model::variant_name).unwrap_or_default();
+            let label = event.get("label").and_then(Value::as_str).map_or_else(|| variant.clone(), str::to_owned);
+            (Some(label.into_boxed_str()), Some(variant.into_boxed_str()))
+        } else {
+            (None, None)
+        };
         Some(Step {
             t_ns: num("t_ns"),
             kind,
@@ -127,6 +129,9 @@ pub fn causal_past(steps: &[Step], node: usize, t_ns: u64, known: &[Message]) ->
     let by_id: std::collections::HashMap<u64, &Message> = known.iter().map(|m| (m.id, m)).collect();
     let mut messages = Vec::new();
     for (i, step) in steps[..=event].iter().enumerate() {
+        if !matches!(step.kind, StepKind::Deliver | StepKind::Drop) {
+            continue;
+        }
         let send = send_of.get(&step.msg_id).copied();
         let delivered = step.kind == StepKind::Deliver && in_past[i];
         let lost = step.kind == StepKind::Drop && send.is_some_and(|s| in_past[s]);

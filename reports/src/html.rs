@@ -274,16 +274,11 @@ fn diagrams(out: &mut String, report: &Report, scene: &Scene) {
             .and_then(|node| crate::causal::causal_past(steps, node, first.t_ns, &scene.messages));
         match past {
             Some(past) => {
-                let start = past.messages.iter().map(|m| m.sent_ns).min().unwrap_or(0);
-                let start = first.marks.iter().map(|m| m.t_ns).fold(start, u64::min);
-                // Room after the violation for its marker (the run may stop at it).
-                let end = first.t_ns + (first.t_ns - start) / 50 + 1_000_000;
-                let (drawn, skipped) = if past.messages.len() > MAX_CAUSAL {
-                    (&past.messages[past.messages.len() - MAX_CAUSAL..], past.messages.len() - MAX_CAUSAL)
-                } else {
-                    (&past.messages[..], 0)
-                };
-                let start = if skipped > 0 { drawn[0].sent_ns } else { start };
+                let skipped = past.messages.len().saturating_sub(MAX_CAUSAL);
+                let drawn = &past.messages[skipped..];
+                let start = drawn.iter().map(|m| m.sent_ns).min().unwrap_or(0);
+                let start = if skipped > 0 { start } else { first.marks.iter().map(|m| m.t_ns).fold(start, u64::min) };
+                let end = svg::room_after(first.t_ns, start);
                 let _ = write!(
                     out,
                     r#"<h2 id="causal-past">Causal past of the violation, {:.1}–{:.1} ms</h2><p class="note">Only what happens before the violation (Lamport's relation over sends, deliveries and each node's steps), over the whole run: {} of the run's {} events up to it are in its past, carried by {} messages; <b>{} events that could not have influenced it are hidden</b>.{}</p>"#,

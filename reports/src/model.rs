@@ -250,9 +250,7 @@ impl Scene {
     }
 
     fn add_fault(&mut self, t: u64, fault: &Value) {
-        let kind = fault.get("kind").and_then(Value::as_str).unwrap_or("fault").to_owned();
-        let label = describe_fault(fault);
-        let short = short_fault(fault);
+        let kind = fault.get("kind").and_then(Value::as_str).unwrap_or("fault");
         let groups: Vec<Vec<usize>> = fault
             .get("groups")
             .and_then(Value::as_array)
@@ -260,75 +258,49 @@ impl Scene {
             .flatten()
             .map(|g| g.as_array().into_iter().flatten().filter_map(Value::as_u64).map(|n| n as usize).collect())
             .collect();
+        // An instant on the fault's node, unless a branch below says otherwise.
+        let at = Fault {
+            kind: kind.to_owned(),
+            nodes: node_list(fault),
+            from_ns: t,
+            until_ns: t,
+            label: describe_fault(fault),
+            short: short_fault(fault),
+            groups,
+        };
         let node = fault.get("node").and_then(Value::as_u64).map(|n| n as usize);
-        match kind.as_str() {
+        let down = |faults: &[Fault]| {
+            faults
+                .iter()
+                .any(|f| f.kind == "crash" && f.until_ns == u64::MAX && node.is_some_and(|n| f.nodes.contains(&n)))
+        };
+        match kind {
             "heal" => self.close(&["partition", "cut", "bridge"], None, t),
             "reset_links" => self.close(&["set_links"], None, t),
             "restart" => {
-                let was_down = self
-                    .faults
-                    .iter()
-                    .any(|f| f.kind == "crash" && f.until_ns == u64::MAX && node.is_some_and(|n| f.nodes.contains(&n)));
+                let was_down = down(&self.faults);
                 self.close(&["crash"], node, t);
                 if was_down {
-                    self.faults.push(Fault {
-                        kind,
-                        nodes: node_list(fault),
-                        from_ns: t,
-                        until_ns: t,
-                        label,
-                        short,
-                        groups,
-                    });
+                    self.faults.push(at);
                 }
             }
             "pause" => {
                 let duration = (fault.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0) * 1e6) as u64;
-                self.faults.push(Fault {
-                    kind,
-                    nodes: node_list(fault),
-                    from_ns: t,
-                    until_ns: t + duration,
-                    label,
-                    short,
-                    groups,
-                });
+                self.faults.push(Fault { until_ns: t + duration, ..at });
             }
             "partition" | "cut" | "bridge" | "set_links" => {
                 if kind != "cut" && kind != "set_links" {
                     self.close(&["partition", "cut", "bridge"], None, t);
                 }
-                self.faults.push(Fault {
-                    kind,
-                    nodes: Vec::new(),
-                    from_ns: t,
-                    until_ns: u64::MAX,
-                    label,
-                    short,
-                    groups,
-                });
+                self.faults.push(Fault { nodes: Vec::new(), until_ns: u64::MAX, ..at });
             }
             "crash" => {
-                let already = self
-                    .faults
-                    .iter()
-                    .any(|f| f.kind == "crash" && f.until_ns == u64::MAX && node.is_some_and(|n| f.nodes.contains(&n)));
-                if !already {
-                    self.faults.push(Fault {
-                        kind,
-                        nodes: node_list(fault),
-                        from_ns: t,
-                        until_ns: u64::MAX,
-                        label,
-                        short,
-                        groups,
-                    });
+                if !down(&self.faults) {
+                    self.faults.push(Fault { until_ns: u64::MAX, ..at });
                 }
             }
             "clock_drift" if fault.get("drift_ppm").and_then(Value::as_f64) == Some(0.0) => {}
-            _ => {
-                self.faults.push(Fault { kind, nodes: node_list(fault), from_ns: t, until_ns: t, label, short, groups })
-            }
+            _ => self.faults.push(at),
         }
     }
 }

@@ -56,12 +56,17 @@ pub fn window(report: &Report) -> (u64, u64) {
     let end = report.end_ns.max(1);
     match report.violations.first().filter(|v| v.t_ns > 0) {
         Some(v) => {
-            // A little room after the violation for its marker (the run may stop at it).
             let from = v.t_ns.saturating_sub(1_000_000_000);
-            (from, v.t_ns + (v.t_ns - from) / 50 + 1_000_000)
+            (from, room_after(v.t_ns, from))
         }
         None => (0, end.min(1_000_000_000)),
     }
+}
+
+/// Where a diagram from `from` that shows an instant `t_ns` ends: a little after it, so
+/// that a marker there is whole (the run may stop at it).
+pub fn room_after(t_ns: u64, from: u64) -> u64 {
+    t_ns + t_ns.saturating_sub(from) / 50 + 1_000_000
 }
 
 /// What one space-time diagram shows.
@@ -72,7 +77,7 @@ pub struct Diagram<'a> {
     pub to: u64,
     pub messages: &'a [Message],
     pub faults: &'a [Fault],
-    /// Where the violation's named facts are marked, and its own marker's id.
+    /// The id of the violation's marker in this diagram.
     pub violation_id: &'a str,
 }
 
@@ -131,9 +136,9 @@ pub fn space_time(report: &Report, d: &Diagram<'_>) -> String {
         let title = escape(&fault.label);
         if fault.nodes.is_empty() {
             let words = fault.sides(lanes).unwrap_or_else(|| fault.short.clone());
-            // Words only where the band has room for them (about 5.5 px a character).
-            // and do not run into the words of an earlier band.
-            // Two rows of words above the lanes.
+            // Words only where the band has room for them (about 5.5 px a character),
+            // in the first of two rows above the lanes where they do not run into an
+            // earlier band's words.
             let needed = words.chars().count() as f64 * 5.5 + 4.0;
             let row = (x2 - x1 >= needed).then(|| words_end.iter().position(|end| x1 >= *end)).flatten();
             if let Some(row) = row {

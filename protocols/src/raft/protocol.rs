@@ -87,7 +87,7 @@ impl Protocol for Raft {
             clients_stop_ns: run.end_ns.saturating_sub(op_timeout_ns),
             writes_until_ns: settings.workload.writes_until_ns(run.heal_ns),
         });
-        // Time enough, once the faults have ended, to elect a leader (two election
+        // Time enough, once the faults have ended, to elect a leader (a few election
         // timeouts) and for its heartbeats to carry the commit index everywhere.
         let raft = &settings.raft;
         let catch_up_ns = ((4.0 * raft.election_timeout_ms[1] + 4.0 * raft.heartbeat_ms) * MS as f64) as u64;
@@ -95,11 +95,7 @@ impl Protocol for Raft {
             servers: run.cluster.servers,
             invariants: RaftInvariants::default(),
             catch_up: CatchUp::new(run.quiet_ns, run.end_ns, catch_up_ns),
-            calm: Calm {
-                from_ns: run.quiet_ns.saturating_add(catch_up_ns),
-                end_ns: run.end_ns,
-                candidacies: Vec::new(),
-            },
+            calm: Calm::new(run.quiet_ns.saturating_add(catch_up_ns), run.end_ns),
         };
         let factory = move |id| RaftNode::new(id, &shared);
         (Box::new(factory), judge)
@@ -139,14 +135,17 @@ pub struct RaftJudge {
 /// a leader that cannot keep its followers).
 pub struct Calm {
     from_ns: u64,
-    end_ns: u64,
-    /// When a server stood for election after `from_ns`, and which.
-    candidacies: Vec<(u64, NodeId)>,
+    /// How many elections may start from `from_ns` to the end.
+    allowed: usize,
+    /// Elections started from `from_ns` on, and the first of them (when, which server).
+    candidacies: usize,
+    first: Option<(u64, NodeId)>,
 }
 
 impl Calm {
-    fn allowed(&self) -> usize {
-        2 + (self.end_ns.saturating_sub(self.from_ns) / 1_000_000_000) as usize
+    pub fn new(from_ns: u64, end_ns: u64) -> Self {
+        let allowed = 2 + (end_ns.saturating_sub(from_ns) / 1_000_000_000) as usize;
+        Calm { from_ns, allowed, candidacies: 0, first: None }
     }
 
     /// Notes a candidacy; the violation once there are too many.
@@ -154,18 +153,18 @@ impl Calm {
         if t_ns < self.from_ns {
             return None;
         }
-        self.candidacies.push((t_ns, node));
-        if self.candidacies.len() != self.allowed() + 1 {
+        self.candidacies += 1;
+        let (first_ns, first) = *self.first.get_or_insert((t_ns, node));
+        if self.candidacies != self.allowed + 1 {
             return None;
         }
         let message = format!(
             "{} elections were started between {:.1} ms (the faults' end plus the catch-up time) and {:.1} ms, where at most {} may be: the cluster does not settle",
-            self.candidacies.len(),
+            self.candidacies,
             self.from_ns as f64 / 1e6,
             t_ns as f64 / 1e6,
-            self.allowed()
+            self.allowed
         );
-        let (first_ns, first) = self.candidacies[0];
         Some(Violation::new("election-storm", message, t_ns, Some(node)).mark(
             first,
             first_ns,
@@ -182,22 +181,21 @@ pub struct CatchUp {
     quiet_ns: u64,
     end_ns: u64,
     bound_ns: u64,
-    /// The highest index applied anywhere by the cut-off (`end_ns - bound_ns`).
+    /// `end_ns - bound_ns`, when that is after the faults ended (else nothing is judged).
+    cutoff_ns: Option<u64>,
+    /// The highest index applied anywhere by the cut-off.
     applied_by_cutoff: u64,
 }
 
 impl CatchUp {
     pub fn new(quiet_ns: u64, end_ns: u64, bound_ns: u64) -> Self {
-        CatchUp { quiet_ns, end_ns, bound_ns, applied_by_cutoff: 0 }
-    }
-
-    fn cutoff_ns(&self) -> Option<u64> {
-        self.end_ns.checked_sub(self.bound_ns).filter(|cutoff| *cutoff >= self.quiet_ns)
+        let cutoff_ns = end_ns.checked_sub(bound_ns).filter(|cutoff| *cutoff >= quiet_ns);
+        CatchUp { quiet_ns, end_ns, bound_ns, cutoff_ns, applied_by_cutoff: 0 }
     }
 
     /// Notes an entry applied at `t_ns`.
     pub fn applied(&mut self, t_ns: u64, index: u64) {
-        if self.cutoff_ns().is_some_and(|cutoff| t_ns <= cutoff) {
+        if self.cutoff_ns.is_some_and(|cutoff| t_ns <= cutoff) {
             self.applied_by_cutoff = self.applied_by_cutoff.max(index);
         }
     }
@@ -205,7 +203,7 @@ impl CatchUp {
     /// At the end of the run (`now_ns`), the first server up (`(id, last applied)`) that
     /// is behind.
     pub fn check(&self, now_ns: u64, up: &[(NodeId, u64)]) -> Option<Violation> {
-        let cutoff = self.cutoff_ns()?;
+        let cutoff = self.cutoff_ns?;
         if now_ns < self.end_ns {
             return None; // stopped early (a limit): the end was not reached
         }
@@ -338,10 +336,12 @@ pub fn raft_label<M: Machine>(msg: &Msg<M>) -> Option<String> {
 mod tests {
     use super::{Calm, CatchUp};
 
+    const MS: u64 = 1_000_000;
+
     #[test]
     fn elections_after_the_faults_are_bounded() {
         // From 7 s to a 10 s end: 2 + 3 elections are allowed.
-        let mut calm = Calm { from_ns: 7_000 * MS, end_ns: 10_000 * MS, candidacies: Vec::new() };
+        let mut calm = Calm::new(7_000 * MS, 10_000 * MS);
         assert!(calm.candidacy(6_000 * MS, 1).is_none(), "during the faults: not counted");
         for k in 0..5 {
             assert!(calm.candidacy((7_100 + k * 10) * MS, 2).is_none());
@@ -350,8 +350,6 @@ mod tests {
         assert_eq!((v.kind.as_str(), v.node, v.marks.len()), ("election-storm", Some(3), 1));
         assert!(calm.candidacy(7_300 * MS, 3).is_none(), "reported once");
     }
-
-    const MS: u64 = 1_000_000;
 
     #[test]
     fn servers_must_catch_up_with_what_was_committed_before_the_cutoff() {
