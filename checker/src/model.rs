@@ -50,6 +50,24 @@ pub trait Model: Clone {
     fn state_heap_bytes(&self, _state: &Self::State) -> usize {
         0
     }
+
+    /// False only if no sequence of operations from `state` reaches a state in which
+    /// `op` succeeds (a read of a value the state can no longer become). The search
+    /// asks it of reads that do not fit the current state, and gives up the
+    /// configuration when it is false; `true` is always a correct answer.
+    fn reachable(&self, _state: &Self::State, _op: &Self::Op) -> bool {
+        true
+    }
+
+    /// Told by the search each time `op` is linearized (`placed`) or taken back, for
+    /// models whose [`Model::reachable`] depends on which operations are still to come.
+    fn note_placed(&mut self, _op: &Self::Op, _placed: bool) {}
+
+    /// True if `op` never changes the state it succeeds in (a read). The search then
+    /// takes it as soon as it can, without trying the alternatives (see `search`).
+    fn read_only(&self, _op: &Self::Op) -> bool {
+        false
+    }
 }
 
 /// Interns values as dense `u32` ids. Lookups go through a hash map that is never
@@ -57,7 +75,7 @@ pub trait Model: Clone {
 #[derive(Clone, Debug)]
 pub struct Interner<T: Hash + Eq + Clone> {
     #[allow(clippy::disallowed_types)] // Only looked up, never iterated.
-    ids: std::collections::HashMap<T, u32>,
+    ids: rustc_hash::FxHashMap<T, u32>,
     values: Vec<T>,
 }
 
@@ -187,6 +205,10 @@ impl Model for RegisterModel {
     fn describe(&self, state: &u32) -> String {
         self.values.get(*state).to_string()
     }
+
+    fn read_only(&self, op: &RegisterOp) -> bool {
+        matches!(op, RegisterOp::Read(_))
+    }
 }
 
 // ---------------------------------------------------------------- kv
@@ -194,13 +216,37 @@ impl Model for RegisterModel {
 /// A map of string registers: `get`, `put`, `append` and `cas [from to]` per key, every
 /// key starting as "".
 /// P-compositional: each key is checked on its own unless splitting is turned off.
+///
+/// Appends make new strings, and concurrent appenders make many (every order of every
+/// subset). Only strings that some read (a get's value or a cas's `from`) of the key
+/// starts with are kept: a value no read starts with can never be read again until a
+/// put or cas replaces it, whatever is appended, so all such values behave alike and
+/// are one state, [`UNREAD`]. That keeps both the interned strings and the search's
+/// states to the prefixes of what clients saw.
 #[derive(Clone, Debug, Default)]
 pub struct KvModel {
     keys: Interner<Value>,
     strings: Interner<Box<str>>,
-    #[allow(clippy::disallowed_types)] // Only looked up, never iterated.
-    appended: std::collections::HashMap<(u32, u32), u32>,
+    /// Per key id: the string ids its reads saw, sorted by content (built by `init`).
+    reads: Vec<Vec<u32>>,
+    /// (current, suffix) -> the state after appending; (UNREAD, value) -> the state a put
+    /// or cas of `value` leaves. Only looked up, never iterated.
+    #[allow(clippy::disallowed_types)]
+    joined: rustc_hash::FxHashMap<(u32, u32, u32), u32>,
+    /// Per key id: the values a put or cas may still set it to, with how many such
+    /// operations are not linearized yet. Between them a key only grows by appends.
+    resets: Vec<Vec<(u32, u32)>>,
 }
+
+/// The state of a key holding a value that no read of it starts with.
+pub const UNREAD: u32 = u32::MAX;
+
+/// Above this many distinct values set by puts and cas on one key, reads are not pruned.
+const RESETS_MAX: usize = 64;
+
+/// A kv state: each key's string id (or [`UNREAD`]), by key id. A partition has one key,
+/// kept inline.
+pub type KvState = smallvec::SmallVec<[u32; 2]>;
 
 /// A compiled kv operation: key id and string id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -219,8 +265,50 @@ fn text_of(value: &Value) -> String {
     }
 }
 
+impl KvModel {
+    fn string(&mut self, value: &Value) -> u32 {
+        self.strings.intern_owned(text_of(value).into())
+    }
+
+    /// Whether some read of `key` saw a value starting with `text`.
+    fn read_starts_with(&self, key: u32, text: &str) -> bool {
+        let reads = &self.reads[key as usize];
+        let first = reads.partition_point(|id| &**self.strings.get(*id) < text);
+        reads.get(first).is_some_and(|id| self.strings.get(*id).starts_with(text))
+    }
+
+    /// The state `key` is in holding `text`: its id if a read starts with it, else UNREAD.
+    fn state_of(&mut self, key: u32, text: String) -> u32 {
+        if self.read_starts_with(key, &text) { self.strings.intern_owned(text.into_boxed_str()) } else { UNREAD }
+    }
+
+    /// The state a put or cas of string `value` leaves `key` in.
+    fn replaced(&mut self, key: u32, value: u32) -> u32 {
+        if let Some(state) = self.joined.get(&(key, UNREAD, value)) {
+            return *state;
+        }
+        let state = self.state_of(key, self.strings.get(value).to_string());
+        self.joined.insert((key, UNREAD, value), state);
+        state
+    }
+
+    /// The state after appending string `suffix` to `key` in state `current`.
+    fn appended(&mut self, key: u32, current: u32, suffix: u32) -> u32 {
+        if current == UNREAD {
+            return UNREAD;
+        }
+        if let Some(state) = self.joined.get(&(key, current, suffix)) {
+            return *state;
+        }
+        let text = format!("{}{}", self.strings.get(current), self.strings.get(suffix));
+        let state = self.state_of(key, text);
+        self.joined.insert((key, current, suffix), state);
+        state
+    }
+}
+
 impl Model for KvModel {
-    type State = Box<[u32]>;
+    type State = KvState;
     type Op = KvOp;
 
     fn name(&self) -> &'static str {
@@ -235,82 +323,118 @@ impl Model for KvModel {
             self.strings.intern_owned(Box::from(""));
         }
         let key = self.keys.intern(key);
-        Ok(Some(match op.f.as_str() {
+        if self.resets.len() <= key as usize {
+            self.resets.push(Vec::new());
+            self.reads.push(Vec::new());
+        }
+        let compiled = match op.f.as_str() {
             "get" | "read" => {
                 if op.outcome != Outcome::Ok {
                     return Ok(None);
                 }
-                KvOp::Get { key, value: self.strings.intern_owned(text_of(&op.result).into()) }
+                let value = self.string(&op.result);
+                self.reads[key as usize].push(value);
+                KvOp::Get { key, value }
             }
-            "put" | "write" => KvOp::Put { key, value: self.strings.intern_owned(text_of(&op.value).into()) },
-            "append" => KvOp::Append { key, suffix: self.strings.intern_owned(text_of(&op.value).into()) },
+            "put" | "write" => KvOp::Put { key, value: self.string(&op.value) },
+            "append" => KvOp::Append { key, suffix: self.string(&op.value) },
             "cas" => {
                 let pair = op
                     .value
                     .as_vec()
                     .filter(|items| items.len() == 2)
                     .ok_or_else(|| bad(op, format!("a kv :cas needs a [from to] value, found {}", op.value)))?;
-                let from = self.strings.intern_owned(text_of(&pair[0]).into());
-                let to = self.strings.intern_owned(text_of(&pair[1]).into());
+                let (from, to) = (self.string(&pair[0]), self.string(&pair[1]));
+                self.reads[key as usize].push(from);
                 KvOp::Cas { key, from, to }
             }
             other => return Err(bad(op, format!("the kv model has no operation :{other}"))),
-        }))
+        };
+        if let KvOp::Put { key, value: to } | KvOp::Cas { key, to, .. } = compiled {
+            let resets = &mut self.resets[key as usize];
+            match resets.iter_mut().find(|(value, _)| *value == to) {
+                Some((_, count)) => *count += 1,
+                None => resets.push((to, 1)),
+            }
+        }
+        Ok(Some(compiled))
     }
 
-    fn init(&mut self) -> Box<[u32]> {
+    fn init(&mut self) -> KvState {
         if self.strings.is_empty() {
             self.strings.intern_owned(Box::from(""));
         }
-        vec![0; self.keys.len()].into_boxed_slice()
+        let strings = &self.strings;
+        for reads in &mut self.reads {
+            reads.sort_unstable_by(|a, b| strings.get(*a).cmp(strings.get(*b)));
+            reads.dedup();
+        }
+        (0..self.keys.len() as u32).map(|key| self.state_of(key, String::new())).collect()
     }
 
-    fn step(&mut self, state: &Box<[u32]>, op: &KvOp) -> Option<Box<[u32]>> {
-        match *op {
-            KvOp::Get { key, value } => (state[key as usize] == value).then(|| state.clone()),
-            KvOp::Cas { key, from, to } => (state[key as usize] == from).then(|| {
-                let mut next = state.clone();
-                next[key as usize] = to;
-                next
-            }),
-            KvOp::Put { key, value } => {
-                let mut next = state.clone();
-                next[key as usize] = value;
-                Some(next)
+    fn step(&mut self, state: &KvState, op: &KvOp) -> Option<KvState> {
+        let (key, next) = match *op {
+            KvOp::Get { key, value } => return (state[key as usize] == value).then(|| state.clone()),
+            KvOp::Cas { key, from, to } => {
+                if state[key as usize] != from {
+                    return None;
+                }
+                (key, self.replaced(key, to))
             }
-            KvOp::Append { key, suffix } => {
-                let current = state[key as usize];
-                let joined = match self.appended.get(&(current, suffix)) {
-                    Some(id) => *id,
-                    None => {
-                        let text = format!("{}{}", self.strings.get(current), self.strings.get(suffix));
-                        let id = self.strings.intern_owned(text.into_boxed_str());
-                        self.appended.insert((current, suffix), id);
-                        id
-                    }
-                };
-                let mut next = state.clone();
-                next[key as usize] = joined;
-                Some(next)
-            }
-        }
+            KvOp::Put { key, value } => (key, self.replaced(key, value)),
+            KvOp::Append { key, suffix } => (key, self.appended(key, state[key as usize], suffix)),
+        };
+        let mut state = state.clone();
+        state[key as usize] = next;
+        Some(state)
     }
 
     fn partition_key(&self, op: &Op) -> Option<Value> {
         op.key.clone()
     }
 
-    fn describe(&self, state: &Box<[u32]>) -> String {
+    fn describe(&self, state: &KvState) -> String {
         let entries: Vec<String> = state
             .iter()
             .enumerate()
-            .map(|(key, value)| format!("{} {:?}", self.keys.get(key as u32), self.strings.get(*value)))
+            .map(|(key, value)| match *value {
+                UNREAD => format!("{} (a value no read saw)", self.keys.get(key as u32)),
+                value => format!("{} {:?}", self.keys.get(key as u32), self.strings.get(value)),
+            })
             .collect();
         format!("{{{}}}", entries.join(", "))
     }
 
-    fn state_heap_bytes(&self, state: &Box<[u32]>) -> usize {
-        state.len() * 4
+    fn state_heap_bytes(&self, state: &KvState) -> usize {
+        if state.spilled() { state.len() * 4 } else { 0 }
+    }
+
+    fn read_only(&self, op: &KvOp) -> bool {
+        matches!(op, KvOp::Get { .. })
+    }
+
+    /// Between puts a key only grows by appends: a value is reachable if it starts with
+    /// the current one, or with what a put or cas not linearized yet would set.
+    fn reachable(&self, state: &KvState, op: &KvOp) -> bool {
+        let (key, wanted) = match *op {
+            KvOp::Get { key, value } => (key, value),
+            KvOp::Cas { key, from, .. } => (key, from),
+            KvOp::Put { .. } | KvOp::Append { .. } => return true,
+        };
+        let resets = &self.resets[key as usize];
+        let wanted = self.strings.get(wanted);
+        let current = state[key as usize];
+        resets.len() > RESETS_MAX
+            || (current != UNREAD && wanted.starts_with(&**self.strings.get(current)))
+            || resets.iter().any(|(value, left)| *left > 0 && wanted.starts_with(&**self.strings.get(*value)))
+    }
+
+    fn note_placed(&mut self, op: &KvOp, placed: bool) {
+        if let KvOp::Put { key, value: to } | KvOp::Cas { key, to, .. } = *op
+            && let Some((_, left)) = self.resets[key as usize].iter_mut().find(|(value, _)| *value == to)
+        {
+            if placed { *left -= 1 } else { *left += 1 }
+        }
     }
 }
 
@@ -419,6 +543,10 @@ impl Model for MultiRegisterModel {
 
     fn state_heap_bytes(&self, state: &Box<[u32]>) -> usize {
         state.len() * 4
+    }
+
+    fn read_only(&self, op: &Box<[Micro]>) -> bool {
+        op.iter().all(|micro| matches!(micro, Micro::Read { .. }))
     }
 }
 

@@ -237,6 +237,30 @@ fn kv_op() -> impl Strategy<Value = GenOp> {
         })
 }
 
+/// Mostly appends and reads on one key, now and then a put: the shape where the kv model
+/// collapses values no read saw and prunes reads that can no longer be satisfied.
+fn kv_append_op() -> impl Strategy<Value = GenOp> {
+    let reads =
+        prop_oneof![Just(""), Just("x"), Just("xy"), Just("yx"), Just("xyz"), Just("yxz"), Just("z"), Just("zx")];
+    (
+        prop_oneof![4 => Just("get"), 5 => Just("append"), 1 => Just("put"), 1 => Just("cas")],
+        prop_oneof![Just("x"), Just("y"), Just("z")],
+        reads,
+        timing(),
+    )
+        .prop_map(|(f, arg, read, (start, length, ending))| {
+            let (value, result) = match f {
+                "get" => (Value::Nil, Value::Str(read.into())),
+                "cas" => {
+                    let pair = Value::Vec(vec![Value::Str(read.into()), Value::Str(arg.into())]);
+                    (pair.clone(), pair)
+                }
+                _ => (Value::Str(arg.into()), Value::Str(arg.into())),
+            };
+            GenOp { f, key: Some(Value::Str("k".into())), value, result, start, length, ending }
+        })
+}
+
 fn multi_op() -> impl Strategy<Value = GenOp> {
     let micro = (prop_oneof![Just("read"), Just("write")], prop_oneof![Just("x"), Just("y")], (0i64..3), small_int());
     (proptest::collection::vec(micro, 1..3), timing()).prop_map(|(micros, (start, length, ending))| {
@@ -301,6 +325,11 @@ proptest! {
     }
 
     #[test]
+    fn kv_appends_agree(ops in proptest::collection::vec(kv_append_op(), 1..=9)) {
+        agree(ModelKind::Kv, Value::Nil, &ops)?;
+    }
+
+    #[test]
     fn multi_register_agrees(ops in proptest::collection::vec(multi_op(), 1..=8), zero in any::<bool>()) {
         let initial = if zero { checker::edn::parse("{:x 0 :y 0}").unwrap() } else { Value::Nil };
         agree(ModelKind::MultiRegister, initial, &ops)?;
@@ -324,4 +353,11 @@ fn reference_sees_both_verdicts() {
         verdicts[usize::from(reference(ModelKind::CasRegister, &Value::Nil, &history_of(&ops)))] += 1;
     }
     assert!(verdicts[0] > 20 && verdicts[1] > 20, "{verdicts:?}");
+    let mut verdicts = [0usize; 2];
+    let strategy = proptest::collection::vec(kv_append_op(), 1..=9);
+    for _ in 0..200 {
+        let ops = strategy.new_tree(&mut runner).unwrap().current();
+        verdicts[usize::from(reference(ModelKind::Kv, &Value::Nil, &history_of(&ops)))] += 1;
+    }
+    assert!(verdicts[0] > 20 && verdicts[1] > 20, "kv appends: {verdicts:?}");
 }
