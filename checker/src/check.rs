@@ -151,6 +151,9 @@ pub struct Report {
     /// The largest memo table of any partition.
     pub cache_entries_max: usize,
     pub cache_bytes_max: usize,
+    /// The most the check held at once while searching, as the memory budget counts it
+    /// (memo tables, stacks, lists and interned values of every partition alive).
+    pub memory_bytes_max: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -190,6 +193,7 @@ pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions
         steps: 0,
         cache_entries_max: 0,
         cache_bytes_max: 0,
+        memory_bytes_max: 0,
         unknown_reason: None,
         explanation: None,
     };
@@ -211,16 +215,53 @@ pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions
     }
     let mut searches: Vec<Option<search::Search<'_, M>>> =
         compiled.iter().zip(models.iter_mut()).map(|((ops, _), model)| Some(search::Search::new(model, ops))).collect();
+    // What each partition holds (its search and model), as of its last slice; a
+    // partition may grow into what the others leave of the budget.
+    let memory_max = options.budget.memory_bytes_max;
+    let mut held: Vec<usize> = (0..searches.len()).map(|i| held_by(&searches[i], &models[i])).collect();
+    let mut held_total: usize = held.iter().sum();
+    report.memory_bytes_max = held_total;
     let mut slice: u64 = 1_024;
     'rounds: while searches.iter().any(Option::is_some) {
-        for index in 0..searches.len() {
-            let Some(search) = searches[index].as_mut() else { continue };
-            let budget = &options.budget;
-            let Some(outcome) =
-                search.run(&mut models[index], slice, &mut steps_left, budget.cache_bytes_max, budget.steps_max)
-            else {
+        'partitions: for index in 0..searches.len() {
+            if searches[index].is_none() {
                 continue;
+            }
+            let outcome = loop {
+                let search = searches[index].as_mut().expect("checked above");
+                let room = memory_max.saturating_sub(held_total - held[index]);
+                let run = search.run(&mut models[index], slice, &mut steps_left, room, options.budget.steps_max);
+                report.memory_bytes_max = report.memory_bytes_max.max(held_total - held[index] + search.slice_peak());
+                let now = held_by(&searches[index], &models[index]);
+                held_total = held_total - held[index] + now;
+                held[index] = now;
+                report.memory_bytes_max = report.memory_bytes_max.max(held_total);
+                match run {
+                    search::Run::Slice => continue 'partitions,
+                    search::Run::Done(outcome) => break outcome,
+                    search::Run::Memory => {}
+                }
+                // Make room by giving up the progress of the other partitions that have
+                // started: they start again from scratch when their turn comes, and this
+                // one goes on at once. Only when none is left is its answer unknown.
+                let started: Vec<usize> = (0..searches.len())
+                    .filter(|j| *j != index && searches[*j].as_ref().is_some_and(|s| s.stats().steps > 0))
+                    .collect();
+                if started.is_empty() {
+                    break search::Outcome::Unknown(Exhausted::Memory { limit_bytes: memory_max });
+                }
+                for j in started {
+                    note_stats(&mut report, &searches[j].as_ref().expect("started").stats());
+                    let mut fresh = model.clone();
+                    compile(&mut fresh, history, &partitions[j].1)?;
+                    models[j] = fresh;
+                    searches[j] = Some(search::Search::new(&mut models[j], &compiled[j].0));
+                    let now = held_by(&searches[j], &models[j]);
+                    held_total = held_total - held[j] + now;
+                    held[j] = now;
+                }
             };
+            let search = searches[index].as_ref().expect("ran just above");
             note_stats(&mut report, &search.stats());
             // A finished partition's memory is given back at once: its search, and what
             // its model interned (the kv model's states), unless an explanation needs it.
@@ -228,6 +269,8 @@ pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions
             if !matches!(outcome, search::Outcome::NotLinearizable(_)) {
                 models[index] = model.clone();
             }
+            held_total -= held[index];
+            held[index] = 0;
             match outcome {
                 search::Outcome::Linearizable => {}
                 search::Outcome::Unknown(reason) => {
@@ -263,6 +306,11 @@ pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions
         report.unknown_reason = Some(reason.to_string());
     }
     Ok(report)
+}
+
+/// Bytes a partition holds: its search, if running, and its model.
+fn held_by<M: Model>(search: &Option<search::Search<'_, M>>, model: &M) -> usize {
+    search.as_ref().map_or(0, search::Search::bytes) + model.heap_bytes()
 }
 
 fn note_stats(report: &mut Report, stats: &Stats) {

@@ -143,7 +143,9 @@ impl<'a> Reader<'a> {
 
     fn read_map(&mut self, depth: usize) -> Result<Value, EdnError> {
         self.bump();
-        let mut entries = Vec::new();
+        let mut entries: Vec<(Value, Value)> = Vec::new();
+        // Keys seen, once the map is too big to scan.
+        let mut seen: Option<std::collections::BTreeSet<Value>> = None;
         loop {
             match self.skip_space() {
                 None => return Err(self.error("unexpected end of input, expected '}'")),
@@ -152,12 +154,25 @@ impl<'a> Reader<'a> {
                     return Ok(Value::Map(entries));
                 }
                 Some(_) => {
+                    let (key_pos, key_line, key_line_start) = (self.pos, self.line, self.line_start);
                     let key = self.read_nested(depth + 1)?;
+                    let duplicate = match &mut seen {
+                        Some(seen) => !seen.insert(key.clone()),
+                        None => entries.iter().any(|(k, _)| *k == key),
+                    };
+                    if duplicate {
+                        let column =
+                            self.text[key_line_start..key_pos].iter().filter(|b| (**b & 0xC0) != 0x80).count() + 1;
+                        return Err(EdnError { line: key_line, column, message: format!("duplicate map key {key}") });
+                    }
                     if self.skip_space() == Some(b'}') {
                         return Err(self.error(format!("map key {key} has no value")));
                     }
                     let value = self.read_nested(depth + 1)?;
                     entries.push((key, value));
+                    if seen.is_none() && entries.len() > 16 {
+                        seen = Some(entries.iter().map(|(k, _)| k.clone()).collect());
+                    }
                 }
             }
         }
@@ -331,6 +346,16 @@ mod tests {
         assert_eq!(parse("#inst \"2020\"").unwrap(), Value::Str("2020".into()));
         assert_eq!(parse("-12N").unwrap(), Value::Int(-12));
         assert_eq!(parse("1.5").unwrap(), Value::Float("1.5".into()));
+    }
+
+    #[test]
+    fn duplicate_map_keys_are_an_error_at_the_second() {
+        let err = parse("{:process 1, :type :ok,\n :f :read, :type :info}").unwrap_err();
+        assert_eq!((err.line, err.column, err.message.as_str()), (2, 12, "duplicate map key :type"));
+        let big: String = (0..40).map(|i| format!(":k{i} {i} ")).collect();
+        let err = parse(&format!("{{{big}:k7 0}}")).unwrap_err();
+        assert_eq!(err.message, "duplicate map key :k7");
+        assert!(parse(&format!("{{{big}}}")).is_ok());
     }
 
     #[test]

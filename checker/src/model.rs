@@ -51,6 +51,12 @@ pub trait Model: Clone {
         0
     }
 
+    /// Bytes the model holds (interned values and caches), for the memory budget: it
+    /// grows as the search meets new states.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+
     /// False only if no sequence of operations from `state` reaches a state in which
     /// `op` succeeds (a read of a value the state can no longer become). The search
     /// asks it of reads that do not fit the current state, and gives up the
@@ -70,30 +76,53 @@ pub trait Model: Clone {
     }
 }
 
-/// Interns values as dense `u32` ids. Lookups go through a hash map that is never
-/// iterated; the id order is the order of first appearance, so it is deterministic.
-#[derive(Clone, Debug)]
-pub struct Interner<T: Hash + Eq + Clone> {
-    #[allow(clippy::disallowed_types)] // Only looked up, never iterated.
-    ids: rustc_hash::FxHashMap<T, u32>,
-    values: Vec<T>,
+/// Bytes a value owns on the heap, for the memory budget (an estimate from lengths).
+pub trait HeapSize {
+    fn heap_size(&self) -> usize;
 }
 
-impl<T: Hash + Eq + Clone> Default for Interner<T> {
-    fn default() -> Self {
-        Interner { ids: Default::default(), values: Vec::new() }
+impl HeapSize for Box<str> {
+    fn heap_size(&self) -> usize {
+        self.len()
     }
 }
 
-impl<T: Hash + Eq + Clone> Interner<T> {
+impl HeapSize for Value {
+    fn heap_size(&self) -> usize {
+        match self {
+            Value::Nil | Value::Bool(_) | Value::Int(_) => 0,
+            Value::Float(s) | Value::Str(s) | Value::Keyword(s) | Value::Symbol(s) => s.capacity(),
+            Value::Vec(items) => items.iter().map(|v| std::mem::size_of::<Value>() + v.heap_size()).sum(),
+            Value::Map(entries) => {
+                entries.iter().map(|(k, v)| 2 * std::mem::size_of::<Value>() + k.heap_size() + v.heap_size()).sum()
+            }
+        }
+    }
+}
+
+/// Interns values as dense `u32` ids. Lookups go through a hash map that is never
+/// iterated; the id order is the order of first appearance, so it is deterministic.
+/// Each value is held twice (map key and id table), and counted so in [`Interner::bytes`].
+#[derive(Clone, Debug)]
+pub struct Interner<T: Hash + Eq + Clone + HeapSize> {
+    #[allow(clippy::disallowed_types)] // Only looked up, never iterated.
+    ids: rustc_hash::FxHashMap<T, u32>,
+    values: Vec<T>,
+    heap: usize,
+}
+
+impl<T: Hash + Eq + Clone + HeapSize> Default for Interner<T> {
+    fn default() -> Self {
+        Interner { ids: Default::default(), values: Vec::new(), heap: 0 }
+    }
+}
+
+impl<T: Hash + Eq + Clone + HeapSize> Interner<T> {
     pub fn intern(&mut self, value: &T) -> u32 {
         if let Some(id) = self.ids.get(value) {
             return *id;
         }
-        let id = self.values.len() as u32;
-        self.ids.insert(value.clone(), id);
-        self.values.push(value.clone());
-        id
+        self.intern_owned(value.clone())
     }
 
     pub fn intern_owned(&mut self, value: T) -> u32 {
@@ -101,6 +130,7 @@ impl<T: Hash + Eq + Clone> Interner<T> {
             return *id;
         }
         let id = self.values.len() as u32;
+        self.heap += 2 * value.heap_size();
         self.ids.insert(value.clone(), id);
         self.values.push(value);
         id
@@ -116,6 +146,13 @@ impl<T: Hash + Eq + Clone> Interner<T> {
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// Bytes held: both tables at their capacity, and what the values own.
+    pub fn bytes(&self) -> usize {
+        self.ids.capacity() * (std::mem::size_of::<T>() + 5)
+            + self.values.capacity() * std::mem::size_of::<T>()
+            + self.heap
     }
 }
 
@@ -206,6 +243,10 @@ impl Model for RegisterModel {
         self.values.get(*state).to_string()
     }
 
+    fn heap_bytes(&self) -> usize {
+        self.values.bytes()
+    }
+
     fn read_only(&self, op: &RegisterOp) -> bool {
         matches!(op, RegisterOp::Read(_))
     }
@@ -236,6 +277,8 @@ pub struct KvModel {
     /// Per key id: the values a put or cas may still set it to, with how many such
     /// operations are not linearized yet. Between them a key only grows by appends.
     resets: Vec<Vec<(u32, u32)>>,
+    /// Bytes of `reads` and `resets`, fixed once `init` has run.
+    fixed_bytes: usize,
 }
 
 /// The state of a key holding a value that no read of it starts with.
@@ -369,6 +412,8 @@ impl Model for KvModel {
             reads.sort_unstable_by(|a, b| strings.get(*a).cmp(strings.get(*b)));
             reads.dedup();
         }
+        self.fixed_bytes = self.reads.iter().map(|r| r.capacity() * 4 + 24).sum::<usize>()
+            + self.resets.iter().map(|r| r.capacity() * 8 + 24).sum::<usize>();
         (0..self.keys.len() as u32).map(|key| self.state_of(key, String::new())).collect()
     }
 
@@ -407,6 +452,10 @@ impl Model for KvModel {
 
     fn state_heap_bytes(&self, state: &KvState) -> usize {
         if state.spilled() { state.len() * 4 } else { 0 }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.keys.bytes() + self.strings.bytes() + self.joined.capacity() * 17 + self.fixed_bytes
     }
 
     fn read_only(&self, op: &KvOp) -> bool {
@@ -543,6 +592,10 @@ impl Model for MultiRegisterModel {
 
     fn state_heap_bytes(&self, state: &Box<[u32]>) -> usize {
         state.len() * 4
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.keys.bytes() + self.values.bytes()
     }
 
     fn read_only(&self, op: &Box<[Micro]>) -> bool {

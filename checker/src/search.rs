@@ -40,13 +40,14 @@ use crate::model::Model;
 pub struct Budget {
     /// Search steps (entries visited) over all partitions.
     pub steps_max: u64,
-    /// Bytes of memo table per partition.
-    pub cache_bytes_max: usize,
+    /// Bytes the whole check may hold while searching: every partition's memo table,
+    /// stack and bookkeeping, and what its model interned (see `check`).
+    pub memory_bytes_max: usize,
 }
 
 impl Default for Budget {
     fn default() -> Self {
-        Budget { steps_max: 200_000_000, cache_bytes_max: 40 << 20 }
+        Budget { steps_max: 200_000_000, memory_bytes_max: 40 << 20 }
     }
 }
 
@@ -63,7 +64,11 @@ impl std::fmt::Display for Exhausted {
         match self {
             Exhausted::Steps { limit } => write!(f, "the search budget of {limit} steps was spent"),
             Exhausted::Memory { limit_bytes } => {
-                write!(f, "the memo table reached its limit of {} MiB", limit_bytes >> 20)
+                write!(
+                    f,
+                    "the search's memory (memo, states, interned values) reached its limit of {} MiB",
+                    limit_bytes >> 20
+                )
             }
         }
     }
@@ -107,6 +112,18 @@ pub struct Stats {
     pub steps: u64,
     pub cache_entries: usize,
     pub cache_bytes: usize,
+}
+
+/// How a slice of search ended.
+#[derive(Clone, Debug)]
+pub enum Run<S> {
+    /// The search is over.
+    Done(Outcome<S>),
+    /// The slice of steps ran out; the search can go on.
+    Slice,
+    /// The search and its model hold more than they were allowed; it can go on if given
+    /// more room.
+    Memory,
 }
 
 const HEAD: usize = 0;
@@ -199,11 +216,13 @@ struct Classes {
 
 impl Classes {
     fn build<O: Eq + Hash + Clone>(ops: &[SearchOp<O>]) -> Classes {
-        let mut interner: crate::model::Interner<O> = crate::model::Interner::default();
+        #[allow(clippy::disallowed_types)] // Only looked up, never iterated.
+        let mut class_of: rustc_hash::FxHashMap<&O, usize> = Default::default();
         let mut members: Vec<Vec<u32>> = Vec::new();
         for (index, op) in ops.iter().enumerate() {
             if op.ret.is_none() {
-                let class = interner.intern(&op.op) as usize;
+                let next = members.len();
+                let class = *class_of.entry(&op.op).or_insert(next);
                 if class == members.len() {
                     members.push(Vec::new());
                 }
@@ -239,16 +258,22 @@ impl Classes {
 struct Memo<S> {
     table: HashTable<Slot<S>>,
     hasher: FxBuildHasher,
-    bytes: usize,
+    /// Bytes the slots own outside the table (windows, counts, states).
+    heap: usize,
     counts_bytes: usize,
 }
 
 struct Slot<S> {
     first_word: u32,
-    window: Box<[u64]>,
+    /// Inline up to two words (the usual case): no allocation per slot.
+    window: smallvec::SmallVec<[u64; 2]>,
     state: S,
+    /// Empty when the history has no indeterminate operations.
     counts: Vec<Box<[u32]>>,
 }
+
+/// What one heap allocation costs beyond what it holds (allocator header, rounding).
+const ALLOCATION_OVERHEAD: usize = 16;
 
 fn window(bits: &[u64]) -> (u32, &[u64]) {
     let first = bits.iter().position(|w| *w != u64::MAX).unwrap_or(bits.len());
@@ -262,8 +287,22 @@ fn dominates(explored: &[u32], current: &[u32]) -> bool {
 
 impl<S: Eq + Hash + Clone> Memo<S> {
     fn new(classes: usize) -> Self {
-        let counts_bytes = if classes > 0 { classes * 4 + 16 + 24 } else { 0 };
-        Memo { table: HashTable::new(), hasher: FxBuildHasher, bytes: 0, counts_bytes }
+        let counts_bytes = if classes > 0 { classes * 4 + 16 + 2 * ALLOCATION_OVERHEAD } else { 0 };
+        Memo { table: HashTable::new(), hasher: FxBuildHasher, heap: 0, counts_bytes }
+    }
+
+    /// Bytes held: the table at its capacity (a control byte per slot) and the slots' own.
+    fn bytes(&self) -> usize {
+        self.table.capacity() * (std::mem::size_of::<Slot<S>>() + 1) + self.heap
+    }
+
+    /// Bytes the next new entry may add: when the table is full it grows to about twice
+    /// its buckets, and the old and new tables are both held while it moves.
+    fn growth_bytes(&self) -> usize {
+        if self.table.len() < self.table.capacity() {
+            return 0;
+        }
+        (self.table.capacity().max(3) * 2 + 16) * (std::mem::size_of::<Slot<S>>() + 1)
     }
 
     /// Records the configuration; false if it, or one dominating it, was seen before.
@@ -272,22 +311,25 @@ impl<S: Eq + Hash + Clone> Memo<S> {
         let hash = self.hasher.hash_one((first_word, window, state));
         let found = self
             .table
-            .find_mut(hash, |slot| slot.first_word == first_word && &*slot.window == window && slot.state == *state);
+            .find_mut(hash, |slot| slot.first_word == first_word && &slot.window[..] == window && slot.state == *state);
         if let Some(slot) = found {
-            if slot.counts.iter().any(|explored| dominates(explored, counts)) {
+            if counts.is_empty() || slot.counts.iter().any(|explored| dominates(explored, counts)) {
                 return false;
             }
             // The new configuration dominates any explored one it is below.
             slot.counts.retain(|explored| !dominates(counts, explored));
             slot.counts.push(Box::from(counts));
-            self.bytes += self.counts_bytes;
+            self.heap += self.counts_bytes;
             return true;
         }
         let hasher = self.hasher;
-        let slot =
-            Slot { first_word, window: Box::from(window), state: state.clone(), counts: vec![Box::from(counts)] };
-        self.bytes += std::mem::size_of::<Slot<S>>() + 2 + window.len() * 8 + 16 + self.counts_bytes + state_heap_bytes;
-        self.table.insert_unique(hash, slot, |slot| hasher.hash_one((slot.first_word, &*slot.window, &slot.state)));
+        let counts = if counts.is_empty() { Vec::new() } else { vec![Box::from(counts)] };
+        let slot = Slot { first_word, window: smallvec::SmallVec::from_slice(window), state: state.clone(), counts };
+        if slot.window.spilled() {
+            self.heap += window.len() * 8 + ALLOCATION_OVERHEAD;
+        }
+        self.heap += self.counts_bytes + state_heap_bytes;
+        self.table.insert_unique(hash, slot, |slot| hasher.hash_one((slot.first_word, &slot.window[..], &slot.state)));
         true
     }
 }
@@ -340,6 +382,7 @@ pub struct Search<'o, M: Model> {
     cursor: Cursor,
     /// Where a new configuration's scan starts (no read phase without reads).
     start: Cursor,
+    slice_peak: usize,
 }
 
 fn start_cursor(read_only: &[bool]) -> Cursor {
@@ -376,35 +419,77 @@ impl<'o, M: Model> Search<'o, M> {
             stuck: None,
             cursor: start,
             start,
+            slice_peak: 0,
         }
     }
 
     /// The work done so far.
     pub fn stats(&self) -> Stats {
-        Stats { steps: self.stats.steps, cache_entries: self.memo.table.len(), cache_bytes: self.memo.bytes }
+        Stats { steps: self.stats.steps, cache_entries: self.memo.table.len(), cache_bytes: self.memo.bytes() }
     }
 
-    /// Runs at most `slice` steps (and no more than `steps_left`, which it spends):
-    /// `Some` with the outcome when the search ended, `None` when the slice ran out.
+    /// Bytes the search holds: memo, stack and its lists (its model's are apart).
+    pub fn bytes(&self) -> usize {
+        let n = self.ops.len();
+        self.memo.bytes()
+            + self.stack.capacity() * std::mem::size_of::<Frame<M::State>>()
+            + self.list.next.len() * 30
+            + n * 9
+            + self.linearized.len() * 8
+            + self.classes.members.iter().map(|m| m.capacity() * 4 + 28).sum::<usize>()
+    }
+
+    /// Runs at most `slice` steps (and no more than `steps_left`, which it spends), while
+    /// the search and `model` hold at most `memory_max` bytes.
     pub fn run(
         &mut self,
         model: &mut M,
         slice: u64,
         steps_left: &mut u64,
-        cache_bytes_max: usize,
+        memory_max: usize,
         steps_limit: u64,
-    ) -> Option<Outcome<M::State>> {
+    ) -> Run<M::State> {
+        match self.run_slice(model, slice, steps_left, memory_max, steps_limit) {
+            Some(Some(outcome)) => Run::Done(outcome),
+            Some(None) => Run::Memory,
+            None => Run::Slice,
+        }
+    }
+
+    /// The most the search and its model held during the last call of [`Search::run`]
+    /// (memo, stack, interned values; the fixed lists apart).
+    pub fn slice_peak(&self) -> usize {
+        self.slice_peak
+    }
+
+    fn run_slice(
+        &mut self,
+        model: &mut M,
+        slice: u64,
+        steps_left: &mut u64,
+        memory_max: usize,
+        steps_limit: u64,
+    ) -> Option<Option<Outcome<M::State>>> {
+        self.slice_peak = 0;
         let ops = self.ops;
         let mut slice_left = slice;
         loop {
             if self.returns_left == 0 {
-                return Some(Outcome::Linearizable);
+                return Some(Some(Outcome::Linearizable));
             }
             if *steps_left == 0 {
-                return Some(Outcome::Unknown(Exhausted::Steps { limit: steps_limit }));
+                return Some(Some(Outcome::Unknown(Exhausted::Steps { limit: steps_limit })));
             }
             if slice_left == 0 {
                 return None;
+            }
+            // Before anything grows: what the search and model hold, and what the next
+            // memo entry may add, within the room given.
+            let stack_bytes = self.stack.capacity() * std::mem::size_of::<Frame<M::State>>();
+            let holding = self.memo.bytes() + model.heap_bytes() + stack_bytes;
+            self.slice_peak = self.slice_peak.max(holding);
+            if holding + self.memo.growth_bytes() > memory_max {
+                return Some(None);
             }
             slice_left -= 1;
             *steps_left -= 1;
@@ -445,7 +530,7 @@ impl<'o, M: Model> Search<'o, M> {
                 }
                 Cursor::Entry(stop_entry) => {
                     if let Some(outcome) = self.backtrack(model, Some(self.list.op[stop_entry] as usize)) {
-                        return Some(outcome);
+                        return Some(Some(outcome));
                     }
                     continue;
                 }
@@ -455,7 +540,7 @@ impl<'o, M: Model> Search<'o, M> {
                     // A read that no later state can satisfy: it can never be linearized
                     // from here, so this configuration has failed.
                     if let Some(outcome) = self.backtrack(model, Some(op)) {
-                        return Some(outcome);
+                        return Some(Some(outcome));
                     }
                 }
                 continue;
@@ -468,13 +553,10 @@ impl<'o, M: Model> Search<'o, M> {
                     // The read leads where the search has failed before: so does this
                     // configuration, whatever else it tries.
                     if let Some(outcome) = self.backtrack(model, None) {
-                        return Some(outcome);
+                        return Some(Some(outcome));
                     }
                 }
                 continue;
-            }
-            if self.memo.bytes > cache_bytes_max {
-                return Some(Outcome::Unknown(Exhausted::Memory { limit_bytes: cache_bytes_max }));
             }
             let state = std::mem::replace(&mut self.state, next_state);
             self.stack.push(Frame { choice, forced, state });

@@ -58,8 +58,9 @@ pub struct CheckArgs {
     /// Search steps before the answer is "unknown".
     #[arg(long, default_value_t = Budget::default().steps_max)]
     pub budget_steps: u64,
-    /// Memo table size per key, in MiB, before the answer is "unknown".
-    #[arg(long, default_value_t = (Budget::default().cache_bytes_max >> 20) as u64)]
+    /// Memory the search may hold, in MiB, over all keys (memo tables, states, interned
+    /// values), before the answer is "unknown".
+    #[arg(long, default_value_t = (Budget::default().memory_bytes_max >> 20) as u64)]
     pub budget_memory_mb: u64,
     /// Check the whole history as one object even where the model splits by key.
     #[arg(long)]
@@ -136,7 +137,7 @@ fn check_file(args: &CheckArgs) -> Result<Checked, String> {
         None => (ModelKind::infer(&history), true),
     };
     let options = CheckOptions {
-        budget: Budget { steps_max: args.budget_steps, cache_bytes_max: (args.budget_memory_mb as usize) << 20 },
+        budget: Budget { steps_max: args.budget_steps, memory_bytes_max: (args.budget_memory_mb as usize) << 20 },
         split: !args.no_split,
     };
     let started = std::time::Instant::now();
