@@ -44,8 +44,11 @@ impl ModelArg {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// The history: Jepsen EDN, a Jepsen console log, or dsim's JSON lines.
-    pub file: PathBuf,
+    /// Histories: Jepsen EDN, Jepsen console logs, or dsim's JSON lines. A directory
+    /// stands for the .edn, .log, .txt, .json and .jsonl files under it, in name order.
+    /// One file prints its full verdict; several print a line each and the totals.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub files: Vec<PathBuf>,
     /// The file's format (inferred from its name and content when auto).
     #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
     pub format: FormatArg,
@@ -65,9 +68,18 @@ pub struct CheckArgs {
     /// Check the whole history as one object even where the model splits by key.
     #[arg(long)]
     pub no_split: bool,
-    /// Print one JSON object.
+    /// Print JSON: one object per file, a line each.
     #[arg(long)]
     pub json: bool,
+    /// Files checked at once, each on its own thread (default: the machine's cores).
+    /// Each check has its own memory budget. Output is in file order whatever the count.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Write a self-contained HTML page of the check (one FILE only): each partition's
+    /// operations on a time axis and, for a violation, the longest linearizable prefix,
+    /// the operation that cannot be placed and the model states there.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
 }
 
 /// `dsim check`'s JSON output: the checker's report plus what was inferred.
@@ -86,37 +98,209 @@ struct CheckOutput<'a> {
     report: &'a Report,
 }
 
-/// Runs `dsim check`; returns the exit code.
+/// Runs `dsim check`; returns the exit code: for several files the worst of them, bad
+/// input first (2), then a violation (1), then unknown (3).
 pub fn run(args: &CheckArgs) -> u8 {
-    match check_file(args) {
-        Ok((output, text)) => {
-            if args.json {
-                println!("{}", serde_json::to_string(&output.0).expect("serialisable"));
-            } else {
-                print!("{text}");
-            }
-            match output.1 {
-                Verdict::Pass => exit::PASS,
-                Verdict::Violation => exit::VIOLATION,
-                Verdict::Unknown => exit::UNKNOWN,
-            }
+    if !(1..=1_048_576).contains(&args.budget_memory_mb) {
+        eprintln!("dsim check: --budget-memory-mb must be 1 to 1048576, got {}", args.budget_memory_mb);
+        return exit::BAD_INPUT;
+    }
+    let jobs = match args.jobs {
+        Some(jobs @ 1..=1024) => jobs,
+        Some(other) => {
+            eprintln!("dsim check: --jobs must be 1 to 1024, got {other}");
+            return exit::BAD_INPUT;
         }
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let files = match expand(&args.files) {
+        Ok(files) => files,
         Err(message) => {
             eprintln!("dsim check: {message}");
-            exit::BAD_INPUT
+            return exit::BAD_INPUT;
         }
+    };
+    let single = args.files.len() == 1 && !args.files[0].is_dir();
+    if args.report.is_some() && !single {
+        eprintln!("dsim check: --report takes one FILE, not {} files", files.len());
+        return exit::BAD_INPUT;
+    }
+    if single {
+        return match check_file(args, &files[0]) {
+            Ok(checked) => {
+                if let Some(path) = &args.report
+                    && let Err(message) = crate::check_report::write(path, &checked)
+                {
+                    eprintln!("dsim check: {message}");
+                    return exit::OUTPUT;
+                }
+                if args.json {
+                    println!("{}", serde_json::to_string(&checked.json).expect("serialisable"));
+                } else {
+                    print!("{}", checked.text);
+                }
+                exit_of(checked.report.verdict)
+            }
+            Err(message) => {
+                eprintln!("dsim check: {message}");
+                exit::BAD_INPUT
+            }
+        };
+    }
+    let results = check_all(args, &files, jobs);
+    let (mut pass, mut violation, mut unknown, mut errors) = (0, 0, 0, 0);
+    let (mut parse_s, mut check_s) = (0.0, 0.0);
+    for (path, result) in files.iter().zip(&results) {
+        match result {
+            Ok(checked) => {
+                match checked.report.verdict {
+                    Verdict::Pass => pass += 1,
+                    Verdict::Violation => violation += 1,
+                    Verdict::Unknown => unknown += 1,
+                }
+                parse_s += checked.parse_s;
+                check_s += checked.check_s;
+                if args.json {
+                    println!("{}", serde_json::to_string(&checked.json).expect("serialisable"));
+                } else {
+                    println!("{}", one_line(checked));
+                }
+            }
+            Err(message) => {
+                errors += 1;
+                if args.json {
+                    let error = serde_json::json!({ "file": path.display().to_string(), "error": message });
+                    println!("{error}");
+                } else {
+                    println!("{:<16} {message}", "error");
+                }
+            }
+        }
+    }
+    if !args.json {
+        println!(
+            "{} files: {pass} linearizable, {violation} not linearizable, {unknown} unknown, {errors} errors; \
+             parse {parse_s:.3} s, check {check_s:.3} s in total",
+            files.len()
+        );
+    }
+    if errors > 0 {
+        exit::BAD_INPUT
+    } else if violation > 0 {
+        exit::VIOLATION
+    } else if unknown > 0 {
+        exit::UNKNOWN
+    } else {
+        exit::PASS
     }
 }
 
-type Checked = ((serde_json::Value, Verdict), String);
-
-fn check_file(args: &CheckArgs) -> Result<Checked, String> {
-    let name = args.file.display().to_string();
-    if !(1..=1_048_576).contains(&args.budget_memory_mb) {
-        return Err(format!("--budget-memory-mb must be 1 to 1048576, got {}", args.budget_memory_mb));
+fn exit_of(verdict: Verdict) -> u8 {
+    match verdict {
+        Verdict::Pass => exit::PASS,
+        Verdict::Violation => exit::VIOLATION,
+        Verdict::Unknown => exit::UNKNOWN,
     }
+}
+
+/// The files the arguments name: files as given; a directory's history files (by
+/// extension, recursively, hidden ones skipped) in name order.
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    const EXTENSIONS: [&str; 5] = ["edn", "log", "txt", "json", "jsonl"];
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = entries
+            .map(|entry| entry.map(|e| e.path()).map_err(|e| format!("{}: {e}", dir.display())))
+            .collect::<Result<_, _>>()?;
+        paths.sort();
+        for path in paths {
+            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e)) {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let before = files.len();
+            walk(path, &mut files)?;
+            if files.len() == before {
+                return Err(format!("{}: no history files (.edn, .log, .txt, .json, .jsonl) in it", path.display()));
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Checks `files` on `jobs` threads; results in file order. Each check is a function of
+/// its file alone, so the results do not depend on `jobs`.
+fn check_all(args: &CheckArgs, files: &[PathBuf], jobs: usize) -> Vec<Result<Checked, String>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<Result<Checked, String>>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(files.len()) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = files.get(index) else { break };
+                    let result = check_file(args, path);
+                    *slots[index].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every file was checked"))
+        .collect()
+}
+
+/// One file's result on a line: verdict, file, operations, times, and why when not a pass.
+fn one_line(checked: &Checked) -> String {
+    let report = &checked.report;
+    let verdict = match report.verdict {
+        Verdict::Pass => "linearizable",
+        Verdict::Violation => "NOT-linearizable",
+        Verdict::Unknown => "unknown",
+    };
+    let mut line = format!(
+        "{verdict:<16} {}  {} ops, {} steps, parse {:.3} s, check {:.3} s",
+        checked.file, report.ops, report.steps, checked.parse_s, checked.check_s
+    );
+    if let Some(reason) = &report.unknown_reason {
+        line.push_str(&format!("  ({reason})"));
+    }
+    if let Some(e) = &report.explanation {
+        line.push_str(&format!("  first op that cannot be linearized: {}", e.op));
+    }
+    line
+}
+
+/// One file checked: the report and how it was read, as text and JSON.
+pub struct Checked {
+    pub file: String,
+    pub report: Report,
+    pub history: History,
+    pub model: ModelKind,
+    pub parse_s: f64,
+    pub check_s: f64,
+    pub json: serde_json::Value,
+    pub text: String,
+}
+
+fn check_file(args: &CheckArgs, path: &std::path::Path) -> Result<Checked, String> {
+    let name = path.display().to_string();
     let started = std::time::Instant::now();
-    let text = crate::output::read_text(std::path::Path::new(&args.file))?;
+    let text = crate::output::read_text(path)?;
     let (format, format_inferred) = match args.format {
         FormatArg::Auto => (detect_format(Some(&name), &text), true),
         FormatArg::Edn => (Format::Edn, false),
@@ -162,7 +346,8 @@ fn check_file(args: &CheckArgs) -> Result<Checked, String> {
         report: &report,
     };
     let json = serde_json::to_value(&output).expect("serialisable");
-    Ok(((json, report.verdict), text))
+    let file = output.file;
+    Ok(Checked { file, report, history, model: kind, parse_s, check_s, json, text })
 }
 
 // ---------------------------------------------------------------- bench checker

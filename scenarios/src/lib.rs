@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod check_cmd;
+pub mod check_report;
 pub mod cli;
 pub mod compare_cmd;
 pub mod compare_html;

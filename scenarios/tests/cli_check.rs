@@ -162,3 +162,80 @@ fn a_one_line_history_parses_with_positions_and_times_reported() {
     let column = ops.join(" ").chars().count() + 2 + "{:process 1, :type :ok :f".len() + 1;
     assert!(message.contains(&format!(":1:{column}:")), "{message} (expected column {column})");
 }
+
+fn porcupine(path: &str) -> String {
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    format!("{crate_dir}/../checker/tests/data/porcupine/{path}")
+}
+
+#[test]
+fn a_directory_prints_a_line_per_file_and_the_totals() {
+    let output = dsim(&["check", &porcupine("kv"), "--jobs", "2"]);
+    assert_eq!(output.status.code(), Some(1), "three of the six are not linearizable");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7, "{text}");
+    for (line, (verdict, name)) in lines.iter().zip([
+        ("NOT-linearizable", "c01-bad.txt"),
+        ("linearizable", "c01-ok.txt"),
+        ("NOT-linearizable", "c10-bad.txt"),
+        ("linearizable", "c10-ok.txt"),
+        ("NOT-linearizable", "c50-bad.txt"),
+        ("linearizable", "c50-ok.txt"),
+    ]) {
+        assert!(line.starts_with(verdict) && line.contains(name), "{line}");
+    }
+    assert!(lines[6].starts_with("6 files: 3 linearizable, 3 not linearizable, 0 unknown, 0 errors"), "{}", lines[6]);
+}
+
+#[test]
+fn json_lines_per_file_are_the_same_for_any_jobs() {
+    let fields = |jobs: &str| -> Vec<serde_json::Value> {
+        let output = dsim(&["check", &porcupine("kv"), &porcupine("jepsen/etcd_000.log"), "--json", "--jobs", jobs]);
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+                let object = value.as_object_mut().unwrap();
+                assert!(object["parse_s"].is_f64() && object["check_s"].is_f64());
+                object.remove("parse_s");
+                object.remove("check_s");
+                value
+            })
+            .collect()
+    };
+    let one = fields("1");
+    assert_eq!(one.len(), 7);
+    assert_eq!(one, fields("2"));
+    assert_eq!(one, fields("7"));
+}
+
+#[test]
+fn a_bad_file_among_many_is_named_and_the_exit_is_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.edn"), "{:process 0, :type :invoke, :f :read, :value nil, :f :write}\n").unwrap();
+    std::fs::copy(porcupine("kv/c01-ok.txt"), dir.path().join("b.txt")).unwrap();
+    let output = dsim(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("a.edn:1:51: duplicate map key :f"), "{text}");
+    assert!(text.contains("1 linearizable, 0 not linearizable, 0 unknown, 1 errors"), "{text}");
+}
+
+#[test]
+fn a_report_shows_the_failing_partition_and_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("c50-bad.html");
+    let output = dsim(&["check", &porcupine("kv/c50-bad.txt"), "--report", page.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("NOT linearizable") && html.contains("<svg"), "{html}");
+    assert!(html.contains("In the sub-history of key &quot;1&quot;."), "the failing partition is named");
+    assert!(html.contains("(cannot be placed)") && html.contains("fill=\"#e66\""), "the failing op is marked");
+    assert_eq!(html.matches("<circle").count(), 37, "a linearization point per prefix operation");
+    assert!(html.len() < 100_000, "bounded: {} bytes", html.len());
+    let output = dsim(&["check", &porcupine("kv"), "--report", page.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "one FILE only");
+}
