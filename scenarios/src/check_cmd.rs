@@ -360,6 +360,22 @@ pub struct CheckerBenchArgs {
     /// Skip the 100,000-operation history (the slowest case).
     #[arg(long)]
     pub quick: bool,
+    /// Porcupine's test data (its `test_data`: `kv/` and `jepsen/`), timed file by file.
+    /// Default: the copy in this repository, if the binary was built from a checkout.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// One real history (or group of them) timed: parse and check apart.
+#[derive(Debug, Serialize)]
+pub struct RealResult {
+    pub name: String,
+    pub files: usize,
+    pub ops: usize,
+    pub parse_s: f64,
+    pub check_s: f64,
+    pub verdicts: String,
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// One benchmark case.
@@ -380,6 +396,10 @@ pub struct CaseResult {
 /// What `dsim bench checker` measured.
 #[derive(Debug, Serialize)]
 pub struct CheckerBench {
+    /// Porcupine's own histories (when found): c01..c50 one by one, the etcd logs summed.
+    pub real: Vec<RealResult>,
+    /// Where they were read from, or why not.
+    pub real_data: String,
     pub cases: Vec<CaseResult>,
     pub peak_rss_bytes: Option<u64>,
 }
@@ -422,7 +442,70 @@ fn run_case(name: &'static str, histories: &[History], kind: ModelKind, split: b
 }
 
 /// Runs the checker benchmark on generated histories of the shapes in the issue.
-pub fn bench_checker(quick: bool) -> CheckerBench {
+/// Times `dsim check`'s work (parse, then check) on Porcupine's histories under `dir`.
+fn bench_real(dir: &std::path::Path) -> Result<Vec<RealResult>, String> {
+    let time_file = |path: &std::path::Path, kind: ModelKind| -> Result<(usize, f64, f64, Verdict), String> {
+        let started = Instant::now();
+        let text = crate::output::read_text(path)?;
+        let history = parse_history(&text, detect_format(path.to_str(), &text))
+            .map_err(|e| format!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message))?;
+        let parse_s = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let report = checker::check(kind, None, &history, &CheckOptions::default()).map_err(|e| e.to_string())?;
+        Ok((history.ops.len(), parse_s, started.elapsed().as_secs_f64(), report.verdict))
+    };
+    let verdicts = |v: &[Verdict]| {
+        let count = |w: Verdict| v.iter().filter(|x| **x == w).count();
+        format!(
+            "{} pass, {} violation, {} unknown",
+            count(Verdict::Pass),
+            count(Verdict::Violation),
+            count(Verdict::Unknown)
+        )
+    };
+    let mut results = Vec::new();
+    for name in ["c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"] {
+        reset_peak_rss();
+        let (ops, parse_s, check_s, verdict) = time_file(&dir.join(format!("kv/{name}.txt")), ModelKind::Kv)?;
+        let (name, verdicts) = (format!("kv/{name}"), verdicts(&[verdict]));
+        results.push(RealResult { name, files: 1, ops, parse_s, check_s, verdicts, peak_rss_bytes: peak_rss_bytes() });
+    }
+    reset_peak_rss();
+    let (mut ops, mut parse_s, mut check_s, mut seen) = (0, 0.0, 0.0, Vec::new());
+    for i in 0..=102 {
+        let path = dir.join(format!("jepsen/etcd_{i:03}.log"));
+        if std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len() == 0 {
+            continue; // etcd_095: its cluster never started
+        }
+        let (n, p, c, verdict) = time_file(&path, ModelKind::CasRegister)?;
+        (ops, parse_s, check_s) = (ops + n, parse_s + p, check_s + c);
+        seen.push(verdict);
+    }
+    let files = seen.len();
+    let name = "jepsen/etcd_*.log (sum)".to_owned();
+    results.push(RealResult {
+        name,
+        files,
+        ops,
+        parse_s,
+        check_s,
+        verdicts: verdicts(&seen),
+        peak_rss_bytes: peak_rss_bytes(),
+    });
+    Ok(results)
+}
+
+/// The repository's copy of Porcupine's data, when the binary was built from a checkout.
+fn default_data() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../checker/tests/data/porcupine"))
+}
+
+pub fn bench_checker(quick: bool, data: Option<&std::path::Path>) -> CheckerBench {
+    let dir = data.map_or_else(default_data, std::path::Path::to_path_buf);
+    let (real, real_data) = match bench_real(&dir) {
+        Ok(real) => (real, dir.display().to_string()),
+        Err(why) => (Vec::new(), format!("not timed: {why} (give --data PORCUPINE_TEST_DATA)")),
+    };
     // Like Porcupine's etcd suite, a mix of linearizable and non-linearizable histories:
     // every other one has a read altered to a value never written.
     let etcd: Vec<History> = (0..102u64)
@@ -449,11 +532,26 @@ pub fn bench_checker(quick: bool) -> CheckerBench {
         let big = kv(1000, 100_000, 50, 0.02, 3);
         cases.push(run_case("kv 100,000 ops, 50 clients, 1000 keys, split", &big, ModelKind::Kv, true));
     }
-    CheckerBench { cases, peak_rss_bytes: peak_rss_bytes() }
+    CheckerBench { real, real_data, cases, peak_rss_bytes: peak_rss_bytes() }
 }
 
 impl std::fmt::Display for CheckerBench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Porcupine's own histories ({}):", self.real_data)?;
+        for r in &self.real {
+            writeln!(
+                f,
+                "  {:<26} {:>4} file(s) {:>6} ops  parse {:.4} s  check {:.4} s  {}  peak {:.1} MiB",
+                r.name,
+                r.files,
+                r.ops,
+                r.parse_s,
+                r.check_s,
+                r.verdicts,
+                r.peak_rss_bytes.unwrap_or(0) as f64 / 1048576.0
+            )?;
+        }
+        writeln!(f, "Generated histories:")?;
         for case in &self.cases {
             writeln!(f, "{}", case.name)?;
             writeln!(f, "  {} histories, {} ops, {}", case.histories, case.ops, case.verdicts)?;
@@ -478,7 +576,7 @@ impl std::fmt::Display for CheckerBench {
 
 /// Runs `dsim bench checker`.
 pub fn bench(args: &CheckerBenchArgs) -> u8 {
-    let result = bench_checker(args.quick);
+    let result = bench_checker(args.quick, args.data.as_deref());
     if args.json {
         println!("{}", serde_json::to_string(&result).expect("serialisable"));
     } else {

@@ -117,6 +117,16 @@ fn bench_checker_quick_prints_json() {
     assert_eq!(cases.len(), 3);
     assert!(cases.iter().all(|c| c["ops_per_sec"].as_f64().unwrap() > 0.0));
     assert_eq!(cases[0]["verdicts"], "51 pass, 51 violation, 0 unknown");
+    let real = json["real"].as_array().unwrap();
+    let names: Vec<&str> = real.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["kv/c01-ok", "kv/c01-bad", "kv/c10-ok", "kv/c10-bad", "kv/c50-ok", "kv/c50-bad", "jepsen/etcd_*.log (sum)"]
+    );
+    assert_eq!(real[4]["verdicts"], "1 pass, 0 violation, 0 unknown");
+    assert_eq!(real[5]["verdicts"], "0 pass, 1 violation, 0 unknown");
+    assert_eq!(real[6]["files"], 102);
+    assert!(real.iter().all(|r| r["check_s"].as_f64().unwrap() > 0.0 && r["parse_s"].as_f64().unwrap() > 0.0));
 }
 
 #[test]
