@@ -383,6 +383,8 @@ pub struct Search<'o, M: Model> {
     /// Where a new configuration's scan starts (no read phase without reads).
     start: Cursor,
     slice_peak: usize,
+    /// Bytes of the list, bit sets and classes, fixed by the operations.
+    fixed_bytes: usize,
 }
 
 fn start_cursor(read_only: &[bool]) -> Cursor {
@@ -404,6 +406,10 @@ impl<'o, M: Model> Search<'o, M> {
         let memo = Memo::new(classes.members.len());
         let read_only: Vec<bool> = ops.iter().map(|op| op.ret.is_some() && model.read_only(&op.op)).collect();
         let start = start_cursor(&read_only);
+        let fixed_bytes = list.next.len() * 30
+            + ops.len() * 9
+            + determinate_count.div_ceil(64) * 8
+            + classes.members.iter().map(|m| m.capacity() * 4 + 28).sum::<usize>();
         Search {
             ops,
             list,
@@ -420,6 +426,7 @@ impl<'o, M: Model> Search<'o, M> {
             cursor: start,
             start,
             slice_peak: 0,
+            fixed_bytes,
         }
     }
 
@@ -430,13 +437,7 @@ impl<'o, M: Model> Search<'o, M> {
 
     /// Bytes the search holds: memo, stack and its lists (its model's are apart).
     pub fn bytes(&self) -> usize {
-        let n = self.ops.len();
-        self.memo.bytes()
-            + self.stack.capacity() * std::mem::size_of::<Frame<M::State>>()
-            + self.list.next.len() * 30
-            + n * 9
-            + self.linearized.len() * 8
-            + self.classes.members.iter().map(|m| m.capacity() * 4 + 28).sum::<usize>()
+        self.memo.bytes() + self.stack.capacity() * std::mem::size_of::<Frame<M::State>>() + self.fixed_bytes
     }
 
     /// Runs at most `slice` steps (and no more than `steps_left`, which it spends), while
@@ -457,7 +458,7 @@ impl<'o, M: Model> Search<'o, M> {
     }
 
     /// The most the search and its model held during the last call of [`Search::run`]
-    /// (memo, stack, interned values; the fixed lists apart).
+    /// (memo, stack, lists, interned values).
     pub fn slice_peak(&self) -> usize {
         self.slice_peak
     }
@@ -486,7 +487,7 @@ impl<'o, M: Model> Search<'o, M> {
             // Before anything grows: what the search and model hold, and what the next
             // memo entry may add, within the room given.
             let stack_bytes = self.stack.capacity() * std::mem::size_of::<Frame<M::State>>();
-            let holding = self.memo.bytes() + model.heap_bytes() + stack_bytes;
+            let holding = self.memo.bytes() + model.heap_bytes() + stack_bytes + self.fixed_bytes;
             self.slice_peak = self.slice_peak.max(holding);
             if holding + self.memo.growth_bytes() > memory_max {
                 return Some(None);

@@ -215,6 +215,20 @@ fn register_op(cas: bool) -> impl Strategy<Value = GenOp> {
     })
 }
 
+/// A kv operation: `arg` is what a put, append or cas writes, `read` what a get returns
+/// (and a cas expects).
+fn kv_gen_op(f: &'static str, key: &str, arg: &str, read: &str, (start, length, ending): (u8, u8, u8)) -> GenOp {
+    let (value, result) = match f {
+        "get" => (Value::Nil, Value::Str(read.into())),
+        "cas" => {
+            let pair = Value::Vec(vec![Value::Str(read.into()), Value::Str(arg.into())]);
+            (pair.clone(), pair)
+        }
+        _ => (Value::Str(arg.into()), Value::Str(arg.into())),
+    };
+    GenOp { f, key: Some(Value::Str(key.into())), value, result, start, length, ending }
+}
+
 fn kv_op() -> impl Strategy<Value = GenOp> {
     let words = prop_oneof![Just(""), Just("x"), Just("y"), Just("xy"), Just("yx"), Just("xx")];
     (
@@ -224,17 +238,7 @@ fn kv_op() -> impl Strategy<Value = GenOp> {
         words,
         timing(),
     )
-        .prop_map(|(f, key, arg, read, (start, length, ending))| {
-            let (value, result) = match f {
-                "get" => (Value::Nil, Value::Str(read.into())),
-                "cas" => {
-                    let pair = Value::Vec(vec![Value::Str(read.into()), Value::Str(arg.into())]);
-                    (pair.clone(), pair)
-                }
-                _ => (Value::Str(arg.into()), Value::Str(arg.into())),
-            };
-            GenOp { f, key: Some(Value::Str(key.into())), value, result, start, length, ending }
-        })
+        .prop_map(|(f, key, arg, read, timing)| kv_gen_op(f, key, arg, read, timing))
 }
 
 /// Mostly appends and reads on one key, now and then a put: the shape where the kv model
@@ -248,17 +252,7 @@ fn kv_append_op() -> impl Strategy<Value = GenOp> {
         reads,
         timing(),
     )
-        .prop_map(|(f, arg, read, (start, length, ending))| {
-            let (value, result) = match f {
-                "get" => (Value::Nil, Value::Str(read.into())),
-                "cas" => {
-                    let pair = Value::Vec(vec![Value::Str(read.into()), Value::Str(arg.into())]);
-                    (pair.clone(), pair)
-                }
-                _ => (Value::Str(arg.into()), Value::Str(arg.into())),
-            };
-            GenOp { f, key: Some(Value::Str("k".into())), value, result, start, length, ending }
-        })
+        .prop_map(|(f, arg, read, timing)| kv_gen_op(f, "k", arg, read, timing))
 }
 
 fn multi_op() -> impl Strategy<Value = GenOp> {
