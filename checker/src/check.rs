@@ -137,6 +137,17 @@ pub struct Explanation {
     pub states: Vec<String>,
 }
 
+impl Verdict {
+    /// The verdict in words, as the terminal shows it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Verdict::Pass => "linearizable",
+            Verdict::Violation => "NOT linearizable",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
 /// A check's result.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -358,11 +369,7 @@ fn compile<M: Model>(model: &mut M, history: &History, members: &[usize]) -> Res
 /// The report as text for a terminal.
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
-    let verdict = match report.verdict {
-        Verdict::Pass => "linearizable",
-        Verdict::Violation => "NOT linearizable",
-        Verdict::Unknown => "unknown",
-    };
+    let verdict = report.verdict.describe();
     out.push_str(&format!(
         "{verdict}: {} ops ({} checked) against {}, {} partition(s), {} search steps\n",
         report.ops, report.ops_checked, report.model, report.partitions, report.steps

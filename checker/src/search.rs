@@ -440,6 +440,12 @@ impl<'o, M: Model> Search<'o, M> {
         self.memo.bytes() + self.stack.capacity() * std::mem::size_of::<Frame<M::State>>() + self.fixed_bytes
     }
 
+    /// The most the search and its model held during the last call of [`Search::run`]
+    /// (memo, stack, lists, interned values).
+    pub fn slice_peak(&self) -> usize {
+        self.slice_peak
+    }
+
     /// Runs at most `slice` steps (and no more than `steps_left`, which it spends), while
     /// the search and `model` hold at most `memory_max` bytes.
     pub fn run(
@@ -450,39 +456,18 @@ impl<'o, M: Model> Search<'o, M> {
         memory_max: usize,
         steps_limit: u64,
     ) -> Run<M::State> {
-        match self.run_slice(model, slice, steps_left, memory_max, steps_limit) {
-            Some(Some(outcome)) => Run::Done(outcome),
-            Some(None) => Run::Memory,
-            None => Run::Slice,
-        }
-    }
-
-    /// The most the search and its model held during the last call of [`Search::run`]
-    /// (memo, stack, lists, interned values).
-    pub fn slice_peak(&self) -> usize {
-        self.slice_peak
-    }
-
-    fn run_slice(
-        &mut self,
-        model: &mut M,
-        slice: u64,
-        steps_left: &mut u64,
-        memory_max: usize,
-        steps_limit: u64,
-    ) -> Option<Option<Outcome<M::State>>> {
         self.slice_peak = 0;
         let ops = self.ops;
         let mut slice_left = slice;
         loop {
             if self.returns_left == 0 {
-                return Some(Some(Outcome::Linearizable));
+                return Run::Done(Outcome::Linearizable);
             }
             if *steps_left == 0 {
-                return Some(Some(Outcome::Unknown(Exhausted::Steps { limit: steps_limit })));
+                return Run::Done(Outcome::Unknown(Exhausted::Steps { limit: steps_limit }));
             }
             if slice_left == 0 {
-                return None;
+                return Run::Slice;
             }
             // Before anything grows: what the search and model hold, and what the next
             // memo entry may add, within the room given.
@@ -490,7 +475,7 @@ impl<'o, M: Model> Search<'o, M> {
             let holding = self.memo.bytes() + model.heap_bytes() + stack_bytes + self.fixed_bytes;
             self.slice_peak = self.slice_peak.max(holding);
             if holding + self.memo.growth_bytes() > memory_max {
-                return Some(None);
+                return Run::Memory;
             }
             slice_left -= 1;
             *steps_left -= 1;
@@ -531,7 +516,7 @@ impl<'o, M: Model> Search<'o, M> {
                 }
                 Cursor::Entry(stop_entry) => {
                     if let Some(outcome) = self.backtrack(model, Some(self.list.op[stop_entry] as usize)) {
-                        return Some(Some(outcome));
+                        return Run::Done(outcome);
                     }
                     continue;
                 }
@@ -541,7 +526,7 @@ impl<'o, M: Model> Search<'o, M> {
                     // A read that no later state can satisfy: it can never be linearized
                     // from here, so this configuration has failed.
                     if let Some(outcome) = self.backtrack(model, Some(op)) {
-                        return Some(Some(outcome));
+                        return Run::Done(outcome);
                     }
                 }
                 continue;
@@ -554,7 +539,7 @@ impl<'o, M: Model> Search<'o, M> {
                     // The read leads where the search has failed before: so does this
                     // configuration, whatever else it tries.
                     if let Some(outcome) = self.backtrack(model, None) {
-                        return Some(Some(outcome));
+                        return Run::Done(outcome);
                     }
                 }
                 continue;

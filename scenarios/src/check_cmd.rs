@@ -267,11 +267,8 @@ fn check_all(args: &CheckArgs, files: &[PathBuf], jobs: usize) -> Vec<Result<Che
 /// One file's result on a line: verdict, file, operations, times, and why when not a pass.
 fn one_line(checked: &Checked) -> String {
     let report = &checked.report;
-    let verdict = match report.verdict {
-        Verdict::Pass => "linearizable",
-        Verdict::Violation => "NOT-linearizable",
-        Verdict::Unknown => "unknown",
-    };
+    // One word, so the file names line up.
+    let verdict = report.verdict.describe().replace(' ', "-");
     let mut line = format!(
         "{verdict:<16} {}  {} ops, {} steps, parse {:.3} s, check {:.3} s",
         checked.file, report.ops, report.steps, checked.parse_s, checked.check_s
@@ -290,7 +287,6 @@ pub struct Checked {
     pub file: String,
     pub report: Report,
     pub history: History,
-    pub model: ModelKind,
     pub parse_s: f64,
     pub check_s: f64,
     pub json: serde_json::Value,
@@ -347,7 +343,7 @@ fn check_file(args: &CheckArgs, path: &std::path::Path) -> Result<Checked, Strin
     };
     let json = serde_json::to_value(&output).expect("serialisable");
     let file = output.file;
-    Ok(Checked { file, report, history, model: kind, parse_s, check_s, json, text })
+    Ok(Checked { file, report, history, parse_s, check_s, json, text })
 }
 
 // ---------------------------------------------------------------- bench checker
@@ -422,7 +418,6 @@ fn run_case(name: &'static str, histories: &[History], kind: ModelKind, split: b
         .collect();
     let wall_s = started.elapsed().as_secs_f64();
     let ops: usize = histories.iter().map(|h| h.ops.len()).sum();
-    let count = |v: Verdict| reports.iter().filter(|r| r.verdict == v).count();
     CaseResult {
         name,
         histories: histories.len(),
@@ -432,16 +427,20 @@ fn run_case(name: &'static str, histories: &[History], kind: ModelKind, split: b
         memo_bytes_max: reports.iter().map(|r| r.cache_bytes_max).max().unwrap_or(0),
         steps: reports.iter().map(|r| r.steps).sum(),
         peak_rss_bytes: peak_rss_bytes(),
-        verdicts: format!(
-            "{} pass, {} violation, {} unknown",
-            count(Verdict::Pass),
-            count(Verdict::Violation),
-            count(Verdict::Unknown)
-        ),
+        verdicts: verdict_counts(reports.iter().map(|r| r.verdict)),
     }
 }
 
 /// Runs the checker benchmark on generated histories of the shapes in the issue.
+/// "N pass, N violation, N unknown".
+fn verdict_counts(verdicts: impl IntoIterator<Item = Verdict>) -> String {
+    let mut counts = [0usize; 3]; // by declaration order: pass, violation, unknown
+    for verdict in verdicts {
+        counts[verdict as usize] += 1;
+    }
+    format!("{} pass, {} violation, {} unknown", counts[0], counts[1], counts[2])
+}
+
 /// Times `dsim check`'s work (parse, then check) on Porcupine's histories under `dir`.
 fn bench_real(dir: &std::path::Path) -> Result<Vec<RealResult>, String> {
     let time_file = |path: &std::path::Path, kind: ModelKind| -> Result<(usize, f64, f64, Verdict), String> {
@@ -454,20 +453,11 @@ fn bench_real(dir: &std::path::Path) -> Result<Vec<RealResult>, String> {
         let report = checker::check(kind, None, &history, &CheckOptions::default()).map_err(|e| e.to_string())?;
         Ok((history.ops.len(), parse_s, started.elapsed().as_secs_f64(), report.verdict))
     };
-    let verdicts = |v: &[Verdict]| {
-        let count = |w: Verdict| v.iter().filter(|x| **x == w).count();
-        format!(
-            "{} pass, {} violation, {} unknown",
-            count(Verdict::Pass),
-            count(Verdict::Violation),
-            count(Verdict::Unknown)
-        )
-    };
     let mut results = Vec::new();
     for name in ["c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"] {
         reset_peak_rss();
         let (ops, parse_s, check_s, verdict) = time_file(&dir.join(format!("kv/{name}.txt")), ModelKind::Kv)?;
-        let (name, verdicts) = (format!("kv/{name}"), verdicts(&[verdict]));
+        let (name, verdicts) = (format!("kv/{name}"), verdict_counts([verdict]));
         results.push(RealResult { name, files: 1, ops, parse_s, check_s, verdicts, peak_rss_bytes: peak_rss_bytes() });
     }
     reset_peak_rss();
@@ -489,7 +479,7 @@ fn bench_real(dir: &std::path::Path) -> Result<Vec<RealResult>, String> {
         ops,
         parse_s,
         check_s,
-        verdicts: verdicts(&seen),
+        verdicts: verdict_counts(seen),
         peak_rss_bytes: peak_rss_bytes(),
     });
     Ok(results)

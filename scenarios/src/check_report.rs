@@ -11,7 +11,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use checker::{Op, Outcome, Verdict};
+use checker::{Op, Outcome};
+use reports::escape;
 
 use crate::check_cmd::Checked;
 
@@ -23,10 +24,6 @@ const PREFIX_SHOWN: usize = 40;
 /// Writes the page for `checked` to `path`, atomically.
 pub fn write(path: &Path, checked: &Checked) -> Result<(), String> {
     crate::output::write_atomic(path, page(checked).as_bytes())
-}
-
-fn escape(text: &str) -> String {
-    reports::escape(text)
 }
 
 /// The operations drawn, and the linearization order of those in the prefix.
@@ -96,11 +93,7 @@ fn shown(checked: &Checked) -> Shown<'_> {
 fn page(checked: &Checked) -> String {
     let report = &checked.report;
     let shown = shown(checked);
-    let verdict = match report.verdict {
-        Verdict::Pass => "linearizable",
-        Verdict::Violation => "NOT linearizable",
-        Verdict::Unknown => "unknown",
-    };
+    let verdict = report.verdict.describe();
     let mut html = String::new();
     let _ = write!(
         html,
@@ -182,12 +175,12 @@ fn diagram(shown: &Shown<'_>) -> String {
             writeln!(svg, "<text x=\"4\" y=\"{}\" font-size=\"11\">process {process}</text>", y_of(*process) + 13.0);
     }
     // Linearization points: the earliest that respect the order and each bar's span.
-    let mut points: Vec<(usize, f64)> = Vec::new();
+    let mut points: Vec<(u64, f64)> = Vec::new();
     let mut at = lo as f64;
     for index in &shown.prefix {
         if let Some((_, op)) = shown.ops.iter().find(|(i, _)| i == index) {
             at = at.max(op.invoke_index as f64 + 0.5).min(end(op) as f64 - 0.25);
-            points.push((*index, at));
+            points.push((op.process, at));
             at += 0.01;
         }
     }
@@ -228,9 +221,8 @@ fn diagram(shown: &Shown<'_>) -> String {
             );
         }
     }
-    for (n, (index, point)) in points.iter().enumerate() {
-        let op = &shown.ops.iter().find(|(i, _)| i == index).expect("drawn").1;
-        let (cx, cy) = (left + (point - lo as f64) * width / (hi - lo) as f64, y_of(op.process) + 8.0);
+    for (n, (process, point)) in points.iter().enumerate() {
+        let (cx, cy) = (left + (point - lo as f64) * width / (hi - lo) as f64, y_of(*process) + 8.0);
         let _ = writeln!(
             svg,
             "<circle cx=\"{cx:.1}\" cy=\"{cy}\" r=\"3\" fill=\"#060\"><title>linearized {} of the prefix shown</title></circle>",

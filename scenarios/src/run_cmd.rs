@@ -209,11 +209,7 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
         );
     }
     if let Some(report) = &outcome.linearizability {
-        let verdict = match report.verdict {
-            Verdict::Pass => "linearizable",
-            Verdict::Violation => "NOT linearizable",
-            Verdict::Unknown => "unknown",
-        };
+        let verdict = report.verdict.describe();
         out += &format!(
             "history: {verdict} ({} ops, {} keys, {} search steps)\n",
             report.ops, report.partitions, report.steps
