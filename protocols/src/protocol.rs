@@ -227,6 +227,10 @@ pub trait Judge<N: Process> {
         None
     }
 
+    /// Called after every step with the simulation as it is now (faults included), for a
+    /// judge that measures time under conditions its observations do not show.
+    fn after_step(&mut self, _sim: &Sim<N>) {}
+
     /// The role a node has when it starts or restarts, if it has roles at all.
     fn initial_role(&self, _node: NodeId) -> Option<String> {
         None

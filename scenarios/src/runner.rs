@@ -341,6 +341,7 @@ impl Drive {
                 }
             }
             self.note_up_changes(judge, sim);
+            judge.after_step(sim);
             self.read_observations(judge, sim);
         }
     }

@@ -73,6 +73,7 @@ fn list_and_show() {
             "2pc-presumption",
             "2pc-last-unit",
             "2pc-services-partitioned",
+            "2pc-cooperative-termination",
             "paxos-commit",
             "paxos-commit-coordinator-crash",
             "paxos-commit-coordinator-outages",

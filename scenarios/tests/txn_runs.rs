@@ -132,3 +132,50 @@ fn under_coordinator_outages_paxos_commit_is_in_doubt_far_less() {
     let (two_pc, paxos_commit) = (p99.medians[0].unwrap(), p99.medians[1].unwrap());
     assert!(two_pc > 10.0 * paxos_commit, "2pc {two_pc} vs paxos-commit {paxos_commit}");
 }
+
+#[test]
+fn cooperative_termination_learns_a_commit_from_a_peer_instead_of_waiting_for_the_coordinator() {
+    let outcome = passed("2pc-cooperative-termination");
+    // Prepared at 21 ms, told by the order service at 132 ms.
+    assert_eq!(metric(&outcome, "in_doubt_ms_max_participant_2"), Some(111.0));
+    assert_eq!((metric(&outcome, "commits"), metric(&outcome, "aborts")), (Some(2.0), Some(0.0)));
+    // The same fault without it: the shard waits for the coordinator's restart at 1000 ms.
+    let mut scenario = library::resolve("2pc-cooperative-termination").unwrap();
+    scenario.settings["cooperative_termination"] = serde_json::Value::Bool(false);
+    let without = run_scenario(&scenario, 1, None).unwrap();
+    assert_eq!(without.verdict, Verdict::Pass);
+    assert_eq!(metric(&without, "in_doubt_ms_max_participant_2"), Some(989.0));
+}
+
+/// Cooperative termination with a peer that never voted: the order service, in doubt
+/// from 12 ms, asks the shard at 120 ms; the shard's Prepare is slow (300 ms), so it has
+/// not voted, aborts on the spot and says so. It crashes at 125 ms and is back at 130 ms,
+/// before the Prepare arrives: its abort was forced to its log, so it votes no, and the
+/// transaction aborts everywhere. (Unforced, the restarted shard would vote yes, the
+/// coordinator would commit, and the order service, which aborted, would disagree.)
+#[test]
+fn a_peer_that_never_voted_aborts_durably_when_asked() {
+    let text = r#"{
+      "name": "cooperative-abort",
+      "protocol": "2pc",
+      "cluster": { "servers": 2, "clients": 1 },
+      "network": {
+        "default": { "latency": { "kind": "constant", "ms": 1.0 } },
+        "links": [ { "from": [0], "to": [2], "link": { "latency": { "kind": "constant", "ms": 300.0 } } } ]
+      },
+      "settings": { "orders_at_ms": [10.0], "initial_stock": 1000, "txn_timeout_ms": 2000.0,
+                    "vote_timeout_ms": 1000.0, "cooperative_termination": true },
+      "nemesis": { "schedule": [
+        { "at_ms": 125.0, "fault": { "kind": "crash", "node": 2 } },
+        { "at_ms": 130.0, "fault": { "kind": "restart", "node": 2 } }
+      ] },
+      "duration": { "faults_ms": 500.0, "healed_ms": 2000.0 },
+      "checks": { "linearizability": false, "liveness": { "leader_within_ms": 1000.0, "op_within_ms": 2000.0 } }
+    }"#;
+    let scenario = scenarios::scenario::parse(text, "cooperative-abort.json").unwrap();
+    let outcome = run_scenario(&scenario, 1, None).unwrap();
+    assert_eq!(outcome.verdict, Verdict::Pass, "{:?}", outcome.violations);
+    assert_eq!((metric(&outcome, "commits"), metric(&outcome, "aborts")), (Some(0.0), Some(1.0)));
+    assert_eq!(metric(&outcome, "coordinator aborts: a participant voted no"), Some(1.0));
+    assert_eq!(metric(&outcome, "in_doubt_ms_max_participant_1"), Some(110.0));
+}

@@ -8,6 +8,7 @@ use sim_core::NodeId;
 
 use super::pc::{Recovery, Tally};
 use super::{Gtid, Instance, Line, Mode, Msg, OrderId, Shared, TxnCtx, TxnObs, Variant, Work};
+use super::{Hops, next_hop};
 use super::{decode_gtid, encode_gtid};
 use crate::codec::{Reader, SlotPair, Writer, number};
 
@@ -38,6 +39,9 @@ struct Txn {
     phase: Phase,
     /// When it began, or last resent its decision (local time).
     since_ns: u64,
+    /// The most message delays any vote (2PC) or acceptance (Paxos Commit) took to reach
+    /// it on the normal path; its decision is one more.
+    hops: Hops,
 }
 
 pub struct Coordinator {
@@ -88,8 +92,9 @@ impl Coordinator {
         for (gtid, participants) in logged {
             // A logged commit not yet acknowledged by all: finish it.
             let phase = Phase::Committing { acked: BTreeSet::new() };
-            let txn = Txn { order: OrderId { client: 0, seq: 0 }, client: None, participants, phase, since_ns: now };
-            self.send_decision(ctx, gtid, &txn.participants, true);
+            let txn =
+                Txn { order: OrderId { client: 0, seq: 0 }, client: None, participants, phase, since_ns: now, hops: 0 };
+            self.send_decision(ctx, gtid, &txn.participants, true, 0);
             self.txns.insert(gtid, txn);
         }
         ctx.set_timer(self.shared.ms(self.shared.settings.tick_ms), TIMER_TICK);
@@ -98,25 +103,35 @@ impl Coordinator {
     pub fn on_message(&mut self, ctx: &mut TxnCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
             Msg::Submit { order, lines } => self.on_submit(ctx, from, order, &lines),
-            Msg::Vote { gtid, yes } => self.on_vote(ctx, from, gtid, yes),
+            Msg::Vote { gtid, yes, hops } => self.on_vote(ctx, from, gtid, yes, hops),
             Msg::Ack { gtid } => self.on_ack(ctx, from, gtid),
             Msg::Inquire { gtid } => self.on_inquire(ctx, from, gtid),
-            Msg::PcAccepted { instance, ballot, prepared } => {
-                self.on_pc_accepted(ctx, from, instance, ballot, prepared)
+            Msg::PcAccepted { instance, ballot, prepared, hops } => {
+                self.on_pc_accepted(ctx, from, instance, ballot, prepared, hops)
             }
             Msg::PcPromise { instance, ballot, accepted } => {
                 if let Some(recovery) = self.recoveries.get_mut(&instance.gtid) {
                     recovery.on_promise(ctx, &self.shared, from, instance, ballot, accepted);
                 }
             }
-            Msg::PcNack { promised, .. } => self.round_seen = self.round_seen.max(promised.round),
+            Msg::PcNack { instance, ballot, promised } => {
+                self.round_seen = self.round_seen.max(promised.round);
+                // Pre-empted: the next timeout starts a higher ballot.
+                if self.recoveries.get(&instance.gtid).is_some_and(|r| r.ballot == ballot) {
+                    self.recoveries.remove(&instance.gtid);
+                }
+            }
             // A recovery leader decided a transaction of ours.
-            Msg::Decision { gtid, commit } => {
+            Msg::Decision { gtid, commit, .. } => {
                 if self.txns.contains_key(&gtid) && self.shared.mode == Mode::PaxosCommit {
                     self.finish(ctx, gtid, commit);
                 }
             }
-            Msg::Outcome { .. } | Msg::Prepare { .. } | Msg::PcPrepare { .. } | Msg::PcAccept { .. } => {}
+            Msg::Outcome { .. }
+            | Msg::Prepare { .. }
+            | Msg::PcPrepare { .. }
+            | Msg::PcAccept { .. }
+            | Msg::PcQuery { .. } => {}
         }
     }
 
@@ -139,16 +154,20 @@ impl Coordinator {
             Mode::TwoPc => Phase::Voting { votes: BTreeMap::new() },
             Mode::PaxosCommit => Phase::Learning { instances: BTreeMap::new() },
         };
-        self.txns.insert(gtid, Txn { order, client: Some(client), participants, phase, since_ns: ctx.now() });
+        let txn = Txn { order, client: Some(client), participants, phase, since_ns: ctx.now(), hops: 0 };
+        self.txns.insert(gtid, txn);
     }
 
-    fn on_vote(&mut self, ctx: &mut TxnCtx<'_>, from: NodeId, gtid: Gtid, yes: bool) {
-        let Some(Txn { phase: Phase::Voting { votes }, participants, .. }) = self.txns.get_mut(&gtid) else {
+    fn on_vote(&mut self, ctx: &mut TxnCtx<'_>, from: NodeId, gtid: Gtid, yes: bool, hops: Hops) {
+        let Some(Txn { phase: Phase::Voting { votes }, participants, hops: most, .. }) = self.txns.get_mut(&gtid)
+        else {
             return; // Decided already.
         };
         votes.insert(from, yes);
+        *most = (*most).max(hops);
         if !yes {
-            self.abort(ctx, gtid, "a participant voted no");
+            let hops = next_hop(*most);
+            self.abort(ctx, gtid, "a participant voted no", hops);
         } else if participants.iter().all(|p| votes.get(p) == Some(&true)) {
             self.commit(ctx, gtid);
         }
@@ -157,6 +176,7 @@ impl Coordinator {
     /// 2PC's commit point: the record is forced before any participant hears of it.
     fn commit(&mut self, ctx: &mut TxnCtx<'_>, gtid: Gtid) {
         let participants = self.txns[&gtid].participants.clone();
+        let hops = next_hop(self.txns[&gtid].hops);
         let mut record = Writer::default();
         encode_gtid(&mut record, gtid);
         record.u64(participants.len() as u64);
@@ -165,13 +185,13 @@ impl Coordinator {
         }
         if self.shared.variant == Variant::NoDecisionLog {
             // The bug: the decision goes out first, and the record is not forced.
-            self.send_decision(ctx, gtid, &participants, true);
+            self.send_decision(ctx, gtid, &participants, true, hops);
             ctx.storage().put(commit_key(gtid), record.bytes);
         } else {
             ctx.storage().put(commit_key(gtid), record.bytes);
             ctx.storage().sync();
             self.forced_writes += 1;
-            self.send_decision(ctx, gtid, &participants, true);
+            self.send_decision(ctx, gtid, &participants, true, hops);
         }
         ctx.observe(TxnObs::CoordinatorDecided { gtid, commit: true, cause: "every participant voted yes" });
         let txn = self.txns.get_mut(&gtid).expect("present");
@@ -183,16 +203,16 @@ impl Coordinator {
     }
 
     /// An abort: nothing forced, no acknowledgements (presumed abort).
-    fn abort(&mut self, ctx: &mut TxnCtx<'_>, gtid: Gtid, cause: &'static str) {
+    fn abort(&mut self, ctx: &mut TxnCtx<'_>, gtid: Gtid, cause: &'static str, hops: Hops) {
         let participants = self.txns[&gtid].participants.clone();
         ctx.observe(TxnObs::CoordinatorDecided { gtid, commit: false, cause });
-        self.send_decision(ctx, gtid, &participants, false);
+        self.send_decision(ctx, gtid, &participants, false, hops);
         self.finish(ctx, gtid, false);
     }
 
-    fn send_decision(&self, ctx: &mut TxnCtx<'_>, gtid: Gtid, participants: &[NodeId], commit: bool) {
+    fn send_decision(&self, ctx: &mut TxnCtx<'_>, gtid: Gtid, participants: &[NodeId], commit: bool, hops: Hops) {
         for &participant in participants {
-            ctx.send(participant, Msg::Decision { gtid, commit });
+            ctx.send(participant, Msg::Decision { gtid, commit, hops });
         }
     }
 
@@ -235,7 +255,7 @@ impl Coordinator {
             },
         };
         if let Some(commit) = answer {
-            ctx.send(from, Msg::Decision { gtid, commit });
+            ctx.send(from, Msg::Decision { gtid, commit, hops: 0 });
         }
     }
 
@@ -247,32 +267,36 @@ impl Coordinator {
         instance: Instance,
         ballot: super::Ballot,
         prepared: bool,
+        hops: Hops,
     ) {
         if let Some(recovery) = self.recoveries.get_mut(&instance.gtid)
             && ballot == recovery.ballot
         {
             if let Some(commit) = recovery.on_accepted(&self.shared, from, instance, ballot, prepared) {
-                self.decide_pc(ctx, instance.gtid, commit, "recovery leader");
+                self.decide_pc(ctx, instance.gtid, commit, "recovery leader", 0);
             }
             return;
         }
         let majority = self.shared.acceptor_majority();
-        let Some(Txn { phase: Phase::Learning { instances }, participants, .. }) = self.txns.get_mut(&instance.gtid)
+        let Some(Txn { phase: Phase::Learning { instances }, participants, hops: most, .. }) =
+            self.txns.get_mut(&instance.gtid)
         else {
             return;
         };
+        *most = (*most).max(hops);
+        let hops = next_hop(*most);
         let decided = instances.entry(instance.participant).or_default().count(from, ballot, prepared, majority);
         if decided == Some(false) {
-            self.decide_pc(ctx, instance.gtid, false, "a participant's instance chose aborted");
+            self.decide_pc(ctx, instance.gtid, false, "a participant's instance chose aborted", hops);
         } else if participants.iter().all(|p| instances.get(p).is_some_and(|t| t.decided == Some(true))) {
-            self.decide_pc(ctx, instance.gtid, true, "every instance chose prepared");
+            self.decide_pc(ctx, instance.gtid, true, "every instance chose prepared", hops);
         }
     }
 
-    fn decide_pc(&mut self, ctx: &mut TxnCtx<'_>, gtid: Gtid, commit: bool, cause: &'static str) {
+    fn decide_pc(&mut self, ctx: &mut TxnCtx<'_>, gtid: Gtid, commit: bool, cause: &'static str, hops: Hops) {
         let participants = self.txns[&gtid].participants.clone();
         ctx.observe(TxnObs::CoordinatorDecided { gtid, commit, cause });
-        self.send_decision(ctx, gtid, &participants, commit);
+        self.send_decision(ctx, gtid, &participants, commit, hops);
         self.finish(ctx, gtid, commit);
     }
 
@@ -287,8 +311,10 @@ impl Coordinator {
         let due: Vec<Gtid> = self
             .txns
             .iter()
-            .filter(|(_, t)| match t.phase {
+            .filter(|(g, t)| match t.phase {
                 Phase::Committing { .. } => now >= t.since_ns + retry_ns,
+                // A recovery of its own in flight: resent at the retry interval.
+                Phase::Learning { .. } if self.recoveries.contains_key(g) => now >= t.since_ns + retry_ns,
                 _ => now >= t.since_ns + vote_timeout_ns,
             })
             .map(|(g, _)| *g)
@@ -302,10 +328,13 @@ impl Coordinator {
         let txn = self.txns.get_mut(&gtid).expect("due");
         txn.since_ns = now;
         match &txn.phase {
-            Phase::Voting { .. } => self.abort(ctx, gtid, "vote timeout"),
+            Phase::Voting { .. } => self.abort(ctx, gtid, "vote timeout", 0),
             Phase::Committing { acked } => {
                 let unacked: Vec<NodeId> = txn.participants.iter().filter(|p| !acked.contains(p)).copied().collect();
-                self.send_decision(ctx, gtid, &unacked, true);
+                self.send_decision(ctx, gtid, &unacked, true, 0);
+            }
+            Phase::Learning { .. } if self.recoveries.contains_key(&gtid) => {
+                self.recoveries[&gtid].retransmit(ctx, &self.shared);
             }
             Phase::Learning { instances } => {
                 // A vote is late: lead phase 1 for the undecided instances, at a ballot
@@ -317,7 +346,7 @@ impl Coordinator {
                 self.round_seen = round;
                 let recovery = Recovery::start(ctx, &self.shared, gtid, &participants, round, &known);
                 if let Some(commit) = recovery.outcome() {
-                    self.decide_pc(ctx, gtid, commit, "every instance decided");
+                    self.decide_pc(ctx, gtid, commit, "every instance decided", 0);
                 } else {
                     self.recoveries.insert(gtid, recovery);
                 }

@@ -21,6 +21,28 @@ struct TxnRecord {
     /// Each participant's decision, and when it applied it.
     decisions: BTreeMap<NodeId, (bool, u64)>,
     coordinator: Option<bool>,
+    /// The most message delays a participant took to learn the commit, and whether one
+    /// learned it off the normal path (then the transaction's delays are not counted).
+    delays: u8,
+    off_path: bool,
+}
+
+/// How long a participant has been up and running (neither crashed nor paused): time in
+/// doubt while it is down is its own outage, not blocking, so only time in doubt while
+/// running counts as *blocked*.
+#[derive(Clone, Copy, Debug, Default)]
+struct Uptime {
+    running: bool,
+    /// When `total_ns` was last brought up to date.
+    at_ns: u64,
+    /// Time spent running up to `at_ns`.
+    total_ns: u64,
+}
+
+impl Uptime {
+    fn total_at(&self, t_ns: u64) -> u64 {
+        self.total_ns + if self.running { t_ns.saturating_sub(self.at_ns) } else { 0 }
+    }
 }
 
 /// The judge of `2pc` and `paxos-commit`.
@@ -37,6 +59,12 @@ pub struct TxnJudge {
     in_doubt_since: BTreeMap<(NodeId, Gtid), u64>,
     locked_since: BTreeMap<(NodeId, Gtid), u64>,
     in_doubt_ms: BTreeMap<NodeId, Vec<f64>>,
+    /// Per server node (index = node), its running time so far.
+    uptime: Vec<Uptime>,
+    /// Each participant in doubt: its running time when it became so.
+    uptime_since: BTreeMap<(NodeId, Gtid), u64>,
+    blocked_ms: Vec<f64>,
+    commit_delays: Vec<f64>,
     lock_hold_ms: Vec<f64>,
     decision_ms: Vec<f64>,
     abort_causes: BTreeMap<&'static str, u64>,
@@ -69,6 +97,10 @@ impl TxnJudge {
             in_doubt_since: BTreeMap::new(),
             locked_since: BTreeMap::new(),
             in_doubt_ms: BTreeMap::new(),
+            uptime: vec![Uptime { running: true, at_ns: 0, total_ns: 0 }; participants + 1],
+            uptime_since: BTreeMap::new(),
+            blocked_ms: Vec::new(),
+            commit_delays: Vec::new(),
             lock_hold_ms: Vec::new(),
             decision_ms: Vec::new(),
             abort_causes: BTreeMap::new(),
@@ -81,10 +113,12 @@ impl TxnJudge {
         }
     }
 
-    fn on_decided(&mut self, t_ns: u64, node: NodeId, gtid: Gtid, commit: bool) -> Option<Violation> {
+    fn on_decided(&mut self, t_ns: u64, node: NodeId, gtid: Gtid, commit: bool, delays: u8) -> Option<Violation> {
         let word = |c: bool| if c { "committed" } else { "aborted" };
         if let Some(since) = self.in_doubt_since.remove(&(node, gtid)) {
             self.in_doubt_ms.entry(node).or_default().push((t_ns - since) as f64 / 1e6);
+            let uptime_since = self.uptime_since.remove(&(node, gtid)).unwrap_or(0);
+            self.blocked_ms.push(self.uptime[node].total_at(t_ns).saturating_sub(uptime_since) as f64 / 1e6);
             if self.lanes {
                 let label = format!("{gtid} in doubt, then {}", word(commit));
                 self.spans.push(Span { node, from_ns: since, to_ns: t_ns, label, exclusive: false });
@@ -119,6 +153,15 @@ impl TxnJudge {
             ));
         }
         record.decisions.insert(node, (commit, t_ns));
+        if commit {
+            // Message delays: counted for a commit every participant learned on the
+            // normal path, as the most any of them took.
+            record.delays = record.delays.max(delays);
+            record.off_path |= delays == 0;
+            if record.decisions.len() == record.participants.len() && !record.off_path {
+                self.commit_delays.push(f64::from(record.delays));
+            }
+        }
         if commit { validity(record, gtid, t_ns, node) } else { None }
     }
 
@@ -209,6 +252,7 @@ impl Judge<TxnNode> for TxnJudge {
             }
             TxnObs::InDoubt { gtid } => {
                 self.in_doubt_since.insert((node, *gtid), t_ns);
+                self.uptime_since.insert((node, *gtid), self.uptime[node].total_at(t_ns));
                 self.locked_since.insert((node, *gtid), t_ns);
                 None
             }
@@ -218,7 +262,7 @@ impl Judge<TxnNode> for TxnJudge {
                 }
                 None
             }
-            TxnObs::Decided { gtid, commit } => self.on_decided(t_ns, node, *gtid, *commit),
+            TxnObs::Decided { gtid, commit, delays } => self.on_decided(t_ns, node, *gtid, *commit, *delays),
             TxnObs::CoordinatorDecided { gtid, commit, cause } => {
                 self.on_coordinator_decided(t_ns, node, *gtid, *commit, cause)
             }
@@ -242,6 +286,15 @@ impl Judge<TxnNode> for TxnJudge {
             return None;
         };
         Some(order_event(observation.t_ns, *process, *order, *kind))
+    }
+
+    fn after_step(&mut self, sim: &Sim<TxnNode>) {
+        let now = sim.now_ns();
+        for (node, uptime) in self.uptime.iter_mut().enumerate() {
+            uptime.total_ns = uptime.total_at(now);
+            uptime.at_ns = now;
+            uptime.running = sim.is_up(node) && !sim.is_paused(node);
+        }
     }
 
     fn role_change(&self, observation: &Observation<TxnObs>) -> Option<(String, Option<u64>)> {
@@ -292,6 +345,11 @@ impl Judge<TxnNode> for TxnJudge {
     }
 
     fn final_check(&mut self, sim: &Sim<TxnNode>) -> Option<Violation> {
+        // Still in doubt at the end: blocked until the end, while it was running.
+        let end = sim.now_ns();
+        for ((node, _), since) in &self.uptime_since {
+            self.blocked_ms.push(self.uptime[*node].total_at(end).saturating_sub(*since) as f64 / 1e6);
+        }
         self.messages_sent = sim.metrics().messages_sent;
         self.forced_writes = (0..sim.nodes_count())
             .filter_map(|n| sim.process(n))
@@ -329,6 +387,17 @@ impl Judge<TxnNode> for TxnJudge {
             metrics.insert("in_doubt_ms_p50".to_owned(), percentile(&all, 0.5));
             metrics.insert("in_doubt_ms_p99".to_owned(), percentile(&all, 0.99));
             metrics.insert("in_doubt_ms_max".to_owned(), percentile(&all, 1.0));
+        }
+        if !self.commit_delays.is_empty() {
+            metrics.insert("message_delays_p50".to_owned(), percentile(&self.commit_delays, 0.5));
+            metrics.insert("message_delays_max".to_owned(), percentile(&self.commit_delays, 1.0));
+            let normal = self.commit_delays.len() as f64 / self.commits.max(1) as f64;
+            metrics.insert("message_delays_counted_share".to_owned(), normal);
+        }
+        if !self.blocked_ms.is_empty() {
+            metrics.insert("blocked_ms_p50".to_owned(), percentile(&self.blocked_ms, 0.5));
+            metrics.insert("blocked_ms_p99".to_owned(), percentile(&self.blocked_ms, 0.99));
+            metrics.insert("blocked_ms_max".to_owned(), percentile(&self.blocked_ms, 1.0));
         }
         for (node, values) in &self.in_doubt_ms {
             metrics.insert(format!("in_doubt_ms_max_participant_{node}"), percentile(values, 1.0));

@@ -137,11 +137,13 @@ pub enum Msg {
     Vote {
         gtid: Gtid,
         yes: bool,
+        hops: Hops,
     },
     /// The decision, to a participant.
     Decision {
         gtid: Gtid,
         commit: bool,
+        hops: Hops,
     },
     /// 2PC: a participant has applied a commit.
     Ack {
@@ -169,18 +171,39 @@ pub enum Msg {
         prepared: bool,
         leader: NodeId,
         learners: Rc<Vec<NodeId>>,
+        hops: Hops,
     },
     PcAccepted {
         instance: Instance,
         ballot: Ballot,
         prepared: bool,
+        hops: Hops,
     },
     PcNack {
         instance: Instance,
         ballot: Ballot,
         promised: Ballot,
     },
+    /// A learner in doubt asks an acceptor what it accepted for the transaction's
+    /// instances (the acceptances it missed); the answers are `PcAccepted`.
+    PcQuery {
+        gtid: Gtid,
+    },
 }
+
+/// How many message delays the normal path of a transaction has taken when this message
+/// arrives: the client's Submit is 1, the Prepare 2, a vote 3, and so on; each message
+/// sent on receipt of one is one more. 0 marks a message off the normal path (a
+/// retransmission, an inquiry's answer, a recovery), whose causal chain is not counted.
+pub type Hops = u8;
+
+/// The hop count of a message sent on receipt of one with `hops`.
+pub fn next_hop(hops: Hops) -> Hops {
+    if hops == 0 { 0 } else { hops.saturating_add(1) }
+}
+
+/// The Prepare's hop count (the Submit is 1); a vote is one more.
+pub const PREPARE_HOPS: Hops = 2;
 
 /// Facts nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -193,8 +216,9 @@ pub enum TxnObs {
     Voted { gtid: Gtid, yes: bool, cause: &'static str },
     /// A participant's prepared record is durable: it is in doubt until the decision.
     InDoubt { gtid: Gtid },
-    /// A participant applied a decision.
-    Decided { gtid: Gtid, commit: bool },
+    /// A participant applied a decision, learned through `delays` message delays from
+    /// the client's Submit (0: off the normal path).
+    Decided { gtid: Gtid, commit: bool, delays: Hops },
     /// A participant released a transaction's locks.
     Released { gtid: Gtid },
     /// An inventory shard applied a committed line: the item's stock after it.

@@ -8,8 +8,11 @@ use std::rc::Rc;
 use rand::RngExt;
 use sim_core::NodeId;
 
+use super::next_hop;
 use super::pc::{Acceptor, Recovery};
-use super::{Ballot, Gtid, Instance, Line, Mode, Msg, OrderId, Shared, TxnCtx, TxnObs, Variant, Work};
+use super::{
+    Ballot, Gtid, Hops, Instance, Line, Mode, Msg, OrderId, PREPARE_HOPS, Shared, TxnCtx, TxnObs, Variant, Work,
+};
 use super::{decode_gtid, encode_gtid};
 use crate::codec::{Reader, Writer};
 
@@ -32,6 +35,8 @@ struct Prepared {
     asked_ns: u64,
     /// Paxos Commit: it has led a recovery of this transaction already.
     recovering: bool,
+    /// Paxos Commit: when it last asked the acceptors what they accepted (local time).
+    queried_ns: u64,
 }
 
 /// A write-ahead log record.
@@ -120,7 +125,13 @@ impl Participant {
             match record {
                 Some(Record::Prepared { work, coordinator }) => {
                     self.lock(&work);
-                    let prepared = Prepared { work: Rc::new(work), coordinator, asked_ns: now, recovering: false };
+                    let prepared = Prepared {
+                        work: Rc::new(work),
+                        coordinator,
+                        asked_ns: now,
+                        recovering: false,
+                        queried_ns: now,
+                    };
                     self.prepared.insert(prepared.work.gtid, prepared);
                 }
                 Some(Record::Committed { gtid }) => {
@@ -171,30 +182,54 @@ impl Participant {
     pub fn on_message(&mut self, ctx: &mut TxnCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
             Msg::Prepare { work, coordinator } => self.on_prepare(ctx, work, coordinator),
-            Msg::Decision { gtid, commit } => self.decide(ctx, gtid, commit, Some(from)),
+            Msg::Decision { gtid, commit, hops } => self.decide(ctx, gtid, commit, Some(from), hops),
             Msg::PcPrepare { instance, ballot } => {
                 if let Some(&commit) = self.decided.get(&instance.gtid) {
                     // A leader recovering a transaction this participant knows the
                     // outcome of: tell it (the outcome is what the acceptors hold).
-                    ctx.send(from, Msg::Decision { gtid: instance.gtid, commit });
+                    ctx.send(from, Msg::Decision { gtid: instance.gtid, commit, hops: 0 });
                 }
                 self.acceptor.on_prepare(ctx, from, instance, ballot);
             }
-            Msg::PcAccept { instance, ballot, prepared, leader, learners } => {
-                self.acceptor.on_accept(ctx, from, instance, ballot, prepared, leader, &learners);
+            Msg::PcAccept { instance, ballot, prepared, leader, learners, hops } => {
+                self.acceptor.on_accept(ctx, from, instance, ballot, prepared, leader, &learners, hops);
             }
             Msg::PcPromise { instance, ballot, accepted } => {
                 if let Some(recovery) = self.recoveries.get_mut(&instance.gtid) {
                     recovery.on_promise(ctx, &self.shared, from, instance, ballot, accepted);
                 }
             }
-            Msg::PcAccepted { instance, ballot, prepared } => {
-                self.on_pc_accepted(ctx, from, instance, ballot, prepared)
+            Msg::PcAccepted { instance, ballot, prepared, hops } => {
+                self.on_pc_accepted(ctx, from, instance, ballot, prepared, hops)
             }
             Msg::PcNack { instance, ballot, promised } => self.on_pc_nack(ctx, instance, ballot, promised),
+            Msg::PcQuery { gtid } => self.acceptor.on_query(ctx, from, gtid),
+            Msg::Inquire { gtid } if self.shared.settings.cooperative_termination => {
+                self.on_peer_inquiry(ctx, from, gtid)
+            }
             // Coordinator's and clients' messages.
             Msg::Submit { .. } | Msg::Outcome { .. } | Msg::Vote { .. } | Msg::Ack { .. } | Msg::Inquire { .. } => {}
         }
+    }
+
+    /// Cooperative termination: a participant in doubt asks this one. A decision is told;
+    /// a transaction this one never voted on is aborted here first (the abort forced to
+    /// the log, so that a Prepare that arrives later, even after a crash, gets a no); a
+    /// transaction it is in doubt about too gets no answer.
+    fn on_peer_inquiry(&mut self, ctx: &mut TxnCtx<'_>, from: NodeId, gtid: Gtid) {
+        if self.prepared.contains_key(&gtid) {
+            return;
+        }
+        let commit = match self.decided.get(&gtid) {
+            Some(&commit) => commit,
+            None => {
+                self.append(ctx, &Record::Aborted { gtid }, true);
+                self.decided.insert(gtid, false);
+                ctx.observe(TxnObs::Decided { gtid, commit: false, delays: 0 });
+                false
+            }
+        };
+        ctx.send(from, Msg::Decision { gtid, commit, hops: 0 });
     }
 
     /// Why this participant must vote no, if it must.
@@ -223,7 +258,7 @@ impl Participant {
             // A no: abort at once, nothing forced (presumed abort).
             self.decided.insert(gtid, false);
             ctx.observe(TxnObs::Voted { gtid, yes: false, cause });
-            ctx.observe(TxnObs::Decided { gtid, commit: false });
+            ctx.observe(TxnObs::Decided { gtid, commit: false, delays: 0 });
             self.send_vote(ctx, &work, coordinator, false);
             return;
         }
@@ -235,15 +270,17 @@ impl Participant {
             ctx.observe(TxnObs::Released { gtid });
         }
         ctx.observe(TxnObs::Voted { gtid, yes: true, cause: "" });
-        self.prepared
-            .insert(gtid, Prepared { work: Rc::clone(&work), coordinator, asked_ns: ctx.now(), recovering: false });
+        let now = ctx.now();
+        let prepared =
+            Prepared { work: Rc::clone(&work), coordinator, asked_ns: now, recovering: false, queried_ns: now };
+        self.prepared.insert(gtid, prepared);
         self.send_vote(ctx, &work, coordinator, true);
     }
 
     /// 2PC: a vote to the coordinator; Paxos Commit: phase 2a of ballot 0 to the acceptors.
     fn send_vote(&self, ctx: &mut TxnCtx<'_>, work: &Work, coordinator: NodeId, yes: bool) {
         match self.shared.mode {
-            Mode::TwoPc => ctx.send(coordinator, Msg::Vote { gtid: work.gtid, yes }),
+            Mode::TwoPc => ctx.send(coordinator, Msg::Vote { gtid: work.gtid, yes, hops: next_hop(PREPARE_HOPS) }),
             Mode::PaxosCommit => {
                 let instance = Instance { gtid: work.gtid, participant: self.id };
                 let learners = Rc::new(work.participants.clone());
@@ -252,7 +289,14 @@ impl Participant {
                     let learners = Rc::clone(&learners);
                     ctx.send(
                         acceptor,
-                        Msg::PcAccept { instance, ballot, prepared: yes, leader: coordinator, learners },
+                        Msg::PcAccept {
+                            instance,
+                            ballot,
+                            prepared: yes,
+                            leader: coordinator,
+                            learners,
+                            hops: next_hop(PREPARE_HOPS),
+                        },
                     );
                 }
             }
@@ -260,7 +304,7 @@ impl Participant {
     }
 
     /// Applies a decision (from the coordinator, a recovery leader, or its own recovery).
-    fn decide(&mut self, ctx: &mut TxnCtx<'_>, gtid: Gtid, commit: bool, from: Option<NodeId>) {
+    fn decide(&mut self, ctx: &mut TxnCtx<'_>, gtid: Gtid, commit: bool, from: Option<NodeId>, hops: Hops) {
         if let Some(&known) = self.decided.get(&gtid) {
             if known
                 && self.shared.mode == Mode::TwoPc
@@ -290,7 +334,7 @@ impl Participant {
             self.append(ctx, &Record::Aborted { gtid }, false);
         }
         self.decided.insert(gtid, commit);
-        ctx.observe(TxnObs::Decided { gtid, commit });
+        ctx.observe(TxnObs::Decided { gtid, commit, delays: hops });
         self.unlock(gtid);
         if self.shared.variant != Variant::EarlyLockRelease {
             ctx.observe(TxnObs::Released { gtid });
@@ -325,6 +369,9 @@ impl Participant {
         ctx.set_timer(self.shared.ms(self.shared.settings.tick_ms), TIMER_TICK);
         let inquiry_ns = self.shared.ms(self.shared.settings.inquiry_ms);
         let now = ctx.now();
+        if self.shared.mode == Mode::PaxosCommit {
+            self.query_acceptors(ctx, now, inquiry_ns);
+        }
         // In Paxos Commit every participant in doubt may lead recovery; they wait in turn
         // (by their place in the transaction) so as not to pre-empt each other's ballots.
         let vote_timeout_ns = self.shared.ms(self.shared.settings.vote_timeout_ms);
@@ -348,13 +395,52 @@ impl Participant {
         }
     }
 
+    /// Paxos Commit, in doubt for `inquiry_ms` since it last asked: a learner that missed
+    /// acceptances asks the acceptors for them again, and sends its own vote (phase 2a of
+    /// its ballot 0) again to the acceptors it has not heard accept it. Losses delay the
+    /// outcome by a retry, not by a recovery.
+    fn query_acceptors(&mut self, ctx: &mut TxnCtx<'_>, now: u64, inquiry_ns: u64) {
+        let mut due = Vec::new();
+        for (gtid, prepared) in self.prepared.iter_mut().filter(|(_, p)| now >= p.queried_ns + inquiry_ns) {
+            prepared.queried_ns = now;
+            due.push((*gtid, Rc::clone(&prepared.work), prepared.coordinator));
+        }
+        for (gtid, work, coordinator) in due {
+            let own = self.tallies.get(&gtid).and_then(|t| t.get(&self.id));
+            let ballot = Ballot::default();
+            let learners = Rc::new(work.participants.clone());
+            for acceptor in self.shared.acceptors() {
+                ctx.send(acceptor, Msg::PcQuery { gtid });
+                if own.is_none_or(|t| t.decided.is_none() && !t.accepted(acceptor, ballot)) {
+                    let instance = Instance { gtid, participant: self.id };
+                    let learners = Rc::clone(&learners);
+                    let accept =
+                        Msg::PcAccept { instance, ballot, prepared: true, leader: coordinator, learners, hops: 0 };
+                    ctx.send(acceptor, accept);
+                }
+            }
+        }
+    }
+
     /// In doubt for `inquiry_ms`: ask (2PC), give up on its own (variant), or lead (PC).
     fn resolve_doubt(&mut self, ctx: &mut TxnCtx<'_>, gtid: Gtid) {
         let prepared = self.prepared[&gtid].clone();
         match (self.shared.mode, self.shared.variant) {
-            (Mode::TwoPc, Variant::UnilateralAbort) => self.decide(ctx, gtid, false, None),
-            (Mode::TwoPc, _) => ctx.send(prepared.coordinator, Msg::Inquire { gtid }),
+            (Mode::TwoPc, Variant::UnilateralAbort) => self.decide(ctx, gtid, false, None, 0),
+            (Mode::TwoPc, _) => {
+                ctx.send(prepared.coordinator, Msg::Inquire { gtid });
+                if self.shared.settings.cooperative_termination {
+                    for &peer in prepared.work.participants.iter().filter(|p| **p != self.id) {
+                        ctx.send(peer, Msg::Inquire { gtid });
+                    }
+                }
+            }
             (Mode::PaxosCommit, _) => {
+                if let Some(recovery) = self.recoveries.get(&gtid) {
+                    // Its own ballot still stands: the messages were lost, send them again.
+                    recovery.retransmit(ctx, &self.shared);
+                    return;
+                }
                 let round = self.round_seen.max(self.recoveries.get(&gtid).map_or(0, |r| r.ballot.round)) + 1;
                 self.round_seen = round;
                 let recovery =
@@ -375,8 +461,9 @@ impl Participant {
         let inquiry_ns = self.shared.ms(self.shared.settings.inquiry_ms);
         let jitter_ns = ctx.rng().random_range(0..=inquiry_ns / 2);
         if let Some(prepared) = self.prepared.get_mut(&instance.gtid) {
-            // Due again `jitter_ns` from now.
-            prepared.asked_ns = (ctx.now() + jitter_ns).saturating_sub(inquiry_ns);
+            // Due again a whole wait and `jitter_ns` from now: the leader that pre-empted
+            // it has that long to finish before it is pre-empted in turn.
+            prepared.asked_ns = ctx.now() + jitter_ns;
         }
     }
 
@@ -389,6 +476,7 @@ impl Participant {
         instance: Instance,
         ballot: Ballot,
         prepared: bool,
+        hops: Hops,
     ) {
         let gtid = instance.gtid;
         if let Some(in_doubt) = self.prepared.get(&gtid) {
@@ -399,7 +487,7 @@ impl Participant {
                 in_doubt.work.participants.iter().map(|p| tallies.get(p).and_then(|t| t.decided)).collect();
             if let Some(values) = outcome {
                 // Every instance decided: the outcome, learned from the acceptors.
-                self.decide(ctx, gtid, values.iter().all(|v| *v), None);
+                self.decide(ctx, gtid, values.iter().all(|v| *v), None, hops);
                 return;
             }
         }
@@ -416,10 +504,10 @@ impl Participant {
         let gtid = recovery.gtid;
         ctx.observe(TxnObs::CoordinatorDecided { gtid, commit, cause: "recovery leader" });
         for &participant in recovery.participants.iter().filter(|p| **p != self.id) {
-            ctx.send(participant, Msg::Decision { gtid, commit });
+            ctx.send(participant, Msg::Decision { gtid, commit, hops: 0 });
         }
-        ctx.send(Shared::COORDINATOR, Msg::Decision { gtid, commit });
-        self.decide(ctx, gtid, commit, None);
+        ctx.send(Shared::COORDINATOR, Msg::Decision { gtid, commit, hops: 0 });
+        self.decide(ctx, gtid, commit, None, 0);
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sim_core::NodeId;
 
-use super::{Ballot, Gtid, Instance, Msg, Shared, TxnCtx, decode_gtid, encode_gtid};
+use super::{Ballot, Gtid, Hops, Instance, Msg, Shared, TxnCtx, decode_gtid, encode_gtid, next_hop};
 use crate::codec::{Reader, Writer};
 
 /// A learner's count of one instance: who accepted which (ballot, value).
@@ -26,6 +26,11 @@ impl Tally {
             self.decided = Some(prepared);
         }
         self.decided
+    }
+
+    /// Whether `acceptor` accepted `ballot` (either value).
+    pub fn accepted(&self, acceptor: NodeId, ballot: Ballot) -> bool {
+        [true, false].iter().any(|v| self.accepted_by.get(&(ballot, *v)).is_some_and(|by| by.contains(&acceptor)))
     }
 }
 
@@ -114,6 +119,16 @@ impl Acceptor {
         ctx.send(from, Msg::PcPromise { instance, ballot, accepted: state.accepted });
     }
 
+    /// A learner's query: every acceptance of the transaction's instances, again.
+    pub fn on_query(&self, ctx: &mut TxnCtx<'_>, from: NodeId, gtid: Gtid) {
+        let first = Instance { gtid, participant: 0 };
+        for (instance, state) in self.instances.range(first..).take_while(|(i, _)| i.gtid == gtid) {
+            if let Some((ballot, prepared)) = state.accepted {
+                ctx.send(from, Msg::PcAccepted { instance: *instance, ballot, prepared, hops: 0 });
+            }
+        }
+    }
+
     /// Phase 2b: the acceptance goes to the ballot's leader.
     #[allow(clippy::too_many_arguments)]
     pub fn on_accept(
@@ -125,6 +140,7 @@ impl Acceptor {
         prepared: bool,
         leader: NodeId,
         learners: &[NodeId],
+        hops: Hops,
     ) {
         let state = self.instances.get(&instance).copied().unwrap_or_default();
         if ballot < state.promised {
@@ -138,9 +154,10 @@ impl Acceptor {
                 AcceptorState { promised: ballot, accepted: Some((ballot, prepared)), ..state },
             );
         }
-        ctx.send(leader, Msg::PcAccepted { instance, ballot, prepared });
+        let hops = next_hop(hops);
+        ctx.send(leader, Msg::PcAccepted { instance, ballot, prepared, hops });
         for &learner in learners.iter().filter(|l| **l != leader) {
-            ctx.send(learner, Msg::PcAccepted { instance, ballot, prepared });
+            ctx.send(learner, Msg::PcAccepted { instance, ballot, prepared, hops });
         }
     }
 }
@@ -230,7 +247,7 @@ impl Recovery {
         let learners = std::rc::Rc::new(self.participants.clone());
         for acceptor in shared.acceptors() {
             let learners = std::rc::Rc::clone(&learners);
-            ctx.send(acceptor, Msg::PcAccept { instance, ballot, prepared: value, leader, learners });
+            ctx.send(acceptor, Msg::PcAccept { instance, ballot, prepared: value, leader, learners, hops: 0 });
         }
     }
 
@@ -247,6 +264,32 @@ impl Recovery {
             state.tally.count(from, ballot, prepared, shared.acceptor_majority());
         }
         self.outcome()
+    }
+
+    /// Sends the current phase's message again to every acceptor that has not answered
+    /// it (lost messages are what stall a recovery leader that nobody pre-empted; a new
+    /// ballot would only pre-empt the leaders that are making progress).
+    pub fn retransmit(&self, ctx: &mut TxnCtx<'_>, shared: &Shared) {
+        let ballot = self.ballot;
+        for (&participant, state) in &self.instances {
+            if state.tally.decided.is_some() {
+                continue;
+            }
+            let instance = Instance { gtid: self.gtid, participant };
+            for acceptor in shared.acceptors() {
+                match state.proposed {
+                    None if !state.promises.contains_key(&acceptor) => {
+                        ctx.send(acceptor, Msg::PcPrepare { instance, ballot });
+                    }
+                    Some(prepared) if !state.tally.accepted(acceptor, ballot) => {
+                        let learners = std::rc::Rc::new(self.participants.clone());
+                        let leader = ctx.id();
+                        ctx.send(acceptor, Msg::PcAccept { instance, ballot, prepared, leader, learners, hops: 0 });
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     pub fn outcome(&self) -> Option<bool> {

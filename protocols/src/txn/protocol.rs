@@ -38,6 +38,10 @@ pub struct TxnSettings {
     pub faults_tolerated: usize,
     /// Orders at these instants of each client's clock instead of at `rate_per_client`.
     pub orders_at_ms: Vec<f64>,
+    /// 2PC's cooperative termination: a participant in doubt also asks the transaction's
+    /// other participants; one that decided tells, one that never voted aborts (forced to
+    /// its log first) and tells.
+    pub cooperative_termination: bool,
 }
 
 impl Default for TxnSettings {
@@ -55,6 +59,7 @@ impl Default for TxnSettings {
             tick_ms: 10.0,
             faults_tolerated: 1,
             orders_at_ms: Vec::new(),
+            cooperative_termination: false,
         }
     }
 }
@@ -87,6 +92,10 @@ fn validate(settings: &TxnSettings, cluster: Cluster, mode: Mode) -> Result<(), 
     check("vote_timeout_ms", ms(s.vote_timeout_ms, 1.0), "1 to 3600000", s.vote_timeout_ms)?;
     check("inquiry_ms", ms(s.inquiry_ms, 1.0), "1 to 3600000", s.inquiry_ms)?;
     check("tick_ms", ms(s.tick_ms, 0.1), "0.1 to 3600000", s.tick_ms)?;
+    if mode == Mode::PaxosCommit && s.cooperative_termination {
+        let why = "false: it is 2PC's (Paxos Commit's participants learn the outcome from the acceptors)";
+        return Err(FieldError::new("settings.cooperative_termination", format!("must be {why}")));
+    }
     if mode == Mode::PaxosCommit {
         // Checked arithmetic: any number a file holds must be refused, not overflow.
         let acceptors = s.faults_tolerated.checked_mul(2).and_then(|a| a.checked_add(1));
@@ -148,8 +157,8 @@ fn label(msg: &Msg) -> Option<String> {
         Msg::Submit { order, .. } => format!("submit {order}"),
         Msg::Outcome { committed, .. } => if *committed { "committed" } else { "aborted" }.to_owned(),
         Msg::Prepare { work, .. } => format!("prepare {}", work.gtid),
-        Msg::Vote { gtid, yes } => format!("vote {} {gtid}", if *yes { "yes" } else { "no" }),
-        Msg::Decision { gtid, commit } => format!("{} {gtid}", if *commit { "commit" } else { "abort" }),
+        Msg::Vote { gtid, yes, .. } => format!("vote {} {gtid}", if *yes { "yes" } else { "no" }),
+        Msg::Decision { gtid, commit, .. } => format!("{} {gtid}", if *commit { "commit" } else { "abort" }),
         Msg::Ack { gtid } => format!("ack {gtid}"),
         Msg::Inquire { gtid } => format!("inquire {gtid}"),
         Msg::PcPrepare { instance, ballot } => {
@@ -168,6 +177,7 @@ fn label(msg: &Msg) -> Option<String> {
         Msg::PcAccepted { instance, ballot, .. } => {
             format!("2b {}/{} b{}", instance.gtid, instance.participant, ballot.round)
         }
+        Msg::PcQuery { gtid } => format!("query {gtid}"),
         Msg::PcNack { instance, .. } => format!("nack {}/{}", instance.gtid, instance.participant),
     })
 }
@@ -221,6 +231,7 @@ impl Protocol for TwoPc {
         ("2pc-presumption", include_str!("scenarios/2pc-presumption.json")),
         ("2pc-last-unit", include_str!("scenarios/2pc-last-unit.json")),
         ("2pc-services-partitioned", include_str!("scenarios/2pc-services-partitioned.json")),
+        ("2pc-cooperative-termination", include_str!("scenarios/2pc-cooperative-termination.json")),
     ];
 
     type Settings = TxnSettings;
