@@ -74,6 +74,7 @@ fn list_and_show() {
             "2pc-last-unit",
             "2pc-services-partitioned",
             "2pc-cooperative-termination",
+            "2pc-cooperative-abort",
             "paxos-commit",
             "paxos-commit-coordinator-crash",
             "paxos-commit-coordinator-outages",

@@ -73,12 +73,13 @@ fn a_participant_crash_in_phase_1_aborts_the_transaction() {
 
 /// Each variant's scripted scenario: the correct protocol passes it, the variant fails
 /// it with this violation.
-const SCRIPTED: [(&str, &str, &str); 5] = [
+const SCRIPTED: [(&str, &str, &str); 6] = [
     ("no-decision-log", "2pc-partial-commit", "atomicity"),
     ("unilateral-abort", "2pc-partial-commit", "atomicity"),
     ("early-lock-release", "2pc-last-unit", "isolation"),
     ("presume-commit", "2pc-presumption", "atomicity"),
     ("early-lock-release", "paxos-commit-last-unit", "isolation"),
+    ("unforced-cooperative-abort", "2pc-cooperative-abort", "atomicity"),
 ];
 
 #[test]
@@ -147,34 +148,11 @@ fn cooperative_termination_learns_a_commit_from_a_peer_instead_of_waiting_for_th
     assert_eq!(metric(&without, "in_doubt_ms_max_participant_2"), Some(989.0));
 }
 
-/// Cooperative termination with a peer that never voted: the order service, in doubt
-/// from 12 ms, asks the shard at 120 ms; the shard's Prepare is slow (300 ms), so it has
-/// not voted, aborts on the spot and says so. It crashes at 125 ms and is back at 130 ms,
-/// before the Prepare arrives: its abort was forced to its log, so it votes no, and the
-/// transaction aborts everywhere. (Unforced, the restarted shard would vote yes, the
-/// coordinator would commit, and the order service, which aborted, would disagree.)
+/// Cooperative termination with a peer that never voted (`2pc-cooperative-abort`): it
+/// aborts when asked, forced to its log, so the late Prepare after its crash gets a no.
 #[test]
 fn a_peer_that_never_voted_aborts_durably_when_asked() {
-    let text = r#"{
-      "name": "cooperative-abort",
-      "protocol": "2pc",
-      "cluster": { "servers": 2, "clients": 1 },
-      "network": {
-        "default": { "latency": { "kind": "constant", "ms": 1.0 } },
-        "links": [ { "from": [0], "to": [2], "link": { "latency": { "kind": "constant", "ms": 300.0 } } } ]
-      },
-      "settings": { "orders_at_ms": [10.0], "initial_stock": 1000, "txn_timeout_ms": 2000.0,
-                    "vote_timeout_ms": 1000.0, "cooperative_termination": true },
-      "nemesis": { "schedule": [
-        { "at_ms": 125.0, "fault": { "kind": "crash", "node": 2 } },
-        { "at_ms": 130.0, "fault": { "kind": "restart", "node": 2 } }
-      ] },
-      "duration": { "faults_ms": 500.0, "healed_ms": 2000.0 },
-      "checks": { "linearizability": false, "liveness": { "leader_within_ms": 1000.0, "op_within_ms": 2000.0 } }
-    }"#;
-    let scenario = scenarios::scenario::parse(text, "cooperative-abort.json").unwrap();
-    let outcome = run_scenario(&scenario, 1, None).unwrap();
-    assert_eq!(outcome.verdict, Verdict::Pass, "{:?}", outcome.violations);
+    let outcome = passed("2pc-cooperative-abort");
     assert_eq!((metric(&outcome, "commits"), metric(&outcome, "aborts")), (Some(0.0), Some(1.0)));
     assert_eq!(metric(&outcome, "coordinator aborts: a participant voted no"), Some(1.0));
     assert_eq!(metric(&outcome, "in_doubt_ms_max_participant_1"), Some(110.0));

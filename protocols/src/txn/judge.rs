@@ -21,6 +21,9 @@ struct TxnRecord {
     /// Each participant's decision, and when it applied it.
     decisions: BTreeMap<NodeId, (bool, u64)>,
     coordinator: Option<bool>,
+    /// The first decision a coordinator or recovery leader made (not a presumption), by
+    /// whom and when: what the client was told.
+    decided: Option<(bool, NodeId, u64)>,
     /// The most message delays a participant took to learn the commit, and whether one
     /// learned it off the normal path (then the transaction's delays are not counted).
     delays: u8,
@@ -152,6 +155,16 @@ impl TxnJudge {
                 format!("{gtid} {} at participant {other}", word(!commit)),
             ));
         }
+        if let Some((decided, by, at_ns)) = record.decided
+            && decided != commit
+        {
+            let message = format!("{gtid} {} at participant {node} but {} by node {by}", word(commit), word(decided));
+            return Some(Violation::new("atomicity", message, t_ns, Some(node)).mark(
+                by,
+                at_ns,
+                format!("{gtid} {} by node {by}", word(decided)),
+            ));
+        }
         record.decisions.insert(node, (commit, t_ns));
         if commit {
             // Message delays: counted for a commit every participant learned on the
@@ -193,6 +206,17 @@ impl TxnJudge {
             None => {}
         }
         record.coordinator = Some(commit);
+        record.decided.get_or_insert((commit, node, t_ns));
+        if let Some((&participant, &(_, at_ns))) = record.decisions.iter().find(|(_, (c, _))| *c != commit) {
+            let word = |c: bool| if c { "committed" } else { "aborted" };
+            let message =
+                format!("{gtid} {} by node {node} but {} at participant {participant}", word(commit), word(!commit));
+            return Some(Violation::new("atomicity", message, t_ns, Some(node)).mark(
+                participant,
+                at_ns,
+                format!("{gtid} {} at participant {participant}", word(!commit)),
+            ));
+        }
         if commit {
             validity(record, gtid, t_ns, node)
         } else {

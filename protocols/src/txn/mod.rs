@@ -25,18 +25,32 @@
 //! logged. A participant in doubt holds its locks until it learns the decision: this is
 //! 2PC's blocking, and `2pc-coordinator-crash` shows it.
 //!
+//! **Cooperative termination** (the `cooperative_termination` setting): a participant in
+//! doubt also asks the transaction's other participants. One that has decided tells; one
+//! that never voted may still abort — the coordinator cannot commit without its yes —,
+//! so it forces an aborted record to its log (a Prepare that comes later, even after a
+//! crash, then gets a no) and tells; one in doubt too stays silent. It ends the doubt
+//! when any participant knows the outcome or has not voted, not when all voted yes and
+//! none heard the decision: then only the coordinator can end it
+//! (`2pc-cooperative-termination`, `2pc-cooperative-abort`).
+//!
 //! **Paxos Commit** (Gray & Lamport, "Consensus on Transaction Commit"). Each
 //! participant's vote is decided by an instance of Paxos of its own, over `2F+1`
 //! acceptors that live on participant nodes `1..=2F+1` (as the paper allows). A
 //! participant that votes sends its vote straight to the acceptors as the phase-2a
 //! message of ballot 0, which is reserved to it; the acceptors tell the coordinator (the
 //! leader), which learns an instance's value from `F+1` acceptances of one ballot. The
-//! transaction commits iff every instance chose *prepared*. Nothing is forced at the
+//! transaction commits iff every instance chose *prepared*. A participant in doubt asks
+//! the acceptors every `inquiry_ms` for the acceptances it missed and sends its own vote
+//! again to those it has not heard accept it, so a lost message costs a retry, not a
+//! recovery. Nothing is forced at the
 //! coordinator: the decision lives in the acceptors. A participant in doubt for
 //! `inquiry_ms`, or the coordinator when a vote is late, becomes a leader itself: it runs
 //! phase 1 at a higher ballot for every instance of the transaction, keeps any value
 //! reported, proposes *aborted* for a silent participant, and so decides without the
-//! coordinator. 2PC is Paxos Commit with `F = 0` and the coordinator as the one acceptor.
+//! coordinator. A leader resends its ballot's messages to the acceptors that have not
+//! answered, every `inquiry_ms`, and moves to a higher ballot only when refused (then a
+//! participant waits a whole turn first, so that the leader that pre-empted it can finish). 2PC is Paxos Commit with `F = 0` and the coordinator as the one acceptor.
 //!
 //! **Invariants** (judged after every event): atomicity (no transaction committed at one
 //! participant and aborted at another), validity (commit only if every participant voted
@@ -237,6 +251,7 @@ pub enum Variant {
     UnilateralAbort,
     EarlyLockRelease,
     PresumeCommit,
+    UnforcedCooperativeAbort,
 }
 
 impl Variant {
@@ -247,6 +262,7 @@ impl Variant {
             "unilateral-abort" => Variant::UnilateralAbort,
             "early-lock-release" => Variant::EarlyLockRelease,
             "presume-commit" => Variant::PresumeCommit,
+            "unforced-cooperative-abort" => Variant::UnforcedCooperativeAbort,
             _ => return None,
         })
     }
@@ -283,6 +299,11 @@ impl Shared {
 
     pub fn acceptor_majority(&self) -> usize {
         self.faults_tolerated + 1
+    }
+
+    /// 2PC's cooperative termination is on (the setting, or the variant that breaks it).
+    pub fn cooperative_termination(&self) -> bool {
+        self.settings.cooperative_termination || self.variant == Variant::UnforcedCooperativeAbort
     }
 
     pub fn ms(&self, ms: f64) -> u64 {

@@ -204,9 +204,7 @@ impl Participant {
             }
             Msg::PcNack { instance, ballot, promised } => self.on_pc_nack(ctx, instance, ballot, promised),
             Msg::PcQuery { gtid } => self.acceptor.on_query(ctx, from, gtid),
-            Msg::Inquire { gtid } if self.shared.settings.cooperative_termination => {
-                self.on_peer_inquiry(ctx, from, gtid)
-            }
+            Msg::Inquire { gtid } if self.shared.cooperative_termination() => self.on_peer_inquiry(ctx, from, gtid),
             // Coordinator's and clients' messages.
             Msg::Submit { .. } | Msg::Outcome { .. } | Msg::Vote { .. } | Msg::Ack { .. } | Msg::Inquire { .. } => {}
         }
@@ -223,7 +221,9 @@ impl Participant {
         let commit = match self.decided.get(&gtid) {
             Some(&commit) => commit,
             None => {
-                self.append(ctx, &Record::Aborted { gtid }, true);
+                // The variant's bug: the abort is not forced.
+                let force = self.shared.variant != Variant::UnforcedCooperativeAbort;
+                self.append(ctx, &Record::Aborted { gtid }, force);
                 self.decided.insert(gtid, false);
                 ctx.observe(TxnObs::Decided { gtid, commit: false, delays: 0 });
                 false
@@ -429,7 +429,7 @@ impl Participant {
             (Mode::TwoPc, Variant::UnilateralAbort) => self.decide(ctx, gtid, false, None, 0),
             (Mode::TwoPc, _) => {
                 ctx.send(prepared.coordinator, Msg::Inquire { gtid });
-                if self.shared.settings.cooperative_termination {
+                if self.shared.cooperative_termination() {
                     for &peer in prepared.work.participants.iter().filter(|p| **p != self.id) {
                         ctx.send(peer, Msg::Inquire { gtid });
                     }

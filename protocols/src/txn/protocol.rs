@@ -182,7 +182,7 @@ fn label(msg: &Msg) -> Option<String> {
     })
 }
 
-const BUGS: [VariantInfo; 4] = [
+const BUGS: [VariantInfo; 5] = [
     VariantInfo {
         name: "no-decision-log",
         doc: "the coordinator sends Commit before forcing its commit record; after a crash it answers abort",
@@ -203,6 +203,12 @@ const BUGS: [VariantInfo; 4] = [
         doc: "a coordinator with no record of a transaction answers commit to an inquiry",
         kind: VariantKind::Bug,
     },
+    VariantInfo {
+        name: "unforced-cooperative-abort",
+        doc: "cooperative termination on, and a participant asked about a transaction it never voted on aborts \
+              without forcing the abort to its log: after a crash a late Prepare gets a yes",
+        kind: VariantKind::Bug,
+    },
 ];
 
 /// Two-phase commit with presumed abort.
@@ -221,6 +227,7 @@ impl Protocol for TwoPc {
         BUGS[1],
         BUGS[2],
         BUGS[3],
+        BUGS[4],
     ];
     const SCENARIOS: &'static [(&'static str, &'static str)] = &[
         ("2pc", include_str!("scenarios/2pc.json")),
@@ -232,6 +239,7 @@ impl Protocol for TwoPc {
         ("2pc-last-unit", include_str!("scenarios/2pc-last-unit.json")),
         ("2pc-services-partitioned", include_str!("scenarios/2pc-services-partitioned.json")),
         ("2pc-cooperative-termination", include_str!("scenarios/2pc-cooperative-termination.json")),
+        ("2pc-cooperative-abort", include_str!("scenarios/2pc-cooperative-abort.json")),
     ];
 
     type Settings = TxnSettings;
