@@ -20,12 +20,14 @@ fn first_violation(name: &str, variant: Option<&str>, seed: u64) -> Option<Strin
 
 /// Seeds found by `dsim fuzz raft --variant V` (the first failing seed of each, and for
 /// volatile-vote also the first whose first violation is the double vote itself).
-const CAUGHT: [(&str, u64, &str); 5] = [
+const CAUGHT: [(&str, u64, &str); 6] = [
     ("commit-old-term", 3, "leader-completeness"),
     ("vote-without-log-check", 1, "leader-completeness"),
     ("volatile-vote", 3, "state-machine-safety"),
     ("volatile-vote", 103, "election-safety"),
     ("no-truncate", 1, "log-matching"),
+    // A crash between installing a snapshot and deleting the replaced log (node 1).
+    ("stale-suffix-after-snapshot", 1334, "log-matching"),
 ];
 
 #[test]

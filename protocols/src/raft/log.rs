@@ -161,8 +161,9 @@ impl<M: Machine> Log<M> {
 
 /// An entry's durable record: little-endian fixed-width numbers and length-prefixed
 /// strings (serde_json made recovery the slowest part of a crash-heavy run).
-pub fn encode_entry<M: Machine>(entry: &Entry<M>) -> Vec<u8> {
-    let mut out = Writer { bytes: Vec::with_capacity(48) };
+pub fn encode_entry<M: Machine>(entry: &Entry<M>, prefix_hash: u64) -> Vec<u8> {
+    let mut out = Writer { bytes: Vec::with_capacity(56) };
+    out.u64(prefix_hash);
     out.u64(entry.term);
     match &entry.command {
         Command::Noop => out.u8(0),
@@ -174,16 +175,18 @@ pub fn encode_entry<M: Machine>(entry: &Entry<M>) -> Vec<u8> {
     out.bytes
 }
 
-/// Reads a record written by [`encode_entry`]; `None` if it is torn or corrupt.
-pub fn decode_entry<M: Machine>(bytes: &[u8]) -> Option<Entry<M>> {
+/// Reads a record written by [`encode_entry`]: the entry and the prefix hash of the log
+/// up to it when it was written; `None` if it is torn or corrupt.
+pub fn decode_entry<M: Machine>(bytes: &[u8]) -> Option<(Entry<M>, u64)> {
     let mut reader = Reader::new(bytes);
+    let prefix_hash = reader.u64()?;
     let term = reader.u64()?;
     let command = match reader.u8()? {
         0 => Command::Noop,
         1 => Command::Kv(M::decode_command(&mut reader)?),
         _ => return None,
     };
-    reader.is_done().then(|| Entry::new(term, command))
+    reader.is_done().then(|| (Entry::new(term, command), prefix_hash))
 }
 
 #[cfg(test)]
@@ -205,8 +208,8 @@ mod tests {
             ),
         ];
         for entry in entries {
-            let record = encode_entry(&entry);
-            assert_eq!(decode_entry(&record), Some(entry));
+            let record = encode_entry(&entry, 77);
+            assert_eq!(decode_entry(&record), Some((entry, 77)));
             for cut in 0..record.len() {
                 assert_eq!(decode_entry::<KvStore>(&record[..cut]), None);
             }

@@ -107,15 +107,20 @@ pub enum Variant {
     VolatileVote,
     /// A follower overwrites conflicting entries but keeps the suffix after them.
     NoTruncate,
+    /// Recovery trusts every record that follows the snapshot: a crash between an
+    /// installed snapshot and the deletion of the log it replaced brings the old log's
+    /// divergent suffix back.
+    StaleSuffixAfterSnapshot,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 6] = [
         Variant::Correct,
         Variant::CommitOldTerm,
         Variant::VoteWithoutLogCheck,
         Variant::VolatileVote,
         Variant::NoTruncate,
+        Variant::StaleSuffixAfterSnapshot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +130,7 @@ impl Variant {
             Variant::VoteWithoutLogCheck => "vote-without-log-check",
             Variant::VolatileVote => "volatile-vote",
             Variant::NoTruncate => "no-truncate",
+            Variant::StaleSuffixAfterSnapshot => "stale-suffix-after-snapshot",
         }
     }
 

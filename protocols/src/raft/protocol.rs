@@ -51,6 +51,12 @@ impl Protocol for Raft {
             doc: "a follower overwrites conflicting entries but keeps the suffix after them",
             kind: VariantKind::Bug,
         },
+        VariantInfo {
+            name: "stale-suffix-after-snapshot",
+            doc: "recovery trusts every record after the snapshot: a crash between installing a snapshot and \
+                  deleting the log it replaced brings back the old log's divergent suffix",
+            kind: VariantKind::Bug,
+        },
     ];
     const SCENARIOS: &'static [(&'static str, &'static str)] = &[
         ("raft", include_str!("scenarios/raft.json")),

@@ -167,7 +167,8 @@ impl<M: Machine> Server<M> {
     /// `old_last`), and syncs.
     fn persist_log(&self, ctx: &mut RaftCtx<'_, M>, from_index: u64, old_last: u64) {
         for index in from_index..=self.last_index() {
-            let record = encode_entry(self.log.entry(index).expect("held"));
+            let prefix_hash = self.log.prefix_hash(index).expect("held");
+            let record = encode_entry(self.log.entry(index).expect("held"), prefix_hash);
             ctx.storage().put(log_key(index), record);
         }
         for index in self.last_index() + 1..=old_last {
@@ -238,9 +239,20 @@ impl<M: Machine> Server<M> {
                 leftovers.push(key.to_owned());
                 continue;
             }
-            // A torn record ends the log: what follows it cannot be trusted.
+            // A torn record ends the log: what follows it cannot be trusted. So does one
+            // written after another history than the one recovered: a record whose
+            // deletion a crash undid after a snapshot replaced the log it belonged to
+            // (its prefix hash says which log that was).
             match decode_entry(bytes) {
-                Some(entry) => self.log.push(Rc::new(entry)),
+                Some((entry, prefix_hash)) => {
+                    self.log.push(Rc::new(entry));
+                    if self.log.prefix_hash(index) != Some(prefix_hash)
+                        && self.settings.variant != Variant::StaleSuffixAfterSnapshot
+                    {
+                        self.log.truncate_from(index);
+                        leftovers.push(key.to_owned());
+                    }
+                }
                 None => leftovers.push(key.to_owned()),
             }
         }
@@ -251,6 +263,10 @@ impl<M: Machine> Server<M> {
                 ctx.storage().delete(key);
             }
             ctx.storage().sync();
+        }
+        // The recovered log is judged like any written one (log matching from here on).
+        if !self.log.is_empty() {
+            ctx.observe(M::wrap_obs(RaftObs::Appended { from_index: self.log.base_index() + 1 }));
         }
     }
 
