@@ -342,7 +342,7 @@ impl Coordinator {
                 let known: BTreeMap<NodeId, bool> =
                     instances.iter().filter_map(|(p, t)| t.decided.map(|v| (*p, v))).collect();
                 let participants = txn.participants.clone();
-                let round = self.round_seen.max(self.recoveries.get(&gtid).map_or(0, |r| r.ballot.round)) + 1;
+                let round = self.round_seen + 1; // Above any ballot seen, its own included.
                 self.round_seen = round;
                 let recovery = Recovery::start(ctx, &self.shared, gtid, &participants, round, &known);
                 if let Some(commit) = recovery.outcome() {

@@ -441,7 +441,7 @@ impl Participant {
                     recovery.retransmit(ctx, &self.shared);
                     return;
                 }
-                let round = self.round_seen.max(self.recoveries.get(&gtid).map_or(0, |r| r.ballot.round)) + 1;
+                let round = self.round_seen + 1; // Above any ballot seen, its own included.
                 self.round_seen = round;
                 let recovery =
                     Recovery::start(ctx, &self.shared, gtid, &prepared.work.participants, round, &BTreeMap::new());

@@ -191,8 +191,6 @@ pub struct Recovery {
     pub ballot: Ballot,
     pub participants: Vec<NodeId>,
     instances: BTreeMap<NodeId, RecoveryInstance>,
-    /// When it started (local time), to start again at a higher ballot if it stalls.
-    pub started_ns: u64,
 }
 
 impl Recovery {
@@ -218,7 +216,7 @@ impl Recovery {
             }
             instances.insert(participant, instance);
         }
-        Recovery { gtid, ballot, participants: participants.to_vec(), instances, started_ns: ctx.now() }
+        Recovery { gtid, ballot, participants: participants.to_vec(), instances }
     }
 
     pub fn on_promise(
