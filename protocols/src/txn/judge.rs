@@ -146,24 +146,14 @@ impl TxnJudge {
                 self.decision_ms.push((t_ns - record.begin_ns.min(t_ns)) as f64 / 1e6);
             }
         }
+        let here = (node, t_ns, format!("at participant {node}"));
         if let Some((&other, &(_, other_ns))) = record.decisions.iter().find(|(_, (c, _))| *c != commit) {
-            let message =
-                format!("{gtid} {} at participant {node} but {} at participant {other}", word(commit), word(!commit));
-            return Some(Violation::new("atomicity", message, t_ns, Some(node)).mark(
-                other,
-                other_ns,
-                format!("{gtid} {} at participant {other}", word(!commit)),
-            ));
+            return Some(disagreement(gtid, commit, here, (other, other_ns, format!("at participant {other}"))));
         }
         if let Some((decided, by, at_ns)) = record.decided
             && decided != commit
         {
-            let message = format!("{gtid} {} at participant {node} but {} by node {by}", word(commit), word(decided));
-            return Some(Violation::new("atomicity", message, t_ns, Some(node)).mark(
-                by,
-                at_ns,
-                format!("{gtid} {} by node {by}", word(decided)),
-            ));
+            return Some(disagreement(gtid, commit, here, (by, at_ns, format!("by node {by}"))));
         }
         record.decisions.insert(node, (commit, t_ns));
         if commit {
@@ -208,14 +198,8 @@ impl TxnJudge {
         record.coordinator = Some(commit);
         record.decided.get_or_insert((commit, node, t_ns));
         if let Some((&participant, &(_, at_ns))) = record.decisions.iter().find(|(_, (c, _))| *c != commit) {
-            let word = |c: bool| if c { "committed" } else { "aborted" };
-            let message =
-                format!("{gtid} {} by node {node} but {} at participant {participant}", word(commit), word(!commit));
-            return Some(Violation::new("atomicity", message, t_ns, Some(node)).mark(
-                participant,
-                at_ns,
-                format!("{gtid} {} at participant {participant}", word(!commit)),
-            ));
+            let there = (participant, at_ns, format!("at participant {participant}"));
+            return Some(disagreement(gtid, commit, (node, t_ns, format!("by node {node}")), there));
         }
         if commit {
             validity(record, gtid, t_ns, node)
@@ -246,6 +230,20 @@ impl TxnJudge {
         }
         None
     }
+}
+
+/// An atomicity violation: `gtid` went the way of `commit` `here` and the other way
+/// `there` (each a node, the instant and how to say where: "at participant 2", "by node
+/// 0"), marked where the other way was taken.
+fn disagreement(gtid: Gtid, commit: bool, here: (NodeId, u64, String), there: (NodeId, u64, String)) -> Violation {
+    let word = |c: bool| if c { "committed" } else { "aborted" };
+    let ((node, t_ns, at), (other, other_ns, other_at)) = (here, there);
+    let message = format!("{gtid} {} {at} but {} {other_at}", word(commit), word(!commit));
+    Violation::new("atomicity", message, t_ns, Some(node)).mark(
+        other,
+        other_ns,
+        format!("{gtid} {} {other_at}", word(!commit)),
+    )
 }
 
 /// Commit only if every participant voted yes.
