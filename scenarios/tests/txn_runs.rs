@@ -157,3 +157,22 @@ fn a_peer_that_never_voted_aborts_durably_when_asked() {
     assert_eq!(metric(&outcome, "coordinator aborts: a participant voted no"), Some(1.0));
     assert_eq!(metric(&outcome, "in_doubt_ms_max_participant_1"), Some(110.0));
 }
+
+/// Blocked time counts doubt only while the participant runs: `2pc-partial-commit` with
+/// the in-doubt shard itself down from 100 ms to 600 ms is in doubt as long (989 ms) but
+/// blocked 500 ms less.
+#[test]
+fn blocked_time_leaves_out_the_participants_own_outage() {
+    let plain = passed("2pc-partial-commit");
+    assert_eq!(metric(&plain, "in_doubt_ms_max_participant_2"), Some(989.0));
+    assert_eq!(metric(&plain, "blocked_ms_max"), Some(989.0));
+    let mut file: serde_json::Value = serde_json::from_str(library::built_in("2pc-partial-commit").unwrap()).unwrap();
+    let schedule = file["nemesis"]["schedule"].as_array_mut().unwrap();
+    schedule.push(serde_json::json!({ "at_ms": 100.0, "fault": { "kind": "crash", "node": 2 } }));
+    schedule.push(serde_json::json!({ "at_ms": 600.0, "fault": { "kind": "restart", "node": 2 } }));
+    let scenario = scenarios::scenario::parse(&file.to_string(), "partial-commit-shard-down.json").unwrap();
+    let outcome = run_scenario(&scenario, 1, None).unwrap();
+    assert_eq!(outcome.verdict, Verdict::Pass, "{:?}", outcome.violations);
+    assert_eq!(metric(&outcome, "in_doubt_ms_max_participant_2"), Some(989.0));
+    assert_eq!(metric(&outcome, "blocked_ms_max"), Some(489.0));
+}
