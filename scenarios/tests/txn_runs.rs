@@ -176,3 +176,13 @@ fn blocked_time_leaves_out_the_participants_own_outage() {
     assert_eq!(metric(&outcome, "in_doubt_ms_max_participant_2"), Some(989.0));
     assert_eq!(metric(&outcome, "blocked_ms_max"), Some(489.0));
 }
+
+#[test]
+fn cooperative_termination_is_refused_for_paxos_commit_naming_the_field() {
+    let mut file: serde_json::Value = serde_json::from_str(library::built_in("paxos-commit").unwrap()).unwrap();
+    file["settings"]["cooperative_termination"] = serde_json::Value::Bool(true);
+    let text = serde_json::to_string_pretty(&file).unwrap();
+    let error = scenarios::scenario::parse(&text, "pc.json").map(|_| ()).unwrap_err().to_string();
+    assert!(error.starts_with("pc.json:"), "{error}");
+    assert!(error.contains("settings.cooperative_termination: must be false"), "{error}");
+}

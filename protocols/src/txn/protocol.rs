@@ -94,7 +94,7 @@ fn validate(settings: &TxnSettings, cluster: Cluster, mode: Mode) -> Result<(), 
     check("tick_ms", ms(s.tick_ms, 0.1), "0.1 to 3600000", s.tick_ms)?;
     if mode == Mode::PaxosCommit && s.cooperative_termination {
         let why = "false: it is 2PC's (Paxos Commit's participants learn the outcome from the acceptors)";
-        return Err(FieldError::new("settings.cooperative_termination", format!("must be {why}")));
+        return Err(FieldError::new("cooperative_termination", format!("must be {why}")));
     }
     if mode == Mode::PaxosCommit {
         // Checked arithmetic: any number a file holds must be refused, not overflow.
