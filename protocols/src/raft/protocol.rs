@@ -93,10 +93,7 @@ impl Protocol for Raft {
             clients_stop_ns: run.end_ns.saturating_sub(op_timeout_ns),
             writes_until_ns: settings.workload.writes_until_ns(run.heal_ns),
         });
-        // Time enough, once the faults have ended, to elect a leader (a few election
-        // timeouts) and for its heartbeats to carry the commit index everywhere.
-        let raft = &settings.raft;
-        let catch_up_ns = ((4.0 * raft.election_timeout_ms[1] + 4.0 * raft.heartbeat_ms) * MS as f64) as u64;
+        let catch_up_ns = catch_up_bound_ns(&settings.raft);
         let judge = RaftJudge {
             servers: run.cluster.servers,
             invariants: RaftInvariants::default(),
@@ -338,9 +335,16 @@ pub fn raft_label<M: Machine>(msg: &Msg<M>) -> Option<String> {
     })
 }
 
+/// Time enough, once the faults have ended, to elect a leader (a few election timeouts)
+/// and for its heartbeats to carry the commit index everywhere: 4 of the longest election
+/// timeouts and 4 heartbeats.
+fn catch_up_bound_ns(raft: &super::RaftConfig) -> u64 {
+    ((4.0 * raft.election_timeout_ms[1] + 4.0 * raft.heartbeat_ms) * MS as f64) as u64
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Calm, CatchUp};
+    use super::{Calm, CatchUp, catch_up_bound_ns};
 
     const MS: u64 = 1_000_000;
 
@@ -355,6 +359,15 @@ mod tests {
         let v = calm.candidacy(7_200 * MS, 3).expect("the sixth is a storm");
         assert_eq!((v.kind.as_str(), v.node, v.marks.len()), ("election-storm", Some(3), 1));
         assert!(calm.candidacy(7_300 * MS, 3).is_none(), "reported once");
+    }
+
+    #[test]
+    fn the_catch_up_bound_is_four_election_timeouts_and_four_heartbeats() {
+        let mut raft = super::super::RaftConfig::default();
+        (raft.election_timeout_ms, raft.heartbeat_ms) = ([150.0, 300.0], 50.0);
+        assert_eq!(catch_up_bound_ns(&raft), 1_400 * MS);
+        raft.heartbeat_ms = 10.0;
+        assert_eq!(catch_up_bound_ns(&raft), 1_240 * MS);
     }
 
     #[test]
