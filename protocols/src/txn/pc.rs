@@ -241,12 +241,16 @@ impl Recovery {
         // The highest-ballot value reported; a silent participant's instance gets aborted.
         let value = state.promises.values().flatten().max_by_key(|(b, _)| *b).is_some_and(|(_, prepared)| *prepared);
         state.proposed = Some(value);
-        let leader = ctx.id();
-        let learners = std::rc::Rc::new(self.participants.clone());
         for acceptor in shared.acceptors() {
-            let learners = std::rc::Rc::clone(&learners);
-            ctx.send(acceptor, Msg::PcAccept { instance, ballot, prepared: value, leader, learners, hops: 0 });
+            self.send_accept(ctx, acceptor, instance, value);
         }
+    }
+
+    /// Phase 2a of this leader's ballot to one acceptor; the acceptances go to the leader
+    /// and to the transaction's participants.
+    fn send_accept(&self, ctx: &mut TxnCtx<'_>, acceptor: NodeId, instance: Instance, prepared: bool) {
+        let (ballot, leader, learners) = (self.ballot, ctx.id(), std::rc::Rc::new(self.participants.clone()));
+        ctx.send(acceptor, Msg::PcAccept { instance, ballot, prepared, leader, learners, hops: 0 });
     }
 
     /// Counts an acceptance; the transaction's outcome once every instance is decided.
@@ -280,9 +284,7 @@ impl Recovery {
                         ctx.send(acceptor, Msg::PcPrepare { instance, ballot });
                     }
                     Some(prepared) if !state.tally.accepted(acceptor, ballot) => {
-                        let learners = std::rc::Rc::new(self.participants.clone());
-                        let leader = ctx.id();
-                        ctx.send(acceptor, Msg::PcAccept { instance, ballot, prepared, leader, learners, hops: 0 });
+                        self.send_accept(ctx, acceptor, instance, prepared);
                     }
                     _ => {}
                 }
