@@ -7,13 +7,17 @@ use checker::Violation;
 use protocols::locks::{LockNode, LockObs, LockOracle, LockSettings, LockVariant};
 use sim_core::{Fault, Latency, Limits, LinkConfig, MS, NetworkConfig, Sim, SimConfig};
 
-/// Server 0, storage 1, clients 2 and 3; a 100 ms ttl. Client 3 acquires first (at 13 ms)
-/// and reads the counter; at 20 ms, before it writes, it is paused for 300 ms.
-fn gc_pause(variant: LockVariant) -> (Option<Violation>, LockOracle, Vec<LockObs>) {
-    run(variant, 20, Fault::Pause { node: 3, duration_ms: 300.0 })
+/// Server 0, storage 1, clients 2 and 3; a 100 ms ttl. Client 3 acquires first (at 14 ms),
+/// reads the counter, works 20 ms and sends its write at 36 ms; from 30 to 40 ms its
+/// messages to the storage take 300 ms (what a GC pause between its validity check and
+/// its write would do).
+fn write_held(variant: LockVariant) -> (Option<Violation>, LockOracle, Vec<LockObs>) {
+    let slow = LinkConfig { latency: Latency::Constant { ms: 300.0 }, ..LinkConfig::default() };
+    let hold = Fault::SetLinks { from: vec![3], to: vec![1], link: slow };
+    run(variant, &[(30, hold), (40, Fault::ResetLinks)])
 }
 
-fn run(variant: LockVariant, at_ms: u64, fault: Fault) -> (Option<Violation>, LockOracle, Vec<LockObs>) {
+fn run(variant: LockVariant, faults: &[(u64, Fault)]) -> (Option<Violation>, LockOracle, Vec<LockObs>) {
     let settings = Rc::new(LockSettings {
         servers: vec![0],
         redlock: false,
@@ -36,8 +40,10 @@ fn run(variant: LockVariant, at_ms: u64, fault: Fault) -> (Option<Violation>, Lo
     };
     let config = SimConfig { seed: 1, nodes: 4, network, limits: Limits::default() };
     let mut sim = Sim::new(config, move |id| LockNode::new(id, &settings)).unwrap();
-    sim.schedule_fault(at_ms * MS, fault).unwrap();
-    let mut oracle = LockOracle::new(variant == LockVariant::Fencing, true);
+    for (at_ms, fault) in faults {
+        sim.schedule_fault(at_ms * MS, fault.clone()).unwrap();
+    }
+    let mut oracle = LockOracle::new(variant == LockVariant::Fencing, Some(1));
     let mut seen = 0;
     let mut first = None;
     while sim.now_ns() < 600 * MS && sim.step().is_none() {
@@ -63,9 +69,20 @@ fn who_acquired(facts: &[LockObs]) -> Vec<String> {
         .collect()
 }
 
+/// A 300 ms pause at 20 ms, before client 3 writes: when it wakes its validity is over by
+/// its own clock, so it gives up instead of writing.
 #[test]
-fn redis_lock_gc_pause_loses_an_update_without_fencing() {
-    let (violation, _, facts) = gc_pause(LockVariant::Correct);
+fn a_pause_before_the_write_is_caught_by_the_clients_validity_check() {
+    let (violation, _, facts) = run(LockVariant::Correct, &[(20, Fault::Pause { node: 3, duration_ms: 300.0 })]);
+    assert_eq!(violation, None);
+    assert!(facts.iter().any(|f| matches!(f, LockObs::Abandoned { token } if token == "c3-1")), "{facts:?}");
+    let writes = facts.iter().filter(|f| matches!(f, LockObs::Access { token, write: true } if token == "c3-1"));
+    assert_eq!(writes.count(), 0);
+}
+
+#[test]
+fn a_write_held_in_the_network_loses_an_update_without_fencing() {
+    let (violation, _, facts) = write_held(LockVariant::Correct);
     let violation = violation.expect("the stale write is accepted");
     assert_eq!(violation.kind, "unsafe-access");
     assert!(violation.message.contains("accepted a write from c3-1 (lock generation 1)"), "{}", violation.message);
@@ -75,8 +92,8 @@ fn redis_lock_gc_pause_loses_an_update_without_fencing() {
 }
 
 #[test]
-fn redis_lock_gc_pause_is_safe_with_fencing() {
-    let (violation, oracle, facts) = gc_pause(LockVariant::Fencing);
+fn a_write_held_in_the_network_is_refused_with_fencing() {
+    let (violation, oracle, facts) = write_held(LockVariant::Fencing);
     assert_eq!(violation, None);
     let refused: Vec<&LockObs> = facts.iter().filter(|f| matches!(f, LockObs::Refused { .. })).collect();
     assert_eq!(refused.len(), 1, "{refused:?}");
@@ -85,20 +102,29 @@ fn redis_lock_gc_pause_is_safe_with_fencing() {
     assert_eq!(oracle.overlaps, 0);
 }
 
-/// The server's clock jumps 200 ms ahead at 14 ms, just after client 3 acquired: the key
-/// expires early, and client 2's next attempt succeeds while client 3's own clock says it
-/// still holds the lock.
+/// The server's clock jumps 200 ms ahead at 15 ms, just after client 3 acquired and sent
+/// its read: the key expires early, and client 2's next attempt succeeds while client 3's
+/// own clock says it still holds the lock.
 #[test]
 fn server_clock_jump_breaks_mutual_exclusion() {
     let jump = Fault::ClockJump { node: 0, delta_ms: 200.0 };
-    let (violation, _, _) = run(LockVariant::Correct, 14, jump.clone());
+    let (violation, _, _) = run(LockVariant::Correct, &[(15, jump.clone())]);
     let violation = violation.expect("two clients believe they hold the lock");
     assert_eq!(violation.kind, "mutual-exclusion");
     assert!(violation.message.contains("while client 3 still believed it held it as c3-1"), "{}", violation.message);
-    // With fencing the overlap is a warning, and the storage keeps the counter safe.
-    let (violation, oracle, _) = run(LockVariant::Fencing, 14, jump);
-    assert_eq!(violation, None);
+    // With fencing the overlapping belief is a warning, but client 3 still writes after
+    // its lock really ended (the storage refuses it): that is the violation, fencing or
+    // not.
+    let (violation, oracle, facts) = run(LockVariant::Fencing, &[(15, jump)]);
     assert_eq!(oracle.overlaps, 1);
+    let violation = violation.expect("a write after the lock ended");
+    assert_eq!(violation.kind, "mutual-exclusion");
+    assert!(
+        violation.message.contains("client 3 made a write as c3-1 after its lock had really ended"),
+        "{}",
+        violation.message
+    );
+    assert!(facts.iter().any(|f| matches!(f, LockObs::Refused { holder, .. } if holder == "c3-1")), "{facts:?}");
 }
 
 /// The server's commands, one by one: GET, INCR, compare-and-delete, DEL, SET NX PX with

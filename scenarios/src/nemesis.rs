@@ -1,7 +1,7 @@
 //! Nemesis schedules: the explicit one, the generated one (swarm testing), and the heal.
 
 use rand::RngExt;
-use sim_core::{Fault, Latency, LinkConfig, SimRng, derive_rng};
+use sim_core::{Fault, Latency, LinkConfig, MixturePart, SimRng, derive_rng};
 
 use protocols::protocol::Topology;
 
@@ -74,6 +74,12 @@ fn generate(generator: &Generator, scenario: &Scenario, topology: &Topology, rng
                 let fault = Fault::Partition { groups: vec![clients] };
                 out.push(Action { at_ms, fault, target: Some(role.to_owned()) });
                 out.push(Action { at_ms: until_ms, fault: Fault::Heal, target: None });
+            }
+            // A pause aimed at whoever plays the role then (a lock client in the middle of
+            // an acquisition, say); it ends by itself.
+            Some(("pause", role)) => {
+                let fault = Fault::Pause { node: 0, duration_ms: round(draw(rng, generator.pause_ms)) };
+                out.push(Action { at_ms, fault, target: Some(role.to_owned()) });
             }
             Some((_crash, role)) => {
                 let fault = crash(0, rng);
@@ -158,6 +164,13 @@ fn fault_pair(kind: &str, targets: &Targets<'_>, rng: &mut SimRng) -> (Fault, Op
                 links(LinkConfig { latency: Latency::Uniform { min_ms: 1.0, max_ms }, ..LinkConfig::default() }),
                 Some(Fault::ResetLinks),
             )
+        }
+        // Most messages go as usual; one in 20 is held for 1 to 4 s, then delivered (a
+        // packet stuck in a queue, a connection retransmitting after a stall).
+        "late_delivery" => {
+            let part = |weight, min_ms, max_ms| MixturePart { weight, latency: Latency::Uniform { min_ms, max_ms } };
+            let latency = Latency::Mixture { parts: vec![part(0.95, 1.0, 5.0), part(0.05, 1_000.0, 4_000.0)] };
+            (links(LinkConfig { latency, ..LinkConfig::default() }), Some(Fault::ResetLinks))
         }
         "clock_drift" => {
             let max = generator.drift_ppm_max;

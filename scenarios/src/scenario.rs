@@ -104,8 +104,10 @@ pub struct Action {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Generator {
-    /// Fault kinds and their relative weights: `partition`, `partition_leader`, `crash`,
-    /// `crash_leader`, `pause`, `drop`, `duplicate`, `delay`, `clock_drift`, `clock_jump`.
+    /// Fault kinds and their relative weights: `partition`, `crash` (each also aimed at a
+    /// role, `partition:leader`), `pause`, `drop`, `duplicate`, `delay`, `clock_drift`,
+    /// `clock_jump`, `late_delivery` (now and then a message held for seconds, then
+    /// delivered).
     pub kinds: BTreeMap<String, f64>,
     /// Time between the starts of two faults, drawn uniformly, in milliseconds.
     #[serde(default = "default_interval")]
@@ -155,11 +157,11 @@ fn yes() -> bool {
 
 /// The fault kinds a generator knows. `partition` and `crash` can also be aimed at a
 /// role the protocol names, as `partition:ROLE` and `crash:ROLE` (`crash:leader`).
-pub const GENERATOR_KINDS: [&str; 8] =
-    ["partition", "crash", "pause", "drop", "duplicate", "delay", "clock_drift", "clock_jump"];
+pub const GENERATOR_KINDS: [&str; 9] =
+    ["partition", "crash", "pause", "drop", "duplicate", "delay", "clock_drift", "clock_jump", "late_delivery"];
 
 /// The kinds that can be aimed at a role.
-pub const AIMABLE_KINDS: [&str; 2] = ["partition", "crash"];
+pub const AIMABLE_KINDS: [&str; 3] = ["partition", "crash", "pause"];
 
 /// Every generator kind a protocol with these target roles accepts, in the fixed order
 /// the generator draws them: each aimable kind followed by its aimed forms.

@@ -40,5 +40,5 @@ fn raft_swarms_pass_a_short_campaign() {
 #[test]
 #[ignore = "the mutation-testing recipe runs it (cargo mutants, --include-ignored)"]
 fn lock_swarms_pass_a_short_campaign() {
-    campaign(&["redis-lock", "redlock", "db-lock", "zookeeper-lock"]);
+    campaign(&["redis-lock", "redis-lock-near-ttl", "redlock", "redlock-near-ttl", "db-lock", "zookeeper-lock"]);
 }

@@ -19,6 +19,13 @@ const TIMER_TIMEOUT: u64 = 2;
 const TIMER_WORK: u64 = 3;
 const TIMER_NESTED: u64 = 4;
 
+/// The clock-drift allowance a client subtracts from its validity (RedLock's: 1% of the
+/// ttl plus 2 ms for the processes' own timing). With it, the locks claim to stay safe
+/// while clocks run at most 1% apart.
+pub fn drift_allowance_ns(ttl_ns: u64) -> u64 {
+    ttl_ns / 100 + 2 * MS
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Idle,
@@ -44,6 +51,8 @@ pub struct LockClient {
     token: String,
     fence: Option<u64>,
     sent_local_ns: u64,
+    /// While the lock is held: when its validity ends on this client's clock.
+    valid_until_local_ns: u64,
     value: u64,
     timeout: Option<TimerId>,
     /// RedLock: the instance being asked, and how many said yes.
@@ -70,6 +79,7 @@ impl LockClient {
             token: String::new(),
             fence: None,
             sent_local_ns: 0,
+            valid_until_local_ns: 0,
             value: 0,
             timeout: None,
             instance: 0,
@@ -79,6 +89,12 @@ impl LockClient {
             nested_attempts: 0,
             orphans: Vec::new(),
         }
+    }
+
+    /// Whether the client is in the middle of an acquisition (waiting for a server's
+    /// answer), where a pause is aimed by the `acquiring` role.
+    pub fn acquiring(&self) -> bool {
+        self.step == Step::Acquiring
     }
 
     pub fn on_start(&mut self, ctx: &mut LockCtx<'_>) {
@@ -178,10 +194,9 @@ impl LockClient {
             ctx.cancel_timer(timer);
         }
         let quorum = self.settings.servers.len() / 2 + 1;
-        let elapsed = ctx.now().saturating_sub(self.sent_local_ns);
+        let elapsed = ctx.now().saturating_sub(self.validity_start(ctx));
         let ttl = self.settings.ttl_ms * MS;
-        let drift = ttl / 100 + 2 * MS;
-        if self.granted >= quorum && elapsed + drift < ttl {
+        if self.granted >= quorum && elapsed + drift_allowance_ns(ttl) < ttl {
             self.acquired(ctx);
         } else {
             // Too few instances, or too late: undo everywhere and try again later.
@@ -202,15 +217,27 @@ impl LockClient {
         }
     }
 
+    /// Where the validity is counted from: when the client asked (the key's ttl starts
+    /// later, when the server set it), or with the bug, when the answer arrived.
+    fn validity_start(&self, ctx: &LockCtx<'_>) -> u64 {
+        if self.settings.variant == LockVariant::ValidityFromReply { ctx.now() } else { self.sent_local_ns }
+    }
+
     fn acquired(&mut self, ctx: &mut LockCtx<'_>) {
         let ttl = self.settings.ttl_ms * MS;
-        // RedLock subtracts a clock-drift allowance from the validity.
-        let drift = if self.settings.redlock { ttl / 100 + 2 * MS } else { 0 };
+        // The validity is the ttl from the request, less the clock-drift allowance.
         let valid_until_local_ns = match &self.settings.db {
             // A row without expiry is held until it is deleted.
             Some(db) if db.database.expiry_ms.is_none() => u64::MAX,
-            _ => self.sent_local_ns + ttl - drift,
+            _ => (self.validity_start(ctx) + ttl).saturating_sub(drift_allowance_ns(ttl)),
         };
+        if !self.settings.redlock && ctx.now() >= valid_until_local_ns {
+            // The grant came after its validity was over (the reply was slow, or this
+            // client was paused): it is no grant. Give the key back and try again.
+            // (RedLock's elapsed-time check, in `instance_done`, is the same rule.)
+            return self.give_back_late_grant(ctx);
+        }
+        self.valid_until_local_ns = valid_until_local_ns;
         let waited_ns = ctx.now().saturating_sub(self.cycle_start_ns.take().unwrap_or(self.sent_local_ns));
         let attempts = std::mem::take(&mut self.cycle_attempts);
         let token = self.token.clone();
@@ -224,7 +251,33 @@ impl LockClient {
         }
     }
 
+    fn give_back_late_grant(&mut self, ctx: &mut LockCtx<'_>) {
+        let req = self.next_req();
+        let (key, token) = (LOCK_KEY.to_owned(), self.token.clone());
+        let msg = match self.settings.db {
+            Some(_) => LockMsg::DeleteOwned { req, key, owner: token },
+            None => LockMsg::DelIfEquals { req, key, value: token },
+        };
+        self.request(ctx, self.settings.servers[0], msg, Step::Releasing);
+    }
+
+    /// Whether the lock is still valid by this client's clock; if not, the client stops
+    /// its critical section before touching the resource, and releases (the key may
+    /// still be its own on some server).
+    fn still_valid(&mut self, ctx: &mut LockCtx<'_>) -> bool {
+        if ctx.now() < self.valid_until_local_ns {
+            return true;
+        }
+        ctx.observe(LockObs::Abandoned { token: self.token.clone() });
+        self.release(ctx);
+        false
+    }
+
     fn read(&mut self, ctx: &mut LockCtx<'_>) {
+        if !self.still_valid(ctx) {
+            return;
+        }
+        ctx.observe(LockObs::Access { token: self.token.clone(), write: false });
         let req = self.next_req();
         let msg = LockMsg::Read { req, holder: self.token.clone(), fence: self.fence };
         self.request(ctx, self.settings.storage, msg, Step::Reading);
@@ -258,6 +311,10 @@ impl LockClient {
             TIMER_ACQUIRE if self.step == Step::Idle => self.begin_acquire(ctx),
             TIMER_NESTED if self.step == Step::Nesting => self.nested_acquire(ctx),
             TIMER_WORK if self.step == Step::Working => {
+                if !self.still_valid(ctx) {
+                    return;
+                }
+                ctx.observe(LockObs::Access { token: self.token.clone(), write: true });
                 let req = self.next_req();
                 let msg = LockMsg::Write { req, holder: self.token.clone(), fence: self.fence, value: self.value + 1 };
                 self.request(ctx, self.settings.storage, msg, Step::Writing);

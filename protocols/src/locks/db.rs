@@ -26,6 +26,8 @@ const ROW_PREFIX: &str = "db/row/";
 const SEQUENCE: [&str; 2] = ["db/sequence/0", "db/sequence/1"];
 const TIMER_SWEEP: u64 = 1;
 const SESSION_PREFIX: &str = "db/session/";
+/// The row the lock clients use; its changes are observed.
+const LOCK_ROW: &str = "lock";
 
 /// One row of the lock table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +90,7 @@ impl DbServer {
             }
         }
         self.next_version = self.sequence.read(ctx.storage(), |r| r.u64()).unwrap_or(0) + 1;
+        self.observe_lock(ctx);
         if self.options.expiry_ms.is_some() {
             ctx.set_timer(self.options.sweep_ms * MS, TIMER_SWEEP);
         }
@@ -105,6 +108,17 @@ impl DbServer {
             Some(row) => self.rows.insert(name.to_owned(), row),
             None => self.rows.remove(name),
         };
+        if name == LOCK_ROW {
+            self.observe_lock(ctx);
+        }
+    }
+
+    /// Tells the judge whose row the lock row is now (and until when on this clock).
+    fn observe_lock(&self, ctx: &mut LockCtx<'_>) {
+        let row = self.rows.get(LOCK_ROW);
+        let holder = row.map(|row| row.owner.clone());
+        let expires_local_ns = row.and_then(|row| row.expires_at_ns);
+        ctx.observe(LockObs::KeyState { holder, expires_local_ns });
     }
 
     pub fn on_timer(&mut self, ctx: &mut LockCtx<'_>, tag: u64) {

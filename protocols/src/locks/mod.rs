@@ -71,6 +71,9 @@ pub enum LockVariant {
     SetnxThenExpire,
     UnsafeRelease,
     Fencing,
+    /// The client counts its validity from when the grant reached it, not from when it
+    /// asked: the time the request and the reply spent is forgotten.
+    ValidityFromReply,
     /// ZooKeeper: every waiter watches the lock node's children.
     Herd,
     /// ZooKeeper: node names carry no guid, so a lost create reply leaves an orphan.
@@ -258,8 +261,17 @@ pub enum LockObs {
     Generation { token: String, generation: u64 },
     /// A waiter was woken by a watch event (`by_release`: the change was a deletion).
     Woken { by_release: bool, zxid: u64 },
-    /// A holder learned that it lost the lock without releasing it (its session expired).
+    /// A holder learned that it lost the lock without releasing it (the ZooKeeper lock:
+    /// its session expired), or found its validity over before it used the resource (the
+    /// Redis and database locks check before every read and write): it stops.
     Abandoned { token: String },
+    /// A lock server's lock key (the database's lock row) as it is now: who holds it and
+    /// until when on the server's own clock (none: until deleted). Said at every change
+    /// and at every start (what survived the restart), so the judge knows in true time
+    /// who really holds the lock, and when a majority of RedLock's instances granted it.
+    KeyState { holder: Option<String>, expires_local_ns: Option<u64> },
+    /// A client used the resource as `token` (it sent a read or a write to the storage).
+    Access { token: String, write: bool },
 }
 
 /// A node of a lock cluster.

@@ -1,15 +1,21 @@
 //! The lock oracles, judged in true global time.
 //!
-//! - **Mutual exclusion**: when a client acquires, no other client may still believe it
-//!   holds the lock, that is, have neither released nor seen its own clock pass its
-//!   validity. With fencing such overlaps are counted as warnings: the storage's checks
-//!   are what keep the resource safe.
-//! - **Unsafe access**: acquisitions are numbered in the order the server really granted
-//!   the lock (the acquiring reply, or for RedLock the moment a majority had said yes);
-//!   the storage must never accept an access of an older generation after one of
-//!   a newer generation (the lost update fencing exists to prevent). The ZooKeeper
-//!   lock's clients say their generation: the zxid of their lock node, the order in
-//!   which the service's log really granted the lock.
+//! - **Mutual exclusion**, two ways. *What clients do*: a client may use the resource (send
+//!   a read or a write) only while it really holds the lock, in true time: while its key
+//!   is live on the server (by the server's own clock), or for RedLock on a majority of
+//!   the instances at once. A write made after the lock really ended is the violation,
+//!   with or without fencing (fencing makes the storage refuse it; the client still
+//!   broke the lock's contract). *What clients believe*: when a client acquires, no other
+//!   client may still believe it holds the lock, that is, have neither released nor seen
+//!   its own clock pass its validity. With fencing such overlapping beliefs are counted
+//!   as warnings: the storage's checks are what keep the resource safe.
+//! - **Unsafe access**: generations are numbered in the order the lock was really
+//!   granted, in true time: the moment the server set the key, or for RedLock the moment
+//!   a majority of the instances held the key at once (whenever the client learned it);
+//!   the storage must never accept an access of an older generation after one of a newer
+//!   generation (the lost update fencing exists to prevent). A token no majority ever
+//!   held is generation 0. The ZooKeeper lock's clients say their generation: the zxid of
+//!   their lock node, the order in which the service's log really granted the lock.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +28,12 @@ use super::LockObs;
 #[derive(Default)]
 pub struct LockOracle {
     fencing: bool,
-    by_grant: bool,
+    /// How many lock servers must hold a token's key at once for the lock to be really
+    /// granted (one, or RedLock's majority); none: the lock service reports no key
+    /// states (the ZooKeeper lock), and generations come from the clients.
+    quorum: Option<usize>,
+    /// Each lock server's lock key: holder and expiry on the server's clock.
+    keys: BTreeMap<NodeId, (String, Option<u64>)>,
     generation_of: BTreeMap<String, u64>,
     generations: u64,
     /// Token -> (client, validity end on the client's clock, when it acquired).
@@ -34,10 +45,18 @@ pub struct LockOracle {
 }
 
 impl LockOracle {
-    /// `by_grant`: number generations by the server's grants (a single instance), rather
-    /// than by the clients' acquisitions (RedLock, where a grant is a majority's).
-    pub fn new(fencing: bool, by_grant: bool) -> Self {
-        LockOracle { fencing, by_grant, ..LockOracle::default() }
+    /// `quorum`: how many servers' keys make a grant (1 for one instance, a majority for
+    /// RedLock); none when the servers report no key states.
+    pub fn new(fencing: bool, quorum: Option<usize>) -> Self {
+        LockOracle { fencing, quorum, ..LockOracle::default() }
+    }
+
+    /// How many lock servers hold `token`'s key now, in true time (each by its own clock).
+    pub fn holding(&self, token: &str, local_ns: &dyn Fn(NodeId) -> u64) -> usize {
+        self.keys
+            .iter()
+            .filter(|(server, (holder, expiry))| holder == token && expiry.is_none_or(|at| local_ns(**server) < at))
+            .count()
     }
 
     fn number(&mut self, token: &str) {
@@ -55,7 +74,39 @@ impl LockOracle {
     ) -> Option<Violation> {
         let (t_ns, node) = (observation.t_ns, observation.node);
         match &observation.obs {
-            LockObs::Granted { value, .. } if self.by_grant => self.number(value),
+            LockObs::KeyState { holder, expires_local_ns } => {
+                match holder {
+                    Some(holder) => self.keys.insert(node, (holder.clone(), *expires_local_ns)),
+                    None => self.keys.remove(&node),
+                };
+                // Really granted when the quorum holds the key at once.
+                if let (Some(holder), Some(quorum)) = (holder, self.quorum)
+                    && self.holding(holder, local_ns) >= quorum
+                {
+                    self.number(holder);
+                }
+            }
+            LockObs::Access { token, write } => {
+                let quorum = self.quorum?;
+                let holding = self.holding(token, local_ns);
+                if holding < quorum {
+                    let what = if *write { "write" } else { "read" };
+                    let servers = if quorum == 1 {
+                        "the server no longer holds its key".to_owned()
+                    } else {
+                        format!("{holding} of the instances hold its key, a majority is {quorum}")
+                    };
+                    let message =
+                        format!("client {node} made a {what} as {token} after its lock had really ended: {servers}");
+                    let violation = Violation::new("mutual-exclusion", message, t_ns, Some(node));
+                    return Some(match self.beliefs.get(token) {
+                        Some((_, _, since)) => {
+                            violation.mark(node, *since, format!("client {node} acquired as {token}"))
+                        }
+                        None => violation,
+                    });
+                }
+            }
             // The client knows its generation (the ZooKeeper lock: its node's zxid).
             LockObs::Generation { token, generation } => {
                 self.generation_of.insert(token.clone(), *generation);
@@ -63,7 +114,7 @@ impl LockOracle {
             LockObs::Acquired { token, valid_until_local_ns, .. } => {
                 // Generations follow the order in which the lock was really granted: the
                 // server's grant, or for RedLock the moment a majority had said yes.
-                if !self.by_grant {
+                if self.quorum.is_none() {
                     self.number(token);
                 }
                 let still_believing = self

@@ -65,6 +65,12 @@ const UNSAFE_RELEASE: VariantInfo = VariantInfo {
     kind: VariantKind::Bug,
 };
 
+const VALIDITY_FROM_REPLY: VariantInfo = VariantInfo {
+    name: "validity-from-reply",
+    doc: "the validity counted from when the grant arrived, not from when the client asked: the time the request, the reply (and RedLock's round) took is forgotten",
+    kind: VariantKind::Bug,
+};
+
 pub(crate) fn validate_locks(settings: &LocksConfig, cluster: Cluster) -> Result<(), FieldError> {
     // An hour bounds every duration: longer ones show nothing new, and near u64::MAX
     // they would overflow the clients' validity arithmetic.
@@ -112,7 +118,8 @@ fn lock_topology(cluster: Cluster, server_word: &str) -> Topology {
         nodes,
         servers: (0..servers).collect(),
         clients: (first_client..first_client + cluster.clients).collect(),
-        target_roles: Vec::new(),
+        // A client that holds the lock; a client in the middle of an acquisition.
+        target_roles: vec!["acquiring".into(), "holder".into()],
     }
 }
 
@@ -126,6 +133,7 @@ fn build_locks(
         "setnx-then-expire" => LockVariant::SetnxThenExpire,
         "unsafe-release" => LockVariant::UnsafeRelease,
         "fencing" => LockVariant::Fencing,
+        "validity-from-reply" => LockVariant::ValidityFromReply,
         _ => LockVariant::Correct,
     };
     let storage = run.cluster.servers;
@@ -144,7 +152,9 @@ fn build_locks(
         db: db.clone(),
         zk: None,
     });
-    let judge = LockJudge::new(variant == LockVariant::Fencing, !redlock, run, settings.ttl_ms, db.is_some());
+    // A grant is the key on one server, or on a majority of RedLock's instances at once.
+    let quorum = run.cluster.servers / 2 + 1;
+    let judge = LockJudge::new(variant == LockVariant::Fencing, Some(quorum), run, settings.ttl_ms, db.is_some());
     (Box::new(move |id| LockNode::new(id, &shared)), judge)
 }
 
@@ -186,6 +196,7 @@ impl Protocol for RedisLock {
             kind: VariantKind::Bug,
         },
         UNSAFE_RELEASE,
+        VALIDITY_FROM_REPLY,
         VariantInfo {
             name: "fencing",
             doc: "fencing tokens handed out with the grant and checked by the protected storage",
@@ -196,6 +207,7 @@ impl Protocol for RedisLock {
         ("redis-lock", include_str!("scenarios/redis-lock.json")),
         ("redis-lock-hostile", include_str!("scenarios/redis-lock-hostile.json")),
         ("redis-lock-gc-pause", include_str!("scenarios/redis-lock-gc-pause.json")),
+        ("redis-lock-near-ttl", include_str!("scenarios/redis-lock-near-ttl.json")),
     ];
 
     type Settings = LocksConfig;
@@ -229,10 +241,11 @@ impl Protocol for RedLock {
     const NAME: &'static str = "redlock";
     const DESCRIPTION: &'static str = "RedLock: SET NX PX on a majority of N independent Redis instances";
     // RedLock hands out no fencing tokens, by design: no `fencing` variant.
-    const VARIANTS: &'static [VariantInfo] = &[CORRECT, UNSAFE_RELEASE];
+    const VARIANTS: &'static [VariantInfo] = &[CORRECT, UNSAFE_RELEASE, VALIDITY_FROM_REPLY];
     const SCENARIOS: &'static [(&'static str, &'static str)] = &[
         ("redlock", include_str!("scenarios/redlock.json")),
         ("redlock-hostile", include_str!("scenarios/redlock-hostile.json")),
+        ("redlock-near-ttl", include_str!("scenarios/redlock-near-ttl.json")),
         ("redlock-gc-pause", include_str!("scenarios/redlock-gc-pause.json")),
         ("redlock-pause-in-acquisition", include_str!("scenarios/redlock-pause-in-acquisition.json")),
         ("redlock-clock-jump", include_str!("scenarios/redlock-clock-jump.json")),
@@ -297,6 +310,8 @@ pub struct LockJudge {
     sweeps: u64,
     /// Accesses the storage refused for a stale fencing token.
     refused: u64,
+    /// Critical sections a client stopped because its validity had run out.
+    abandoned: u64,
     /// Clients that believe they hold the lock now (the `holder` a fault can aim at).
     holders: BTreeMap<NodeId, String>,
     /// Critical sections completed after the faults, per client.
@@ -366,12 +381,12 @@ fn zk_server(sim: &Sim<LockNode>, servers: usize, node: NodeId) -> Option<&RaftS
 }
 
 impl LockJudge {
-    /// A judge for clients after the servers and the storage (`by_grant`: generations
-    /// follow the server's grants, not the clients' acquisitions).
-    pub(crate) fn new(fencing: bool, by_grant: bool, run: &RunSpec<'_>, ttl_ms: u64, db: bool) -> LockJudge {
+    /// A judge for clients after the servers and the storage (`quorum`: how many servers'
+    /// keys make a grant; none when the servers report no key states).
+    pub(crate) fn new(fencing: bool, quorum: Option<usize>, run: &RunSpec<'_>, ttl_ms: u64, db: bool) -> LockJudge {
         let storage = run.cluster.servers;
         LockJudge {
-            oracle: LockOracle::new(fencing, by_grant),
+            oracle: LockOracle::new(fencing, quorum),
             clients: (storage + 1..=storage + run.cluster.clients).collect(),
             quiet_ns: run.quiet_ns,
             lanes: run.lanes,
@@ -389,6 +404,7 @@ impl LockJudge {
             reentry_failures: 0,
             sweeps: 0,
             refused: 0,
+            abandoned: 0,
             holders: BTreeMap::new(),
             done_after_faults: BTreeMap::new(),
             zk: None,
@@ -526,6 +542,7 @@ impl Judge<LockNode> for LockJudge {
             LockObs::ReentryFailed { .. } => self.reentry_failures += 1,
             LockObs::Swept { .. } => self.sweeps += 1,
             LockObs::Refused { .. } => self.refused += 1,
+            LockObs::Abandoned { .. } => self.abandoned += 1,
             _ => {}
         }
         match &observation.obs {
@@ -573,12 +590,17 @@ impl Judge<LockNode> for LockJudge {
         }
     }
 
-    /// `holder`: a client that believes it holds the lock now.
-    /// `holder`: a client that believes it holds the lock now; `leader`: the
+    /// `holder`: a client that believes it holds the lock now; `acquiring`: a client
+    /// waiting for a lock server's answer in the middle of an acquisition; `leader`: the
     /// coordination service's leader (the ZooKeeper lock).
     fn target(&self, role: &str, sim: &Sim<LockNode>) -> Option<NodeId> {
         match role {
             "holder" => self.holders.keys().next().copied(),
+            "acquiring" => self
+                .clients
+                .iter()
+                .copied()
+                .find(|c| matches!(sim.process(*c), Some(LockNode::Client(client)) if client.acquiring())),
             "leader" => {
                 let servers = self.zk.as_ref()?.servers;
                 (0..servers).find(|n| zk_server(sim, servers, *n).is_some_and(|s| s.role() == Role::Leader))
@@ -673,6 +695,7 @@ impl Judge<LockNode> for LockJudge {
             ("acquisition_latency_p99_ms".to_owned(), p99_ms),
             ("overlaps_with_fencing".to_owned(), self.oracle.overlaps as f64),
             ("storage_refusals".to_owned(), self.refused as f64),
+            ("critical_sections_abandoned".to_owned(), self.abandoned as f64),
             ("stuck_ms_longest".to_owned(), {
                 let open = self.stuck_since.map_or(0, |since| self.last_ns - since);
                 self.stuck_longest_ns.max(open) as f64 / 1e6
@@ -820,7 +843,7 @@ impl Protocol for DbLock {
     }
 
     fn topology(_settings: &DbLockConfig, cluster: Cluster) -> Topology {
-        Topology { target_roles: vec!["holder".into()], ..lock_topology(cluster, "database") }
+        lock_topology(cluster, "database")
     }
 
     fn build(settings: &DbLockConfig, run: &RunSpec<'_>) -> (Box<dyn FnMut(NodeId) -> LockNode>, LockJudge) {

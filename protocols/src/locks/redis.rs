@@ -7,6 +7,8 @@ use sim_core::{MS, NodeId};
 use super::{LockCtx, LockMsg, LockObs, RedisReply};
 
 const KEY_PREFIX: &str = "redis/";
+/// The key the lock clients use; its changes are observed.
+const LOCK_KEY: &str = "lock";
 
 /// The server's key space: value and expiry instant (local clock, ns), if any.
 pub struct RedisServer {
@@ -22,6 +24,7 @@ impl RedisServer {
     /// Loads the key space when persistence is on; without it a restart comes back empty.
     pub fn on_start(&mut self, ctx: &mut LockCtx<'_>) {
         if !self.persistent {
+            self.observe_lock(ctx);
             return;
         }
         let storage = ctx.storage();
@@ -30,6 +33,16 @@ impl RedisServer {
                 self.keys.insert(key[KEY_PREFIX.len()..].to_owned(), (value, expiry));
             }
         }
+        self.observe_lock(ctx);
+    }
+
+    /// Tells the judge who holds the lock key now (and until when on this server's clock).
+    fn observe_lock(&self, ctx: &mut LockCtx<'_>) {
+        let (holder, expires_local_ns) = match self.keys.get(LOCK_KEY) {
+            Some((value, expiry)) => (Some(value.clone()), *expiry),
+            None => (None, None),
+        };
+        ctx.observe(LockObs::KeyState { holder, expires_local_ns });
     }
 
     /// The value of `key` now, dropping it first if its expiry has passed.
@@ -56,6 +69,9 @@ impl RedisServer {
                 None => ctx.storage().delete(&storage_key),
             }
             ctx.storage().sync();
+        }
+        if key == LOCK_KEY {
+            self.observe_lock(ctx);
         }
     }
 

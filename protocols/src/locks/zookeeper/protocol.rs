@@ -152,7 +152,7 @@ impl Protocol for ZooKeeper {
             db: None,
             zk: Some(ZkSettings { session_timeout_ms: settings.session_timeout_ms, raft: Rc::new(raft) }),
         });
-        let judge = LockJudge::new(variant == LockVariant::Fencing, false, run, settings.session_timeout_ms, false)
+        let judge = LockJudge::new(variant == LockVariant::Fencing, None, run, settings.session_timeout_ms, false)
             .with_zookeeper(servers);
         (Box::new(move |id| LockNode::new(id, &shared)), judge)
     }
