@@ -1,6 +1,5 @@
 //! Distributed locks on a Redis-like server: `SET NX PX`, the single-instance lock, and
-//! fencing tokens checked by the resource the lock protects. (Work in progress: the
-//! RedLock client, the CLI scenarios and fuzzing are not built yet.)
+//! fencing tokens checked by the resource the lock protects; RedLock over N instances.
 //!
 //! **The server** keeps keys in memory with a per-key expiry measured on its own local
 //! clock, so clock drift and jumps change when keys expire, as they do in the real world.
@@ -12,23 +11,27 @@
 //!
 //! **The single-instance lock client** acquires with `SET lock <random token> NX PX ttl`,
 //! retrying after a short random delay while the key is taken, and releases with the
-//! compare-and-delete. It believes it holds the lock from the successful reply until it
-//! releases or its own clock says the ttl, counted from when it sent the request, has
-//! passed. Its critical section reads a counter from a protected storage node, works for a
-//! while, and writes the counter back incremented.
+//! compare-and-delete. Its validity is the ttl counted from when it sent the request, less
+//! a clock-drift allowance (1% of the ttl plus 2 ms); a grant that arrives after that is
+//! given back. Its critical section reads a counter from a protected storage node, works
+//! for a while, and writes the counter back incremented; before the read and before the
+//! write it checks its validity on its own clock, and gives the critical section up when
+//! it is over.
 //!
-//! **What faults do.** A pause longer than the ttl (a GC pause) lets the key expire while
-//! the client still acts as the holder: another client acquires, and the woken client's
-//! write overwrites the newer holder's (a lost update). With **fencing**, the lock service
+//! **What faults do.** No check closes the gap between the check and the write's arrival:
+//! a write held in the network (or a GC pause right after the check) lands after the key
+//! expired and another client acquired; the stale write overwrites the newer holder's (a
+//! lost update). With **fencing**, the lock service
 //! hands out an increasing number with every acquisition (an `INCR` run atomically with the
 //! `SET`, as a script would, so the numbers follow the order of the grants), requests to the storage
 //! carry it, and the storage rejects any number lower than the highest it has seen, so the
 //! stale write is refused.
 //!
-//! **Oracles** ([`oracle`]), judged in true global time: *mutual exclusion* (two clients
-//! believe they hold the lock at one instant) and *unsafe access* (the storage accepted an
-//! access of an older lock generation after one of a newer generation, generations
-//! numbered in the order the server really granted the lock).
+//! **Oracles** ([`oracle`]), judged in true global time: *mutual exclusion* (a client read
+//! or wrote the resource when it no longer really held the lock, by the servers' keys and
+//! clocks; or two clients believe they hold the lock at one instant) and *unsafe access*
+//! (the storage accepted an access of an older lock generation after one of a newer
+//! generation, generations numbered in the order the lock was really granted).
 //!
 //! **RedLock** takes the local time, tries `SET NX PX` with the same key and token on every
 //! one of N independent servers in turn, each with a small timeout, and holds the lock
@@ -39,7 +42,8 @@
 //!
 //! **Variants**: `setnx-then-expire` (acquire as `SETNX` then `EXPIRE`: a crash between
 //! leaves a key that never expires), `unsafe-release` (release with a plain `DEL`, deleting
-//! a lock someone else now holds), `fencing` (the fix).
+//! a lock someone else now holds), `validity-from-reply` (the validity counted from the
+//! grant's arrival: the acquisition's own time is forgotten), `fencing` (the fix).
 
 pub mod client;
 pub mod db;
