@@ -111,16 +111,20 @@ pub enum Variant {
     /// installed snapshot and the deletion of the log it replaced brings the old log's
     /// divergent suffix back.
     StaleSuffixAfterSnapshot,
+    /// Log writes are acknowledged without a sync: a crash loses entries the server
+    /// said it had.
+    UnsyncedLog,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 6] = [
+    pub const ALL: [Variant; 7] = [
         Variant::Correct,
         Variant::CommitOldTerm,
         Variant::VoteWithoutLogCheck,
         Variant::VolatileVote,
         Variant::NoTruncate,
         Variant::StaleSuffixAfterSnapshot,
+        Variant::UnsyncedLog,
     ];
 
     pub fn name(self) -> &'static str {
@@ -131,6 +135,7 @@ impl Variant {
             Variant::VolatileVote => "volatile-vote",
             Variant::NoTruncate => "no-truncate",
             Variant::StaleSuffixAfterSnapshot => "stale-suffix-after-snapshot",
+            Variant::UnsyncedLog => "unsynced-log",
         }
     }
 

@@ -57,6 +57,11 @@ impl Protocol for Raft {
                   deleting the log it replaced brings back the old log's divergent suffix",
             kind: VariantKind::Bug,
         },
+        VariantInfo {
+            name: "unsynced-log",
+            doc: "log writes are acknowledged without a sync: a crash loses entries the server said it had",
+            kind: VariantKind::Bug,
+        },
     ];
     const SCENARIOS: &'static [(&'static str, &'static str)] = &[
         ("raft", include_str!("scenarios/raft.json")),

@@ -174,7 +174,10 @@ impl<M: Machine> Server<M> {
         for index in self.last_index() + 1..=old_last {
             ctx.storage().delete(&log_key(index));
         }
-        ctx.storage().sync();
+        // The bug: the entries are acknowledged while they may still be lost.
+        if self.settings.variant != Variant::UnsyncedLog {
+            ctx.storage().sync();
+        }
         ctx.observe(M::wrap_obs(RaftObs::Appended { from_index }));
     }
 
