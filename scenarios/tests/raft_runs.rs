@@ -20,7 +20,7 @@ fn first_violation(name: &str, variant: Option<&str>, seed: u64) -> Option<Strin
 
 /// Seeds found by `dsim fuzz raft --variant V` (the first failing seed of each, and for
 /// volatile-vote also the first whose first violation is the double vote itself).
-const CAUGHT: [(&str, u64, &str); 6] = [
+const CAUGHT: [(&str, u64, &str); 8] = [
     ("commit-old-term", 3, "leader-completeness"),
     ("vote-without-log-check", 1, "leader-completeness"),
     ("volatile-vote", 3, "state-machine-safety"),
@@ -28,6 +28,10 @@ const CAUGHT: [(&str, u64, &str); 6] = [
     ("no-truncate", 1, "log-matching"),
     // A crash between installing a snapshot and deleting the replaced log (node 1).
     ("stale-suffix-after-snapshot", 1334, "log-matching"),
+    ("unsynced-log", 1, "leader-completeness"),
+    // Server 0 lost entries it had acknowledged; it refuses the leader's next append at
+    // its match index, which the leader takes for a stale refusal: it never catches up.
+    ("unsynced-log", 45, "catch-up"),
 ];
 
 #[test]
