@@ -82,7 +82,7 @@ fn generate(generator: &Generator, scenario: &Scenario, topology: &Topology, rng
                 out.push(Action { at_ms, fault, target: Some(role.to_owned()) });
             }
             Some((_crash, role)) => {
-                let fault = crash(0, rng);
+                let fault = crash(0, generator.crash_during_write_share, rng);
                 out.push(Action { at_ms, fault, target: Some(role.to_owned()) });
                 // Whoever played the role then was crashed: restart every server (a no-op
                 // for those up).
@@ -148,7 +148,7 @@ fn fault_pair(kind: &str, targets: &Targets<'_>, rng: &mut SimRng) -> (Fault, Op
     let generator = targets.generator;
     match kind {
         "partition" => (partition(targets.servers, targets.clients, rng), Some(Fault::Heal)),
-        "crash" => (crash(node, rng), Some(Fault::Restart { node })),
+        "crash" => (crash(node, generator.crash_during_write_share, rng), Some(Fault::Restart { node })),
         "pause" => (Fault::Pause { node, duration_ms: round(draw(rng, generator.pause_ms)) }, None),
         "drop" => (
             links(LinkConfig { drop: round(rng.random_range(0.05..0.4)), ..LinkConfig::default() }),
@@ -185,10 +185,11 @@ fn fault_pair(kind: &str, targets: &Targets<'_>, rng: &mut SimRng) -> (Fault, Op
     }
 }
 
-/// Half the crashes strike between events, half in the middle of the node's storage
-/// I/O (after 0–2 more writes), where unsynced writes are lost or torn.
-fn crash(node: usize, rng: &mut SimRng) -> Fault {
-    if rng.random_bool(0.5) {
+/// A share of the crashes (half by default) strike in the middle of the node's storage
+/// I/O (after 0–2 more writes), where unsynced writes are lost or torn; the rest between
+/// events.
+fn crash(node: usize, during_write_share: f64, rng: &mut SimRng) -> Fault {
+    if rng.random_bool(during_write_share) {
         Fault::CrashDuringWrite { node, writes: rng.random_range(0..3), torn_write: rng.random_bool(0.5) }
     } else {
         Fault::Crash { node, torn_write: rng.random_bool(0.2) }

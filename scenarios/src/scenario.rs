@@ -129,6 +129,15 @@ pub struct Generator {
     /// The largest clock jump, either way.
     #[serde(default = "default_jump")]
     pub jump_ms_max: f64,
+    /// The share of generated crashes that strike in the middle of a storage write
+    /// (`crash_during_write`, losing or tearing unsynced writes); the rest strike between
+    /// events.
+    #[serde(default = "default_crash_during_write_share")]
+    pub crash_during_write_share: f64,
+}
+
+fn default_crash_during_write_share() -> f64 {
+    0.5
 }
 
 fn default_pause() -> [f64; 2] {
@@ -485,6 +494,13 @@ fn validate_generator(generator: &Generator, faults_ms: f64) -> FieldResult {
                 format!("nemesis.generator.{name} must end within an hour, got {max}"),
             ));
         }
+    }
+    let share = generator.crash_during_write_share;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(field(
+            "nemesis.generator.crash_during_write_share",
+            format!("nemesis.generator.crash_during_write_share must be from 0 to 1, got {share}"),
+        ));
     }
     let drift = generator.drift_ppm_max;
     if !(drift.is_finite() && drift > 0.0 && drift <= sim_core::clock::DRIFT_PPM_MAX as f64) {

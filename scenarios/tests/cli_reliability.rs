@@ -72,6 +72,24 @@ fn extreme_settings_are_refused_with_their_path() {
 }
 
 #[test]
+fn a_crash_share_outside_zero_to_one_is_refused_with_its_path() {
+    let text = String::from_utf8(dsim(&["show", "raft-crashy"]).stdout).unwrap();
+    let bad = text.replacen("\"crash_during_write_share\": 0.9", "\"crash_during_write_share\": 1.5", 1);
+    assert_ne!(bad, text);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    std::fs::write(&path, bad).unwrap();
+    let output = dsim(&["run", &path.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("{}:", path.display()))
+            && message.contains("nemesis.generator.crash_during_write_share must be from 0 to 1, got 1.5"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_closed_pipe_ends_output_quietly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dsim"))
         .args(["experiment", "raft-election", "--timeouts", "150-300", "--trials", "200"])

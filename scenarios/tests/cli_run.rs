@@ -26,6 +26,7 @@ fn list_and_show() {
         names,
         [
             "raft",
+            "raft-crashy",
             "raft-leader-isolation",
             "raft-minority-partition",
             "raft-crash-restart",

@@ -34,7 +34,14 @@ fn campaign(names: &[&str]) {
 #[test]
 #[ignore = "the mutation-testing recipe runs it (cargo mutants, --include-ignored)"]
 fn raft_swarms_pass_a_short_campaign() {
-    campaign(&["raft", "raft-crash-restart", "raft-leader-isolation", "raft-minority-partition", "cap-raft"]);
+    campaign(&[
+        "raft",
+        "raft-crashy",
+        "raft-crash-restart",
+        "raft-leader-isolation",
+        "raft-minority-partition",
+        "cap-raft",
+    ]);
 }
 
 #[test]

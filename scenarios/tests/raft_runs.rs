@@ -34,6 +34,18 @@ const CAUGHT: [(&str, u64, &str); 8] = [
     ("unsynced-log", 45, "catch-up"),
 ];
 
+/// `raft-crashy`, where crashes in the middle of writes dominate, reaches the recovery
+/// bugs sooner: `dsim fuzz raft-crashy --variant V --seeds 2000`'s first failing seeds.
+#[test]
+fn the_crashy_swarm_catches_the_recovery_bugs() {
+    for (variant, seed, kind) in
+        [("stale-suffix-after-snapshot", 805, "log-matching"), ("unsynced-log", 3, "leader-completeness")]
+    {
+        assert_eq!(first_violation("raft-crashy", Some(variant), seed).as_deref(), Some(kind), "{variant} seed {seed}");
+        assert_eq!(first_violation("raft-crashy", None, seed), None, "correct raft-crashy seed {seed}");
+    }
+}
+
 #[test]
 fn each_variant_is_caught_on_its_seed_and_the_correct_protocol_passes_it() {
     for (variant, seed, kind) in CAUGHT {

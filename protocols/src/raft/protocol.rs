@@ -65,6 +65,7 @@ impl Protocol for Raft {
     ];
     const SCENARIOS: &'static [(&'static str, &'static str)] = &[
         ("raft", include_str!("scenarios/raft.json")),
+        ("raft-crashy", include_str!("scenarios/raft-crashy.json")),
         ("raft-leader-isolation", include_str!("scenarios/raft-leader-isolation.json")),
         ("raft-minority-partition", include_str!("scenarios/raft-minority-partition.json")),
         ("raft-crash-restart", include_str!("scenarios/raft-crash-restart.json")),
