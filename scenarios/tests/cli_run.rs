@@ -36,6 +36,7 @@ fn list_and_show() {
             "redis-lock-hostile",
             "redis-lock-gc-pause",
             "redis-lock-near-ttl",
+            "redis-lock-drift-at-limit",
             "redlock",
             "redlock-hostile",
             "redlock-near-ttl",

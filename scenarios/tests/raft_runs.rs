@@ -136,6 +136,17 @@ fn redis_lock_gc_pause_fails_without_fencing_and_passes_with_it() {
     assert_eq!(fenced.verdict, Verdict::Pass, "{:?}", fenced.violations);
 }
 
+/// Clocks 1% apart and a write 992 ms into a 1 s ttl: the allowance (12 ms) makes the
+/// client give up; with a smaller one (2 ms less, or none) it writes 1 ms after the key
+/// expired, which the check on what clients do reports.
+#[test]
+fn the_drift_allowance_holds_at_its_claimed_limit() {
+    let outcome = run_scenario(&scenario("redis-lock-drift-at-limit", None), 1, None).unwrap();
+    assert_eq!(outcome.verdict, Verdict::Pass, "{:?}", outcome.violations);
+    assert_eq!(outcome.metrics.protocol["acquisitions"], 2.0);
+    assert_eq!(outcome.metrics.protocol["critical_sections_abandoned"], 1.0);
+}
+
 #[test]
 fn redlock_scripted_scenarios_get_their_outcomes() {
     let expect = [

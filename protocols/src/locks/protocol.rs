@@ -208,6 +208,7 @@ impl Protocol for RedisLock {
         ("redis-lock-hostile", include_str!("scenarios/redis-lock-hostile.json")),
         ("redis-lock-gc-pause", include_str!("scenarios/redis-lock-gc-pause.json")),
         ("redis-lock-near-ttl", include_str!("scenarios/redis-lock-near-ttl.json")),
+        ("redis-lock-drift-at-limit", include_str!("scenarios/redis-lock-drift-at-limit.json")),
     ];
 
     type Settings = LocksConfig;
