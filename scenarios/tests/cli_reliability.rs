@@ -89,6 +89,25 @@ fn a_crash_share_outside_zero_to_one_is_refused_with_its_path() {
     );
 }
 
+/// The ZooKeeper lock's settings shared with the other locks are checked as theirs are.
+#[test]
+fn a_zookeeper_request_timeout_of_zero_is_refused_with_its_path() {
+    let text = String::from_utf8(dsim(&["show", "zookeeper-lock"]).stdout).unwrap();
+    let bad = text.replacen("\"request_timeout_ms\": 300", "\"request_timeout_ms\": 0", 1);
+    assert_ne!(bad, text);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    std::fs::write(&path, bad).unwrap();
+    let output = dsim(&["run", &path.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("{}:", path.display()))
+            && message.contains("request_timeout_ms must be 1 to 3600000, got 0"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_closed_pipe_ends_output_quietly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dsim"))
