@@ -20,10 +20,24 @@ fn run_file(text: &str) -> (Output, String) {
     (dsim(&["run", &path]), path)
 }
 
-fn raft_with(from: &str, to: &str) -> String {
-    let text = String::from_utf8(dsim(&["show", "raft-leader-isolation"]).stdout).unwrap();
+/// Built-in scenario `name` with the first `from` replaced by `to`.
+fn builtin_with(name: &str, from: &str, to: &str) -> String {
+    let text = String::from_utf8(dsim(&["show", name]).stdout).unwrap();
     assert!(text.contains(from), "{from}");
     text.replacen(from, to, 1)
+}
+
+fn raft_with(from: &str, to: &str) -> String {
+    builtin_with("raft-leader-isolation", from, to)
+}
+
+/// Runs `name` with one setting changed; it must be refused (exit 2) naming the file and
+/// saying `expected`.
+fn refused_with_path(name: &str, from: &str, to: &str, expected: &str) {
+    let (output, file) = run_file(&builtin_with(name, from, to));
+    assert_eq!(output.status.code(), Some(2), "{to}");
+    let message = stderr(&output);
+    assert!(message.contains(&format!("{file}:")) && message.contains(expected), "{message}");
 }
 
 #[test]
@@ -64,47 +78,28 @@ fn extreme_settings_are_refused_with_their_path() {
         ("\"rate_per_client\": 20.0", "\"rate_per_client\": 1000000.0", "settings.workload.rate_per_client"),
         ("\"keys\": 3", "\"keys\": 3, \"value_size\": 100000000", "settings.workload.value_size"),
     ] {
-        let (output, file) = run_file(&raft_with(from, to));
-        assert_eq!(output.status.code(), Some(2), "{to}");
-        let message = stderr(&output);
-        assert!(message.contains(&format!("{file}:")) && message.contains(path), "{message}");
+        refused_with_path("raft-leader-isolation", from, to, path);
     }
 }
 
 #[test]
 fn a_crash_share_outside_zero_to_one_is_refused_with_its_path() {
-    let text = String::from_utf8(dsim(&["show", "raft-crashy"]).stdout).unwrap();
-    let bad = text.replacen("\"crash_during_write_share\": 0.9", "\"crash_during_write_share\": 1.5", 1);
-    assert_ne!(bad, text);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.json");
-    std::fs::write(&path, bad).unwrap();
-    let output = dsim(&["run", &path.display().to_string()]);
-    assert_eq!(output.status.code(), Some(2));
-    let message = stderr(&output);
-    assert!(
-        message.contains(&format!("{}:", path.display()))
-            && message.contains("nemesis.generator.crash_during_write_share must be from 0 to 1, got 1.5"),
-        "{message}"
+    refused_with_path(
+        "raft-crashy",
+        "\"crash_during_write_share\": 0.9",
+        "\"crash_during_write_share\": 1.5",
+        "nemesis.generator.crash_during_write_share must be from 0 to 1, got 1.5",
     );
 }
 
 /// The ZooKeeper lock's settings shared with the other locks are checked as theirs are.
 #[test]
 fn a_zookeeper_request_timeout_of_zero_is_refused_with_its_path() {
-    let text = String::from_utf8(dsim(&["show", "zookeeper-lock"]).stdout).unwrap();
-    let bad = text.replacen("\"request_timeout_ms\": 300", "\"request_timeout_ms\": 0", 1);
-    assert_ne!(bad, text);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.json");
-    std::fs::write(&path, bad).unwrap();
-    let output = dsim(&["run", &path.display().to_string()]);
-    assert_eq!(output.status.code(), Some(2));
-    let message = stderr(&output);
-    assert!(
-        message.contains(&format!("{}:", path.display()))
-            && message.contains("request_timeout_ms must be 1 to 3600000, got 0"),
-        "{message}"
+    refused_with_path(
+        "zookeeper-lock",
+        "\"request_timeout_ms\": 300",
+        "\"request_timeout_ms\": 0",
+        "request_timeout_ms must be 1 to 3600000, got 0",
     );
 }
 

@@ -311,7 +311,8 @@ pub struct LockJudge {
     sweeps: u64,
     /// Accesses the storage refused for a stale fencing token.
     refused: u64,
-    /// Critical sections a client stopped because its validity had run out.
+    /// Critical sections a client stopped because its validity had run out (the
+    /// ZooKeeper lock: because its session expired).
     abandoned: u64,
     /// Clients that believe they hold the lock now (the `holder` a fault can aim at).
     holders: BTreeMap<NodeId, String>,
@@ -336,7 +337,6 @@ struct ZkJudging {
     woken: u64,
     woken_by_release: u64,
     releases: u64,
-    abandoned: u64,
     /// The clients each change woke, by its zxid.
     woken_by: BTreeMap<u64, std::collections::BTreeSet<NodeId>>,
 }
@@ -526,7 +526,6 @@ impl Judge<LockNode> for LockJudge {
                     }
                 }
                 LockObs::Released { .. } => zk.releases += 1,
-                LockObs::Abandoned { .. } => zk.abandoned += 1,
                 _ => {}
             }
         }
@@ -713,7 +712,8 @@ impl Judge<LockNode> for LockJudge {
                 ("wakeups_by_release".to_owned(), zk.woken_by_release as f64),
                 ("releases".to_owned(), zk.releases as f64),
                 ("wakeups_per_release".to_owned(), zk.woken_by_release as f64 / zk.releases.max(1) as f64),
-                ("locks_lost_to_expiry".to_owned(), zk.abandoned as f64),
+                // A ZooKeeper holder abandons only when its session expired.
+                ("locks_lost_to_expiry".to_owned(), self.abandoned as f64),
             ]
         }))
         .chain(
