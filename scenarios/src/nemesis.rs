@@ -81,6 +81,14 @@ fn generate(generator: &Generator, scenario: &Scenario, topology: &Topology, rng
                 let fault = Fault::Pause { node: 0, duration_ms: round(draw(rng, generator.pause_ms)) };
                 out.push(Action { at_ms, fault, target: Some(role.to_owned()) });
             }
+            // A one-way cut from whoever plays the role then to some servers (those
+            // left once it is taken out of them).
+            Some(("cut", role)) => {
+                let count = rng.random_range(1..targets.servers.len().max(2));
+                let fault = Fault::Cut { from: vec![0], to: some_servers(targets.servers, count, rng) };
+                out.push(Action { at_ms, fault, target: Some(role.to_owned()) });
+                out.push(Action { at_ms: until_ms, fault: Fault::Heal, target: None });
+            }
             Some((_crash, role)) => {
                 let fault = crash(0, generator.crash_during_write_share, rng);
                 out.push(Action { at_ms, fault, target: Some(role.to_owned()) });
@@ -148,6 +156,15 @@ fn fault_pair(kind: &str, targets: &Targets<'_>, rng: &mut SimRng) -> (Fault, Op
     let generator = targets.generator;
     match kind {
         "partition" => (partition(targets.servers, targets.clients, rng), Some(Fault::Heal)),
+        // One server stops hearing from another (or several), but still reaches them: a
+        // one-way cut, the disruptive server of Raft's pre-vote.
+        "cut" => {
+            let servers = targets.servers;
+            let deaf = servers[rng.random_range(0..servers.len())];
+            let others: Vec<usize> = servers.iter().copied().filter(|n| *n != deaf).collect();
+            let count = rng.random_range(1..others.len().max(1) + 1);
+            (Fault::Cut { from: some_servers(&others, count, rng), to: vec![deaf] }, Some(Fault::Heal))
+        }
         "crash" => (crash(node, generator.crash_during_write_share, rng), Some(Fault::Restart { node })),
         "pause" => (Fault::Pause { node, duration_ms: round(draw(rng, generator.pause_ms)) }, None),
         "drop" => (
@@ -240,6 +257,10 @@ pub fn aim_at(fault: &Fault, leader: usize) -> Fault {
     let mut aimed = fault.clone();
     if let Some(node) = aimed.node_mut() {
         *node = leader;
+    }
+    if let Fault::Cut { from, to } = &mut aimed {
+        *from = vec![leader];
+        to.retain(|n| *n != leader);
     }
     if let Fault::Partition { groups } = &mut aimed {
         for group in groups.iter_mut() {

@@ -107,7 +107,8 @@ pub struct Generator {
     /// Fault kinds and their relative weights: `partition`, `crash` (each also aimed at a
     /// role, `partition:leader`), `pause`, `drop`, `duplicate`, `delay`, `clock_drift`,
     /// `clock_jump`, `late_delivery` (now and then a message held for seconds, then
-    /// delivered).
+    /// delivered), `cut` (one server stops hearing from another, one way; aimed,
+    /// `cut:leader`, the leader's messages stop reaching some servers).
     pub kinds: BTreeMap<String, f64>,
     /// Time between the starts of two faults, drawn uniformly, in milliseconds.
     #[serde(default = "default_interval")]
@@ -166,11 +167,11 @@ fn yes() -> bool {
 
 /// The fault kinds a generator knows. `partition` and `crash` can also be aimed at a
 /// role the protocol names, as `partition:ROLE` and `crash:ROLE` (`crash:leader`).
-pub const GENERATOR_KINDS: [&str; 9] =
-    ["partition", "crash", "pause", "drop", "duplicate", "delay", "clock_drift", "clock_jump", "late_delivery"];
+pub const GENERATOR_KINDS: [&str; 10] =
+    ["partition", "crash", "pause", "drop", "duplicate", "delay", "clock_drift", "clock_jump", "late_delivery", "cut"];
 
 /// The kinds that can be aimed at a role.
-pub const AIMABLE_KINDS: [&str; 3] = ["partition", "crash", "pause"];
+pub const AIMABLE_KINDS: [&str; 4] = ["partition", "crash", "pause", "cut"];
 
 /// Every generator kind a protocol with these target roles accepts, in the fixed order
 /// the generator draws them: each aimable kind followed by its aimed forms.

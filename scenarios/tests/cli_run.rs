@@ -27,10 +27,13 @@ fn list_and_show() {
         [
             "raft",
             "raft-crashy",
+            "raft-pre-vote",
             "raft-leader-isolation",
             "raft-minority-partition",
             "raft-crash-restart",
             "raft-figure8",
+            "raft-disruptive-server",
+            "raft-pre-vote-late-answers",
             "cap-raft",
             "redis-lock",
             "redis-lock-hostile",

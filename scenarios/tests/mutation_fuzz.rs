@@ -37,6 +37,7 @@ fn raft_swarms_pass_a_short_campaign() {
     campaign(&[
         "raft",
         "raft-crashy",
+        "raft-pre-vote",
         "raft-crash-restart",
         "raft-leader-isolation",
         "raft-minority-partition",

@@ -69,6 +69,52 @@ fn figure8_fails_only_with_commit_old_term() {
     );
 }
 
+/// Pre-vote's promise, judged (`pre-vote-stability`): the term never rises while a
+/// leader reaches a majority. Each scripted scenario breaks one rule of pre-vote and the
+/// check fires at the candidacy; the correct protocol keeps term 1 and passes.
+#[test]
+fn pre_vote_stability_fires_on_each_broken_pre_vote_rule() {
+    for (name, variant, t_ms, node) in [
+        // A server still hearing the leader says yes on the log alone.
+        ("raft-disruptive-server", "pre-vote-log-only", 585, 4),
+        // A yes of an earlier round, delivered 400 ms late, counts.
+        ("raft-pre-vote-late-answers", "pre-vote-any-round", 980, 2),
+    ] {
+        let correct = run_scenario(&scenario(name, None), 1, None).unwrap();
+        assert_eq!(correct.verdict, Verdict::Pass, "{name}: {:?}", correct.violations);
+        let buggy = run_scenario(&scenario(name, Some(variant)), 1, None).unwrap();
+        let first = buggy.violations.first().expect("a violation");
+        assert_eq!((first.kind.as_str(), first.t_ns, first.node), ("pre-vote-stability", t_ms * 1_000_000, Some(node)));
+        assert!(
+            first.message.contains("raised the term to 2 while leader 0 of term 1 reached a majority"),
+            "{}",
+            first.message
+        );
+    }
+    // The swarm: `dsim fuzz raft-pre-vote --variant pre-vote-log-only`'s first failing seed.
+    assert_eq!(first_violation("raft-pre-vote", Some("pre-vote-log-only"), 3).as_deref(), Some("pre-vote-stability"));
+    assert_eq!(first_violation("raft-pre-vote", None, 3), None);
+}
+
+/// The check counts a hearer only over a window in which its clock was not changed (nor
+/// it restarted): then it might have said yes. With the clocks of servers 1-3 nudged
+/// 1 ms at 0.5 s, inside server 4's window (0.285-0.585 s), no majority is certain and
+/// nothing is reported; nudged at 0.2 s, before the window, they are counted again.
+#[test]
+fn pre_vote_stability_does_not_count_hearers_whose_clock_changed_in_the_window() {
+    let nudged_at = |at_ms: f64| {
+        let mut nudged = scenario("raft-disruptive-server", Some("pre-vote-log-only"));
+        for node in 1..=3 {
+            let fault = sim_core::Fault::ClockJump { node, delta_ms: 1.0 };
+            nudged.nemesis.schedule.push(scenarios::scenario::Action { at_ms, fault, target: None });
+        }
+        let outcome = run_scenario(&nudged, 1, None).unwrap();
+        outcome.violations.first().map(|v| (v.kind.clone(), v.t_ns / 1_000_000))
+    };
+    assert_eq!(nudged_at(200.0), Some(("pre-vote-stability".to_owned(), 585)));
+    assert!(nudged_at(500.0).is_none_or(|(kind, _)| kind != "pre-vote-stability"), "{:?}", nudged_at(500.0));
+}
+
 #[test]
 fn scripted_scenarios_pass_with_the_correct_protocol() {
     for name in ["raft-leader-isolation", "raft-minority-partition", "raft-crash-restart"] {

@@ -175,6 +175,8 @@ struct TimerSlot {
 struct NodeState {
     up: bool,
     incarnation: u32,
+    /// How many clock faults have struck the node (offset, drift or jump).
+    clock_changes: u32,
     paused_until_ns: Option<u64>,
     pause_id: u64,
     deferred: Vec<u32>,
@@ -479,6 +481,7 @@ impl<P: Process> Sim<P> {
             .map(|node| NodeState {
                 up: true,
                 incarnation: 0,
+                clock_changes: 0,
                 paused_until_ns: None,
                 pause_id: 0,
                 deferred: Vec::new(),
@@ -818,16 +821,19 @@ impl<P: Process> Sim<P> {
             Fault::ClockOffset { node, offset_ms } => {
                 let offset = signed_ms_to_ns("offset", offset_ms).expect("validated when scheduled");
                 self.core.nodes[node].clock.set_offset(now, offset);
+                self.core.nodes[node].clock_changes += 1;
                 self.core.reschedule_timers(node);
             }
             Fault::ClockDrift { node, drift_ppm } => {
                 let drift = drift_to_ppm(drift_ppm).expect("validated when scheduled");
                 self.core.nodes[node].clock.set_drift(now, drift);
+                self.core.nodes[node].clock_changes += 1;
                 self.core.reschedule_timers(node);
             }
             Fault::ClockJump { node, delta_ms } => {
                 let delta = signed_ms_to_ns("jump", delta_ms).expect("validated when scheduled");
                 self.core.nodes[node].clock.jump(now, delta);
+                self.core.nodes[node].clock_changes += 1;
                 self.core.reschedule_timers(node);
             }
         }
@@ -923,6 +929,22 @@ impl<P: Process> Sim<P> {
     /// Node `node`'s local clock reading now.
     pub fn local_time_ns(&self, node: NodeId) -> u64 {
         self.core.nodes[node].clock.local(self.core.now_ns)
+    }
+
+    /// How many times the node has been restarted.
+    pub fn incarnation(&self, node: NodeId) -> u32 {
+        self.core.nodes[node].incarnation
+    }
+
+    /// How many clock faults (offset, drift, jump) have struck the node: while this and
+    /// the incarnation stay the same, its local clock is an affine function of true time.
+    pub fn clock_changes(&self, node: NodeId) -> u32 {
+        self.core.nodes[node].clock_changes
+    }
+
+    /// The node's clock drift now, in parts per million (positive: fast).
+    pub fn clock_drift_ppm(&self, node: NodeId) -> i64 {
+        self.core.nodes[node].clock.drift_ppm()
     }
 
     /// The fingerprint of everything that happened so far.

@@ -61,7 +61,9 @@
 //! a leader must be elected and every operation complete within the scenario's bound.
 //!
 //! **Known-bug variants** ([`Variant`]): `commit-old-term`, `vote-without-log-check`,
-//! `volatile-vote`, `no-truncate`; each is a faithful copy of a classic mistake.
+//! `volatile-vote`, `no-truncate`, `stale-suffix-after-snapshot`, `unsynced-log`,
+//! `pre-vote-log-only`, `pre-vote-any-round`; each is a faithful copy of a classic
+//! mistake.
 //!
 //! **Pre-vote** (thesis section 9.6, `raft.pre_vote`, off by default): a server whose
 //! election timeout fires first asks the others whether it could win the next term,
@@ -70,13 +72,15 @@
 //! stands for election as usual. A server cut off and rejoining cannot depose a working
 //! leader with its inflated term. Rounds are numbered and answers carry the round they
 //! answer: a yes delayed past its round says nothing about the leader now and is not
-//! counted in a later round.
+//! counted in a later round. What pre-vote promises, that the term never rises while a
+//! leader reaches a majority, is judged at every candidacy ([`pre_vote`]).
 //!
 //! Not built: leadership transfer, membership changes, chunked snapshot transfer.
 
 pub mod client;
 pub mod invariants;
 pub mod log;
+pub mod pre_vote;
 pub mod protocol;
 pub mod server;
 
@@ -114,10 +118,17 @@ pub enum Variant {
     /// Log writes are acknowledged without a sync: a crash loses entries the server
     /// said it had.
     UnsyncedLog,
+    /// Pre-votes are granted on the term and the log alone, as votes are: the rule that
+    /// a server hearing from a leader (or leading) says no is missing, so a server that
+    /// stopped hearing the leader deposes it anyway.
+    PreVoteLogOnly,
+    /// A granted pre-vote counts in whatever round it arrives (answers carry no round):
+    /// a yes given before a leader existed, delivered late, starts an election after.
+    PreVoteAnyRound,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 9] = [
         Variant::Correct,
         Variant::CommitOldTerm,
         Variant::VoteWithoutLogCheck,
@@ -125,6 +136,8 @@ impl Variant {
         Variant::NoTruncate,
         Variant::StaleSuffixAfterSnapshot,
         Variant::UnsyncedLog,
+        Variant::PreVoteLogOnly,
+        Variant::PreVoteAnyRound,
     ];
 
     pub fn name(self) -> &'static str {
@@ -136,6 +149,8 @@ impl Variant {
             Variant::NoTruncate => "no-truncate",
             Variant::StaleSuffixAfterSnapshot => "stale-suffix-after-snapshot",
             Variant::UnsyncedLog => "unsynced-log",
+            Variant::PreVoteLogOnly => "pre-vote-log-only",
+            Variant::PreVoteAnyRound => "pre-vote-any-round",
         }
     }
 
@@ -538,6 +553,12 @@ pub enum RaftObs {
     },
     /// A follower accepted its first `AppendEntries` of a leader's term.
     HeardFromLeader {
+        term: u64,
+        leader: NodeId,
+    },
+    /// A server accepted a message from the leader of `term` (every one; reported only
+    /// with pre-vote on, where the judge needs when each server last heard a leader).
+    LeaderContact {
         term: u64,
         leader: NodeId,
     },

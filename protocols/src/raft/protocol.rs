@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sim_core::{MS, NodeId, Observation, Sim};
 
 use super::invariants::check_log_matching;
+use super::pre_vote::PreVoteCheck;
 use super::server::{Role, Server};
 use super::{Answer, Machine, Msg, RaftConfig, RaftInvariants, RaftNode, RaftObs, Settings, Variant};
 use crate::kv::KvWorkload;
@@ -62,14 +63,29 @@ impl Protocol for Raft {
             doc: "log writes are acknowledged without a sync: a crash loses entries the server said it had",
             kind: VariantKind::Bug,
         },
+        VariantInfo {
+            name: "pre-vote-log-only",
+            doc: "pre-votes are granted on the term and the log alone: a server still hearing from a leader says \
+                  yes, so one that stopped hearing it deposes it (with raft.pre_vote on)",
+            kind: VariantKind::Bug,
+        },
+        VariantInfo {
+            name: "pre-vote-any-round",
+            doc: "a granted pre-vote counts in whatever round it arrives: a yes delayed past its round starts an \
+                  election while a leader is heard (with raft.pre_vote on)",
+            kind: VariantKind::Bug,
+        },
     ];
     const SCENARIOS: &'static [(&'static str, &'static str)] = &[
         ("raft", include_str!("scenarios/raft.json")),
         ("raft-crashy", include_str!("scenarios/raft-crashy.json")),
+        ("raft-pre-vote", include_str!("scenarios/raft-pre-vote.json")),
         ("raft-leader-isolation", include_str!("scenarios/raft-leader-isolation.json")),
         ("raft-minority-partition", include_str!("scenarios/raft-minority-partition.json")),
         ("raft-crash-restart", include_str!("scenarios/raft-crash-restart.json")),
         ("raft-figure8", include_str!("scenarios/raft-figure8.json")),
+        ("raft-disruptive-server", include_str!("scenarios/raft-disruptive-server.json")),
+        ("raft-pre-vote-late-answers", include_str!("scenarios/raft-pre-vote-late-answers.json")),
         ("cap-raft", include_str!("scenarios/cap-raft.json")),
     ];
 
@@ -105,6 +121,7 @@ impl Protocol for Raft {
             invariants: RaftInvariants::default(),
             catch_up: CatchUp::new(run.quiet_ns, run.end_ns, catch_up_ns),
             calm: Calm::new(run.quiet_ns.saturating_add(catch_up_ns), run.end_ns),
+            pre_vote: PreVoteCheck::new(&settings.raft, run.cluster.servers),
         };
         let factory = move |id| RaftNode::new(id, &shared);
         (Box::new(factory), judge)
@@ -136,6 +153,7 @@ pub struct RaftJudge {
     invariants: RaftInvariants,
     catch_up: CatchUp,
     calm: Calm,
+    pre_vote: PreVoteCheck,
 }
 
 /// Calm after the faults: once the faults have ended and the catch-up bound has passed,
@@ -244,7 +262,15 @@ impl Judge<RaftNode> for RaftJudge {
             _ => {}
         }
         let servers = self.servers;
-        self.invariants.observe(observation, &|n| server_of(sim, servers, n), servers)
+        let server = |n| server_of(sim, servers, n);
+        if let Some(v) = self.pre_vote.observe(observation, sim, &server) {
+            return Some(v);
+        }
+        self.invariants.observe(observation, &server, servers)
+    }
+
+    fn after_step(&mut self, sim: &Sim<RaftNode>) {
+        self.pre_vote.after_step(sim);
     }
 
     /// The state machine of the server that applied the most.

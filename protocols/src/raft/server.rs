@@ -391,8 +391,9 @@ impl<M: Machine> Server<M> {
     ) {
         let min_timeout_ns = (self.settings.raft.election_timeout_ms[0] * MS as f64) as u64;
         let now = ctx.now();
-        let leader_alive = self.role == Role::Leader
-            || self.leader_contact_ns.is_some_and(|at| now.saturating_sub(at) < min_timeout_ns);
+        let leader_alive = (self.role == Role::Leader
+            || self.leader_contact_ns.is_some_and(|at| now.saturating_sub(at) < min_timeout_ns))
+            && self.settings.variant != Variant::PreVoteLogOnly;
         let granted = term > self.current_term && !leader_alive && self.log_up_to_date(last_log_index, last_log_term);
         ctx.send(from, M::wrap(Msg::PreVoteReply { term: self.current_term, granted, round }));
     }
@@ -407,7 +408,7 @@ impl<M: Machine> Server<M> {
         let Some(pre_votes) = self.pre_votes.as_mut() else {
             return;
         };
-        if granted && round == self.pre_vote_round {
+        if granted && (round == self.pre_vote_round || self.settings.variant == Variant::PreVoteAnyRound) {
             pre_votes.insert(from);
             if pre_votes.len() >= self.majority() {
                 self.start_election(ctx);
@@ -626,6 +627,10 @@ impl<M: Machine> Server<M> {
         }
         self.leader_hint = Some(from);
         self.leader_contact_ns = Some(ctx.now());
+        if self.settings.raft.pre_vote {
+            // Each contact, for the judge of pre-vote (only then: a cost per heartbeat).
+            ctx.observe(M::wrap_obs(RaftObs::LeaderContact { term, leader: from }));
+        }
         self.pre_votes = None;
         if self.heard_term < term {
             self.heard_term = term;
