@@ -228,8 +228,12 @@ pub trait Judge<N: Process> {
     }
 
     /// Called after every step with the simulation as it is now (faults included), for a
-    /// judge that measures time under conditions its observations do not show.
-    fn after_step(&mut self, _sim: &Sim<N>) {}
+    /// judge that measures time under conditions its observations do not show, or checks
+    /// state no observation announces (a restart); a violation stops the run as one
+    /// found by `observe` does.
+    fn after_step(&mut self, _sim: &Sim<N>) -> Option<Violation> {
+        None
+    }
 
     /// The role a node has when it starts or restarts, if it has roles at all.
     fn initial_role(&self, _node: NodeId) -> Option<String> {

@@ -341,7 +341,10 @@ impl Drive {
                 }
             }
             self.note_up_changes(judge, sim);
-            judge.after_step(sim);
+            if let Some(mut violation) = judge.after_step(sim) {
+                violation.event = Some(sim.metrics().events);
+                self.violations.push(violation);
+            }
             self.read_observations(judge, sim);
         }
     }

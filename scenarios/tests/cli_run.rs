@@ -34,6 +34,8 @@ fn list_and_show() {
             "raft-figure8",
             "raft-disruptive-server",
             "raft-pre-vote-late-answers",
+            "raft-learned-term-crash",
+            "raft-late-snapshot",
             "cap-raft",
             "redis-lock",
             "redis-lock-hostile",

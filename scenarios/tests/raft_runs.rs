@@ -18,13 +18,14 @@ fn first_violation(name: &str, variant: Option<&str>, seed: u64) -> Option<Strin
     outcome.violations.first().map(|v| v.kind.clone())
 }
 
-/// Seeds found by `dsim fuzz raft --variant V` (the first failing seed of each, and for
-/// volatile-vote also the first whose first violation is the double vote itself).
-const CAUGHT: [(&str, u64, &str); 8] = [
+/// Seeds found by `dsim fuzz raft --variant V` (the first failing seed of each).
+const CAUGHT: [(&str, u64, &str); 9] = [
     ("commit-old-term", 3, "leader-completeness"),
     ("vote-without-log-check", 1, "leader-completeness"),
-    ("volatile-vote", 3, "state-machine-safety"),
-    ("volatile-vote", 103, "election-safety"),
+    // A restarted server votes a second time in a term (11 of 2,000 seeds).
+    ("volatile-vote", 272, "election-safety"),
+    ("volatile-learned-term", 3, "term-monotonic"),
+    ("stale-snapshot-installed", 2, "applied-order"),
     ("no-truncate", 1, "log-matching"),
     // A crash between installing a snapshot and deleting the replaced log (node 1).
     ("stale-suffix-after-snapshot", 1334, "log-matching"),
@@ -94,6 +95,43 @@ fn pre_vote_stability_fires_on_each_broken_pre_vote_rule() {
     // The swarm: `dsim fuzz raft-pre-vote --variant pre-vote-log-only`'s first failing seed.
     assert_eq!(first_violation("raft-pre-vote", Some("pre-vote-log-only"), 3).as_deref(), Some("pre-vote-stability"));
     assert_eq!(first_violation("raft-pre-vote", None, 3), None);
+}
+
+/// Figure 2's rules that fuzzing seldom reaches, scripted, each with the variant that
+/// breaks it: a term learned without voting must be durable before a crash (the
+/// `term-monotonic` check), and a snapshot the server already committed past must
+/// change nothing (a late duplicate InstallSnapshot; the `applied-order` check).
+#[test]
+fn figure2_rules_scripted_each_caught_when_broken() {
+    for (name, variant, kind, t_ms, node, says) in [
+        (
+            "raft-learned-term-crash",
+            "volatile-learned-term",
+            "term-monotonic",
+            620,
+            1,
+            "server 1 is in term 1, but it had been in term 4",
+        ),
+        (
+            "raft-late-snapshot",
+            "stale-snapshot-installed",
+            "applied-order",
+            1_310,
+            2,
+            "server 2 installed a snapshot up to index 36 after applying up to index 50",
+        ),
+    ] {
+        let correct = run_scenario(&scenario(name, None), 1, None).unwrap();
+        assert_eq!(correct.verdict, Verdict::Pass, "{name}: {:?}", correct.violations);
+        let buggy = run_scenario(&scenario(name, Some(variant)), 1, None).unwrap();
+        let first = buggy.violations.first().expect("a violation");
+        assert_eq!((first.kind.as_str(), first.t_ns, first.node), (kind, t_ms * 1_000_000, Some(node)), "{name}");
+        assert!(first.message.contains(says), "{}", first.message);
+    }
+    // The late snapshot reaches server 2 after it applied further entries: the correct
+    // server ignores it and still applies every entry once.
+    let correct = run_scenario(&scenario("raft-late-snapshot", None), 1, None).unwrap();
+    assert!(correct.metrics.ops_ok > 50, "{:?}", correct.metrics);
 }
 
 /// The check counts a hearer only over a window in which its clock was not changed (nor

@@ -56,14 +56,15 @@
 //! **Invariants** ([`invariants`]): election safety (at most one leader per term), leader
 //! append-only, log matching, leader completeness, state machine safety (every snapshot
 //! taken, installed or restored must hold exactly the entries applied at its indices,
-//! compared by prefix hash); at the end the
+//! compared by prefix hash), a term that never decreases on a server (not even across
+//! a restart) and a state machine that only moves forward; at the end the
 //! client history must be linearizable (the checker's kv model), and after the last heal
 //! a leader must be elected and every operation complete within the scenario's bound.
 //!
 //! **Known-bug variants** ([`Variant`]): `commit-old-term`, `vote-without-log-check`,
 //! `volatile-vote`, `no-truncate`, `stale-suffix-after-snapshot`, `unsynced-log`,
-//! `pre-vote-log-only`, `pre-vote-any-round`; each is a faithful copy of a classic
-//! mistake.
+//! `pre-vote-log-only`, `pre-vote-any-round`, `volatile-learned-term`,
+//! `stale-snapshot-installed`; each is a faithful copy of a classic mistake.
 //!
 //! **Pre-vote** (thesis section 9.6, `raft.pre_vote`, off by default): a server whose
 //! election timeout fires first asks the others whether it could win the next term,
@@ -106,8 +107,8 @@ pub enum Variant {
     CommitOldTerm,
     /// Votes are granted without the log up-to-date check.
     VoteWithoutLogCheck,
-    /// `currentTerm` and `votedFor` are not persisted: a restarted server can vote twice
-    /// in one term.
+    /// `votedFor` is not persisted (the term is): a restarted server can vote twice in
+    /// one term.
     VolatileVote,
     /// A follower overwrites conflicting entries but keeps the suffix after them.
     NoTruncate,
@@ -125,10 +126,17 @@ pub enum Variant {
     /// A granted pre-vote counts in whatever round it arrives (answers carry no round):
     /// a yes given before a leader existed, delivered late, starts an election after.
     PreVoteAnyRound,
+    /// A term learned from a message (a refused vote request, a reply) is kept in memory
+    /// only; it is written when the server votes or stands. A crash takes the server back
+    /// to its old term, where a deposed leader of that term can still lead it.
+    VolatileLearnedTerm,
+    /// A snapshot from the leader is installed even when this server has already
+    /// committed past it: a late duplicate InstallSnapshot takes its state machine back.
+    StaleSnapshotInstalled,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 9] = [
+    pub const ALL: [Variant; 11] = [
         Variant::Correct,
         Variant::CommitOldTerm,
         Variant::VoteWithoutLogCheck,
@@ -138,6 +146,8 @@ impl Variant {
         Variant::UnsyncedLog,
         Variant::PreVoteLogOnly,
         Variant::PreVoteAnyRound,
+        Variant::VolatileLearnedTerm,
+        Variant::StaleSnapshotInstalled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -151,6 +161,8 @@ impl Variant {
             Variant::UnsyncedLog => "unsynced-log",
             Variant::PreVoteLogOnly => "pre-vote-log-only",
             Variant::PreVoteAnyRound => "pre-vote-any-round",
+            Variant::VolatileLearnedTerm => "volatile-learned-term",
+            Variant::StaleSnapshotInstalled => "stale-snapshot-installed",
         }
     }
 

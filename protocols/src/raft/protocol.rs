@@ -10,7 +10,7 @@ use sim_core::{MS, NodeId, Observation, Sim};
 use super::invariants::check_log_matching;
 use super::pre_vote::PreVoteCheck;
 use super::server::{Role, Server};
-use super::{Answer, Machine, Msg, RaftConfig, RaftInvariants, RaftNode, RaftObs, Settings, Variant};
+use super::{Answer, Machine, Msg, RaftConfig, RaftInvariants, RaftNode, RaftObs, Settings, SnapshotSource, Variant};
 use crate::kv::KvWorkload;
 use crate::protocol::{
     Cluster, FieldError, HistoryCheck, Judge, Protocol, RunSpec, Topology, VariantInfo, VariantKind,
@@ -44,7 +44,7 @@ impl Protocol for Raft {
         },
         VariantInfo {
             name: "volatile-vote",
-            doc: "currentTerm and votedFor are not persisted: a restarted server can vote twice in a term",
+            doc: "votedFor is not persisted (the term is): a restarted server can vote twice in a term",
             kind: VariantKind::Bug,
         },
         VariantInfo {
@@ -75,6 +75,18 @@ impl Protocol for Raft {
                   election while a leader is heard (with raft.pre_vote on)",
             kind: VariantKind::Bug,
         },
+        VariantInfo {
+            name: "volatile-learned-term",
+            doc: "a term learned from a message is not written (only votes and candidacies write it): a crash takes \
+                  the server back to its old term",
+            kind: VariantKind::Bug,
+        },
+        VariantInfo {
+            name: "stale-snapshot-installed",
+            doc: "a snapshot from the leader is installed even when the server already committed past it: a late \
+                  duplicate InstallSnapshot takes its state machine back",
+            kind: VariantKind::Bug,
+        },
     ];
     const SCENARIOS: &'static [(&'static str, &'static str)] = &[
         ("raft", include_str!("scenarios/raft.json")),
@@ -86,6 +98,8 @@ impl Protocol for Raft {
         ("raft-figure8", include_str!("scenarios/raft-figure8.json")),
         ("raft-disruptive-server", include_str!("scenarios/raft-disruptive-server.json")),
         ("raft-pre-vote-late-answers", include_str!("scenarios/raft-pre-vote-late-answers.json")),
+        ("raft-learned-term-crash", include_str!("scenarios/raft-learned-term-crash.json")),
+        ("raft-late-snapshot", include_str!("scenarios/raft-late-snapshot.json")),
         ("cap-raft", include_str!("scenarios/cap-raft.json")),
     ];
 
@@ -122,6 +136,8 @@ impl Protocol for Raft {
             catch_up: CatchUp::new(run.quiet_ns, run.end_ns, catch_up_ns),
             calm: Calm::new(run.quiet_ns.saturating_add(catch_up_ns), run.end_ns),
             pre_vote: PreVoteCheck::new(&settings.raft, run.cluster.servers),
+            terms: Terms::new(run.cluster.servers),
+            applying: Applying::new(run.cluster.servers),
         };
         let factory = move |id| RaftNode::new(id, &shared);
         (Box::new(factory), judge)
@@ -154,6 +170,88 @@ pub struct RaftJudge {
     catch_up: CatchUp,
     calm: Calm,
     pre_vote: PreVoteCheck,
+    terms: Terms,
+    applying: Applying,
+}
+
+/// A server's state machine only moves forward: within one incarnation it applies index
+/// after index, each once, and a snapshot it installs lies ahead of what it applied (the
+/// Figure 2 rule for InstallSnapshot: one this server already committed past changes
+/// nothing). A restart starts again from the snapshot it restores. A late duplicate
+/// InstallSnapshot obeyed after further appends takes the state machine back, and the
+/// entries after it are applied a second time.
+pub struct Applying {
+    /// Per server: its incarnation when last seen, and the last index its state machine
+    /// holds.
+    last: Vec<(u32, u64)>,
+}
+
+impl Applying {
+    pub fn new(servers: usize) -> Applying {
+        Applying { last: vec![(0, 0); servers] }
+    }
+
+    /// Judges an `Applied` or `Snapshot` observation of a server in `incarnation`.
+    pub fn observe(&mut self, observation: &Observation<RaftObs>, incarnation: u32) -> Option<Violation> {
+        let (t_ns, node) = (observation.t_ns, observation.node);
+        let (seen, last) = self.last.get_mut(node)?;
+        if *seen != incarnation {
+            (*seen, *last) = (incarnation, 0);
+        }
+        let violation = |message: String| Some(Violation::new("applied-order", message, t_ns, Some(node)));
+        match observation.obs {
+            RaftObs::Applied { index, .. } if index != *last + 1 => {
+                let what = if index <= *last { "a second time" } else { "skipping entries" };
+                violation(format!("server {node} applied index {index} right after index {last} ({what})"))
+            }
+            RaftObs::Applied { index, .. } => {
+                *last = index;
+                None
+            }
+            RaftObs::Snapshot { last_index, source: SnapshotSource::Installed | SnapshotSource::Restored, .. } => {
+                if last_index < *last {
+                    return violation(format!(
+                        "server {node} installed a snapshot up to index {last_index} after applying up to index {last}: its state machine went back"
+                    ));
+                }
+                *last = last_index;
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `currentTerm` never decreases on a server, not even across a restart: it is durable
+/// state (Figure 2), written and synced before the server acts on it. Read after every
+/// step from every server up; a write cut short by a crash in that very step leaves the
+/// server down, so a term the judge has seen was synced.
+pub struct Terms {
+    /// Each server's highest term seen, and when it was first seen.
+    highest: Vec<(u64, u64)>,
+}
+
+impl Terms {
+    pub fn new(servers: usize) -> Terms {
+        Terms { highest: vec![(0, 0); servers] }
+    }
+
+    /// Compares every server's term now (`None`: down) with its highest.
+    pub fn check(&mut self, now_ns: u64, term_of: impl Fn(NodeId) -> Option<u64>) -> Option<Violation> {
+        for (node, (highest, seen_ns)) in self.highest.iter_mut().enumerate() {
+            let Some(term) = term_of(node) else { continue };
+            if term > *highest {
+                (*highest, *seen_ns) = (term, now_ns);
+            } else if term < *highest {
+                let message = format!(
+                    "server {node} is in term {term}, but it had been in term {highest} (currentTerm must never decrease, not even across a restart)"
+                );
+                let fact = format!("server {node} in term {highest}");
+                return Some(Violation::new("term-monotonic", message, now_ns, Some(node)).mark(node, *seen_ns, fact));
+            }
+        }
+        None
+    }
 }
 
 /// Calm after the faults: once the faults have ended and the catch-up bound has passed,
@@ -261,6 +359,11 @@ impl Judge<RaftNode> for RaftJudge {
             }
             _ => {}
         }
+        if matches!(observation.obs, RaftObs::Applied { .. } | RaftObs::Snapshot { .. })
+            && let Some(v) = self.applying.observe(observation, sim.incarnation(observation.node))
+        {
+            return Some(v);
+        }
         let servers = self.servers;
         let server = |n| server_of(sim, servers, n);
         if let Some(v) = self.pre_vote.observe(observation, sim, &server) {
@@ -269,8 +372,10 @@ impl Judge<RaftNode> for RaftJudge {
         self.invariants.observe(observation, &server, servers)
     }
 
-    fn after_step(&mut self, sim: &Sim<RaftNode>) {
+    fn after_step(&mut self, sim: &Sim<RaftNode>) -> Option<Violation> {
         self.pre_vote.after_step(sim);
+        let servers = self.servers;
+        self.terms.check(sim.now_ns(), |n| server_of(sim, servers, n).map(Server::current_term))
     }
 
     /// The state machine of the server that applied the most.

@@ -153,13 +153,11 @@ impl<M: Machine> Server<M> {
     // ------------------------------------------------------------ durability
 
     fn persist_term_vote(&mut self, ctx: &mut RaftCtx<'_, M>) {
-        if self.settings.variant == Variant::VolatileVote {
-            // The bug: term and vote live only in memory.
-            return;
-        }
         let mut record = Writer::default();
         record.u64(self.current_term);
-        record.u64(self.voted_for.map_or(0, |v| v as u64 + 1));
+        // The bug of volatile-vote: the vote lives only in memory.
+        let voted_for = self.voted_for.filter(|_| self.settings.variant != Variant::VolatileVote);
+        record.u64(voted_for.map_or(0, |v| v as u64 + 1));
         self.term_vote_slots.write(ctx.storage(), record);
     }
 
@@ -457,7 +455,11 @@ impl<M: Machine> Server<M> {
             // Whoever leads the new term is not known yet (a stale hint could send
             // clients round in circles).
             self.leader_hint = None;
-            self.persist_term_vote(ctx);
+            // The bug of volatile-learned-term: a term learned from a message is not
+            // written (only a vote or a candidacy writes the term).
+            if self.settings.variant != Variant::VolatileLearnedTerm {
+                self.persist_term_vote(ctx);
+            }
         }
         if self.role != Role::Follower {
             self.role = Role::Follower;
@@ -838,7 +840,7 @@ impl<M: Machine> Server<M> {
         }
         // A snapshot this server already has the entries of (it committed them) changes
         // nothing.
-        if last > self.commit_index {
+        if last > self.commit_index || self.settings.variant == Variant::StaleSnapshotInstalled {
             let old_last = self.last_index();
             let discarded = if self.log.term_at(last) == Some(snapshot.last_term) {
                 // The log holds the snapshot's last entry: keep what follows it.

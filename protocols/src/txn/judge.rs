@@ -310,13 +310,14 @@ impl Judge<TxnNode> for TxnJudge {
         Some(order_event(observation.t_ns, *process, *order, *kind))
     }
 
-    fn after_step(&mut self, sim: &Sim<TxnNode>) {
+    fn after_step(&mut self, sim: &Sim<TxnNode>) -> Option<Violation> {
         let now = sim.now_ns();
         for (node, uptime) in self.uptime.iter_mut().enumerate() {
             uptime.total_ns = uptime.total_at(now);
             uptime.at_ns = now;
             uptime.running = sim.is_up(node) && !sim.is_paused(node);
         }
+        None
     }
 
     fn role_change(&self, observation: &Observation<TxnObs>) -> Option<(String, Option<u64>)> {
