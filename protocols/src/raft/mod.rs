@@ -568,12 +568,6 @@ pub enum RaftObs {
         term: u64,
         leader: NodeId,
     },
-    /// A server accepted a message from the leader of `term` (every one; reported only
-    /// with pre-vote on, where the judge needs when each server last heard a leader).
-    LeaderContact {
-        term: u64,
-        leader: NodeId,
-    },
     /// The entry at `index` (of term `term`) was applied, by a server in `current_term`.
     Applied {
         index: u64,
@@ -596,6 +590,14 @@ pub enum RaftObs {
     /// A server wrote its log from `from_index` to its end (and synced it).
     Appended {
         from_index: u64,
+    },
+    /// A server accepted a message from the leader of `term` (every one; reported only
+    /// with pre-vote on, where the judge needs when each server last heard a leader).
+    /// Last, so that adding it left every other observation's hash, and so every
+    /// earlier fingerprint, as it was.
+    LeaderContact {
+        term: u64,
+        leader: NodeId,
     },
 }
 
