@@ -942,11 +942,6 @@ impl<P: Process> Sim<P> {
         self.core.nodes[node].clock_changes
     }
 
-    /// The node's clock drift now, in parts per million (positive: fast).
-    pub fn clock_drift_ppm(&self, node: NodeId) -> i64 {
-        self.core.nodes[node].clock.drift_ppm()
-    }
-
     /// The fingerprint of everything that happened so far.
     pub fn fingerprint(&self) -> Fingerprint {
         self.core.fingerprint

@@ -599,6 +599,11 @@ pub enum RaftObs {
         term: u64,
         leader: NodeId,
     },
+    /// A server started a pre-vote round (with pre-vote on): only answers to this round
+    /// count until the next.
+    PreVoteStarted {
+        round: u64,
+    },
 }
 
 /// A node of a Raft cluster: a server or a client.

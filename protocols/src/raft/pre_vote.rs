@@ -5,20 +5,21 @@
 //! included, said yes to its pre-vote in one round; a server says no while it leads, or
 //! while less than the minimum election timeout has passed on its own clock since it last
 //! heard from a leader. So when a server becomes a candidate of a term above that of a
-//! leader L, look back over the longest its pre-vote round can have lasted (its largest
-//! election timeout, in true time at its clock's rate). If in all that window L led and
-//! enough other servers heard L often enough that none of them could have said yes
-//! (every gap between two contacts, and since the last one, under the minimum timeout on
-//! the hearer's own clock), those refusers and L make a majority, which meets every
-//! majority of yes: the candidacy is a violation.
+//! leader L, look back to when its pre-vote round started (every yes it counted was given
+//! since). If all that time L led and enough other servers heard L often enough that none
+//! of them could have said yes (every gap between two contacts, and since the last one,
+//! under the minimum timeout on the hearer's own clock), those refusers and L make a
+//! majority, which meets every majority of yes: the candidacy is a violation.
 //!
 //! The facts are the judge's own, not the servers' memory: every message a server
 //! accepts from a leader is reported (`LeaderContact`, only with pre-vote on), stamped
-//! with the hearer's local clock as the simulation reads it. A window where the hearer
-//! restarted, or a clock fault struck it, counts it as one that may have said yes; a
-//! candidate restarted, paused or struck by a clock fault within its window is not
-//! judged (its round may have been longer). So the check never blames a correct server,
-//! and it is exact otherwise: it reads the same clocks the servers read.
+//! with the hearer's local clock as the simulation reads it, and so is the start of every
+//! pre-vote round (`PreVoteStarted`), stamped with true time. A hearer restarted or struck
+//! by a clock fault since the round started is counted as one that may have said yes. So
+//! the check never blames a correct server, and it is exact otherwise: it reads the same
+//! clocks the servers read. A yes counted from an earlier round (given before the round
+//! started, perhaps before any leader existed) is caught too: the refusers were steady
+//! through the whole round.
 
 use checker::Violation;
 use sim_core::{MS, NodeId, Observation, Sim};
@@ -42,38 +43,28 @@ struct Run {
 pub struct PreVoteCheck {
     enabled: bool,
     min_timeout_ns: u64,
-    /// Each server's largest election timeout (its own override, or the range's).
-    max_timeout_ns: Vec<u64>,
     /// Each server's restart count and clock-fault count when last looked at.
     epoch: Vec<(u32, u32)>,
-    /// When each server was last restarted, struck by a clock fault or seen paused.
-    disturbed_ns: Vec<u64>,
     runs: Vec<Option<Run>>,
+    /// When each server's latest pre-vote round started (true time).
+    round_started_ns: Vec<Option<u64>>,
     /// The newest leader elected: term, server, when.
     leader: Option<(u64, NodeId, u64)>,
 }
 
 impl PreVoteCheck {
     pub fn new(raft: &RaftConfig, servers: usize) -> PreVoteCheck {
-        let ns = |ms: f64| (ms * MS as f64) as u64;
-        let max_timeout_ns = (0..servers)
-            .map(|n| {
-                let own = raft.election_timeout_overrides.iter().find(|o| o.node == n);
-                ns(own.map_or(raft.election_timeout_ms, |o| o.election_timeout_ms)[1])
-            })
-            .collect();
         PreVoteCheck {
             enabled: raft.pre_vote,
-            min_timeout_ns: ns(raft.election_timeout_ms[0]),
-            max_timeout_ns,
+            min_timeout_ns: (raft.election_timeout_ms[0] * MS as f64) as u64,
             epoch: vec![(0, 0); servers],
-            disturbed_ns: vec![0; servers],
             runs: vec![None; servers],
+            round_started_ns: vec![None; servers],
             leader: None,
         }
     }
 
-    /// After every step: notes restarts, clock faults and pauses.
+    /// After every step: a restart or a clock fault ends a server's run of contacts.
     pub fn after_step<N: sim_core::Process>(&mut self, sim: &Sim<N>) {
         if !self.enabled {
             return;
@@ -82,10 +73,7 @@ impl PreVoteCheck {
             let epoch = (sim.incarnation(node), sim.clock_changes(node));
             if epoch != self.epoch[node] {
                 self.epoch[node] = epoch;
-                self.disturbed_ns[node] = sim.now_ns();
                 self.runs[node] = None;
-            } else if sim.is_paused(node) {
-                self.disturbed_ns[node] = sim.now_ns();
             }
         }
     }
@@ -122,6 +110,10 @@ impl PreVoteCheck {
                 }
                 None
             }
+            RaftObs::PreVoteStarted { .. } => {
+                self.round_started_ns[node] = Some(t_ns);
+                None
+            }
             RaftObs::BecameCandidate { term } => self.candidacy(sim, server, node, term, t_ns),
             _ => None,
         }
@@ -143,11 +135,9 @@ impl PreVoteCheck {
         if !leading {
             return None;
         }
-        // The longest the candidate's pre-vote round can have lasted, in true time.
-        let rate_ppm = (1_000_000 + sim.clock_drift_ppm(candidate)).max(1) as u128;
-        let round_ns = (u128::from(self.max_timeout_ns[candidate]) * 1_000_000).div_ceil(rate_ppm) as u64;
-        let from_ns = t_ns.checked_sub(round_ns)?;
-        if self.disturbed_ns[candidate] >= from_ns || elected_ns > from_ns {
+        // Every yes the candidate counted was given since its round started.
+        let from_ns = self.round_started_ns[candidate]?;
+        if elected_ns > from_ns {
             return None;
         }
         let mut refusers = vec![leader];
@@ -170,10 +160,10 @@ impl PreVoteCheck {
         refusers.sort_unstable();
         let message = format!(
             "server {candidate} raised the term to {term} while leader {leader} of term {leader_term} reached a majority: \
-             servers {refusers:?} led or heard it within every {:.0} ms (the minimum election timeout) over the last \
-             {:.1} ms, the longest the pre-vote round can have lasted; with pre-vote on one of them must have said no",
+             servers {refusers:?} led or heard it within every {:.0} ms (the minimum election timeout) since its \
+             pre-vote round started at {:.3} ms; with pre-vote on one of them must have said no",
             self.min_timeout_ns as f64 / 1e6,
-            round_ns as f64 / 1e6
+            from_ns as f64 / 1e6
         );
         Some(Violation::new("pre-vote-stability", message, t_ns, Some(candidate)).mark(
             leader,

@@ -360,6 +360,7 @@ impl<M: Machine> Server<M> {
     fn start_pre_vote(&mut self, ctx: &mut RaftCtx<'_, M>) {
         self.pre_votes = Some(BTreeSet::from([self.id]));
         self.pre_vote_round = (self.pre_vote_round + 1).max(ctx.now());
+        ctx.observe(M::wrap_obs(RaftObs::PreVoteStarted { round: self.pre_vote_round }));
         self.reset_election_timer(ctx);
         if self.majority() <= 1 {
             self.start_election(ctx);
