@@ -284,3 +284,39 @@ fn lock_swarms_catch_each_variant_on_its_seed_and_pass_the_correct_client() {
     let fenced = run_scenario(&scenario("redis-lock-hostile", Some("fencing")), 28, None).unwrap();
     assert!(fenced.violations.iter().all(|v| v.kind != "unsafe-access"), "{:?}", fenced.violations);
 }
+
+/// The generator's one-way cut: unaimed, one server stops hearing from one or more
+/// others; aimed at the leader (`cut:leader`), the leader's messages stop reaching some
+/// servers, whoever leads then; a heal undoes each.
+#[test]
+fn the_generated_cut_is_one_way_and_aims_at_the_leader() {
+    use scenarios::nemesis::{aim_at, materialize};
+    use sim_core::Fault;
+    let mut swarm = scenario("raft-pre-vote", None);
+    let generator = swarm.nemesis.generator.as_mut().unwrap();
+    generator.kinds = [("cut".to_owned(), 1.0), ("cut:leader".to_owned(), 1.0)].into_iter().collect();
+    generator.swarm = false;
+    let topology = swarm.topology().unwrap();
+    let (mut plain, mut aimed) = (0, 0);
+    for seed in 1..=20 {
+        for action in materialize(&swarm, &topology, seed) {
+            let Fault::Cut { from, to } = &action.fault else {
+                assert_eq!(action.fault, Fault::Heal);
+                continue;
+            };
+            assert!(from.iter().chain(to).all(|n| *n < 5), "servers only: {action:?}");
+            if action.target.as_deref() == Some("leader") {
+                aimed += 1;
+                assert!(!to.is_empty() && to.len() < 5, "{action:?}");
+                let Fault::Cut { from, to } = aim_at(&action.fault, 3) else { unreachable!() };
+                assert_eq!(from, vec![3]);
+                assert!(!to.contains(&3));
+            } else {
+                plain += 1;
+                assert_eq!(to.len(), 1, "one deaf server: {action:?}");
+                assert!(!from.is_empty() && !from.contains(&to[0]), "{action:?}");
+            }
+        }
+    }
+    assert!(plain > 20 && aimed > 20, "{plain} plain, {aimed} aimed");
+}
