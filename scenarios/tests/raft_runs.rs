@@ -77,7 +77,7 @@ fn figure8_fails_only_with_commit_old_term() {
 fn pre_vote_stability_fires_on_each_broken_pre_vote_rule() {
     for (name, variant, t_ms, node) in [
         // A server still hearing the leader says yes on the log alone.
-        ("raft-disruptive-server", "pre-vote-log-only", 585, 4),
+        ("raft-disruptive-server", "pre-vote-log-only", 680, 4),
         // A yes of an earlier round, delivered 400 ms late, counts.
         ("raft-pre-vote-late-answers", "pre-vote-any-round", 980, 2),
     ] {
@@ -150,7 +150,7 @@ fn pre_vote_stability_does_not_count_hearers_whose_clock_changed_in_the_window()
         let outcome = run_scenario(&nudged, 1, None).unwrap();
         outcome.violations.first().map(|v| (v.kind.clone(), v.t_ns / 1_000_000))
     };
-    assert_eq!(nudged_at(200.0), Some(("pre-vote-stability".to_owned(), 585)));
+    assert_eq!(nudged_at(200.0), Some(("pre-vote-stability".to_owned(), 680)));
     assert!(nudged_at(578.0).is_none_or(|(kind, _)| kind != "pre-vote-stability"), "{:?}", nudged_at(578.0));
 }
 
