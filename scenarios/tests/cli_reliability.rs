@@ -103,6 +103,18 @@ fn a_zookeeper_request_timeout_of_zero_is_refused_with_its_path() {
     );
 }
 
+/// The ZooKeeper lock's work time is checked as the other locks' is (a range the wrong
+/// way round would panic drawing from it).
+#[test]
+fn a_zookeeper_work_range_the_wrong_way_round_is_refused_with_its_path() {
+    refused_with_path(
+        "zookeeper-lock",
+        "\"work_ms\": [\n      10,\n      30\n    ]",
+        "\"work_ms\": [30, 10]",
+        "work_ms must be [min, max] with min <= max <= 3600000, got [30, 10]",
+    );
+}
+
 #[test]
 fn a_closed_pipe_ends_output_quietly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dsim"))

@@ -481,9 +481,56 @@ fn catch_up_bound_ns(raft: &super::RaftConfig) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Calm, CatchUp, catch_up_bound_ns};
+    use super::{Applying, Calm, CatchUp, Terms, catch_up_bound_ns};
+    use crate::raft::{RaftObs, SnapshotSource};
+    use sim_core::Observation;
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_term_never_decreases_and_the_violation_names_when_the_higher_one_was_first_seen() {
+        let mut terms = Terms::new(2);
+        assert!(terms.check(10 * MS, |n| Some([3, 1][n])).is_none());
+        assert!(terms.check(20 * MS, |n| [Some(3), None][n]).is_none(), "server 1 down");
+        assert!(terms.check(30 * MS, |n| Some([4, 2][n])).is_none());
+        assert!(terms.check(35 * MS, |n| Some([4, 2][n])).is_none(), "still term 2: first seen stays 30 ms");
+        let v = terms.check(40 * MS, |n| Some([4, 1][n])).expect("server 1 went from 2 back to 1");
+        assert_eq!((v.kind.as_str(), v.node, v.t_ns), ("term-monotonic", Some(1), 40 * MS));
+        assert!(v.message.contains("server 1 is in term 1, but it had been in term 2"), "{}", v.message);
+        assert_eq!((v.marks[0].node, v.marks[0].t_ns), (1, 30 * MS), "first seen in term 2 at 30 ms");
+    }
+
+    #[test]
+    fn a_state_machine_applies_each_index_once_in_order_and_never_goes_back() {
+        let applied = |node, index| Observation {
+            t_ns: index * MS,
+            node,
+            obs: RaftObs::Applied { index, term: 1, digest: index, current_term: 1 },
+        };
+        let snapshot = |node, last_index, source| Observation {
+            t_ns: 100 * MS,
+            node,
+            obs: RaftObs::Snapshot { last_index, last_term: 1, prefix_hash: 0, source },
+        };
+        let mut applying = Applying::new(2);
+        for index in 1..=3 {
+            assert!(applying.observe(&applied(0, index), 0).is_none());
+        }
+        let again = applying.observe(&applied(0, 3), 0).expect("index 3 twice");
+        assert!(again.message.contains("applied index 3 right after index 3 (a second time)"), "{}", again.message);
+        let skip = applying.observe(&applied(0, 5), 0).expect("index 4 skipped");
+        assert!(skip.message.contains("(skipping entries)"), "{}", skip.message);
+        // A snapshot ahead is installed and applying goes on after it; one behind is not.
+        assert!(applying.observe(&snapshot(0, 10, SnapshotSource::Installed), 0).is_none());
+        assert!(applying.observe(&applied(0, 11), 0).is_none());
+        assert!(applying.observe(&snapshot(0, 11, SnapshotSource::Taken), 0).is_none());
+        let back = applying.observe(&snapshot(0, 8, SnapshotSource::Installed), 0).expect("went back");
+        assert_eq!((back.kind.as_str(), back.node), ("applied-order", Some(0)));
+        // A restart (a new incarnation) starts again from its restored snapshot, or 1.
+        assert!(applying.observe(&snapshot(0, 8, SnapshotSource::Restored), 1).is_none());
+        assert!(applying.observe(&applied(0, 9), 1).is_none());
+        assert!(applying.observe(&applied(1, 1), 3).is_none());
+    }
 
     #[test]
     fn elections_after_the_faults_are_bounded() {
