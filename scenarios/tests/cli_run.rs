@@ -339,3 +339,15 @@ fn compare_writes_its_table_and_refuses_bad_input() {
     assert_eq!(dsim(&["compare", "paxos"]).status.code(), Some(2));
     assert_eq!(dsim(&["compare", "paxos", "no-such-scenario"]).status.code(), Some(2));
 }
+
+/// The election experiment: every trial's followers hear a new leader (none unresolved),
+/// within the time a timeout and an election's round trips take.
+#[test]
+fn the_election_experiment_resolves_every_trial() {
+    let output = dsim(&["experiment", "raft-election", "--timeouts", "150-300", "--trials", "20", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let figures = json_of(&output);
+    assert_eq!((figures["trials"].as_u64(), figures["unresolved"].as_u64()), (Some(20), Some(0)), "{figures}");
+    let (p50, max) = (figures["p50_ms"].as_f64().unwrap(), figures["max_ms"].as_f64().unwrap());
+    assert!(100.0 < p50 && p50 <= max && max < 400.0, "{figures}");
+}
