@@ -79,6 +79,11 @@ pub struct RaftInvariants {
 }
 
 impl RaftInvariants {
+    /// The newest leader elected so far: its term, the server, and when.
+    pub fn newest_leader(&self) -> Option<(u64, NodeId, u64)> {
+        self.leaders.last_key_value().map(|(term, (node, t_ns))| (*term, *node, *t_ns))
+    }
+
     /// Judges one observation. `server` reads a server's state now (None: down, or a
     /// client).
     pub fn observe<'a, M: Machine>(

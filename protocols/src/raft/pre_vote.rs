@@ -48,8 +48,6 @@ pub struct PreVoteCheck {
     runs: Vec<Option<Run>>,
     /// When each server's latest pre-vote round started (true time).
     round_started_ns: Vec<Option<u64>>,
-    /// The newest leader elected: term, server, when.
-    leader: Option<(u64, NodeId, u64)>,
 }
 
 impl PreVoteCheck {
@@ -60,7 +58,6 @@ impl PreVoteCheck {
             epoch: vec![(0, 0); servers],
             runs: vec![None; servers],
             round_started_ns: vec![None; servers],
-            leader: None,
         }
     }
 
@@ -78,24 +75,20 @@ impl PreVoteCheck {
         }
     }
 
-    /// Judges one observation; `server` reads a server's state now.
+    /// Judges one observation; `server` reads a server's state now, `newest_leader` is
+    /// the newest leader elected so far (term, server, when; the invariants keep it).
     pub fn observe<'a, M: Machine, N: sim_core::Process>(
         &mut self,
         observation: &Observation<RaftObs>,
         sim: &Sim<N>,
         server: &dyn Fn(NodeId) -> Option<&'a Server<M>>,
+        newest_leader: &dyn Fn() -> Option<(u64, NodeId, u64)>,
     ) -> Option<Violation> {
         if !self.enabled {
             return None;
         }
         let (t_ns, node) = (observation.t_ns, observation.node);
         match observation.obs {
-            RaftObs::BecameLeader { term, .. } => {
-                if self.leader.is_none_or(|(newest, _, _)| term > newest) {
-                    self.leader = Some((term, node, t_ns));
-                }
-                None
-            }
             RaftObs::LeaderContact { term, leader } => {
                 let local = sim.local_time_ns(node);
                 match &mut self.runs[node] {
@@ -114,7 +107,7 @@ impl PreVoteCheck {
                 self.round_started_ns[node] = Some(t_ns);
                 None
             }
-            RaftObs::BecameCandidate { term } => self.candidacy(sim, server, node, term, t_ns),
+            RaftObs::BecameCandidate { term } => self.candidacy(sim, server, newest_leader()?, node, term, t_ns),
             _ => None,
         }
     }
@@ -123,11 +116,11 @@ impl PreVoteCheck {
         &self,
         sim: &Sim<N>,
         server: &dyn Fn(NodeId) -> Option<&'a Server<M>>,
+        (leader_term, leader, elected_ns): (u64, NodeId, u64),
         candidate: NodeId,
         term: u64,
         t_ns: u64,
     ) -> Option<Violation> {
-        let (leader_term, leader, elected_ns) = self.leader?;
         if term <= leader_term {
             return None;
         }

@@ -366,7 +366,7 @@ impl Judge<RaftNode> for RaftJudge {
         }
         let servers = self.servers;
         let server = |n| server_of(sim, servers, n);
-        if let Some(v) = self.pre_vote.observe(observation, sim, &server) {
+        if let Some(v) = self.pre_vote.observe(observation, sim, &server, &|| self.invariants.newest_leader()) {
             return Some(v);
         }
         self.invariants.observe(observation, &server, servers)
