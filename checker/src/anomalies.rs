@@ -1,9 +1,19 @@
 //! Consistency as numbers: the anomalies a key-value history shows, for systems that do
 //! not promise linearizability (and, measured the same way, for those that do).
 //!
-//! Operations are `get`, `put` (a register write) and `append` (a set add: the value's
-//! elements end in `;`). A read's result is read as a set of elements: `a;b;` holds `a`
-//! and `b`; siblings of plain values come joined by `|`.
+//! Operations are `get`, `put` (a register write), `append` (adds one element: the
+//! value ends in `;`) and `cas [from to]` (a register write when it succeeds).
+//!
+//! **How a value is read back.** The kv model's value is a string: a put or cas replaces
+//! it, an append concatenates its suffix. So a read's result is an optional *base* (the
+//! value of the last put or cas) followed by the elements appended since, each ending in
+//! `;`: `x` is the put `x`; `xa;b;` is the put `x`, then the appends `a;` and `b;`;
+//! `a;b;` is two appends to an empty key. Siblings (a store that keeps concurrent
+//! versions) come joined by `|`, each read back the same way. The base and the first
+//! element share the text before the first `;`: it is split where a put of the key
+//! ends and an appended element of the key begins (written values are unique, so there
+//! is one such place); text that no write of the key explains is kept as one token, so
+//! it never stands in for a write. A read then *saw* its base and its elements.
 //!
 //! - A read is **stale** when it misses a write acknowledged before it began: an added
 //!   element, or a put strictly newer (begun after it completed) than every put it saw.
@@ -18,7 +28,15 @@
 //! An element added before a put of the same key may vanish legitimately (the put
 //! replaced the set), and a put's value before an add (the add started a set), so a
 //! write that another of the other kind may have followed is not counted missing.
-//! Two operations are ordered only when one ended strictly before the other began.
+//! Two operations are ordered only when one ended strictly before the other began. A
+//! write that failed did not happen and excuses nothing.
+//!
+//! **Cost.** Per key the writes are sorted by invocation, with running maxima of their
+//! ends, so each read examines only the writes that could be missing: those begun after
+//! the last write of the other kind that may have replaced them and acknowledged before
+//! the read began. In a history without anomalies these are the writes the read saw
+//! plus those in flight, so the measure costs O(n log n) plus the size of the reads'
+//! values, whatever the run's length.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,10 +59,20 @@ pub struct Anomalies {
     pub stale_ms_max: f64,
     pub read_your_writes_violations: usize,
     pub monotonic_read_violations: usize,
-    /// Acknowledged writes (puts and adds).
+    /// Acknowledged writes (puts, successful cas and adds).
     pub acked_writes: usize,
     /// Acknowledged writes absent from the final state; `None` without a final state.
     pub lost_writes: Option<usize>,
+}
+
+impl Anomalies {
+    /// Whether any anomaly was counted (a lost write only when there was a final state).
+    pub fn any(&self) -> bool {
+        self.stale_reads > 0
+            || self.read_your_writes_violations > 0
+            || self.monotonic_read_violations > 0
+            || self.lost_writes.is_some_and(|lost| lost > 0)
+    }
 }
 
 fn text(value: &Value) -> Option<&str> {
@@ -54,153 +82,256 @@ fn text(value: &Value) -> Option<&str> {
     }
 }
 
-/// The elements a read's result holds.
-pub fn elements_of(value: &str) -> BTreeSet<&str> {
-    value.split([';', '|']).filter(|e| !e.is_empty()).collect()
+/// What a read saw of one key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen<'a> {
+    /// The values of the puts (or cas) the read's siblings start from.
+    pub bases: BTreeSet<&'a str>,
+    /// The elements appended since (without their `;`), and any text no write explains.
+    pub elements: BTreeSet<&'a str>,
 }
 
+/// One write of a key: a put, a cas that set a value, or an append.
 struct Write<'a> {
     op: &'a Op,
-    /// The element an append adds, or the value a put writes.
-    element: &'a str,
+    /// The element an append adds (without its `;`), or the value a put writes.
+    token: &'a str,
     is_put: bool,
+    invoke: u64,
+    /// When it ended; `u64::MAX` if it never did (it may take effect any time).
+    end: u64,
+    /// When it was acknowledged; `u64::MAX` if never.
+    acked: u64,
 }
 
-impl Write<'_> {
-    fn invoke(&self) -> u64 {
-        self.op.invoke_time_ns.unwrap_or(0)
-    }
-
-    /// When it ended; `u64::MAX` if it never did (it may take effect any time).
-    fn end(&self) -> u64 {
-        self.op.complete_time_ns.filter(|_| self.op.outcome != Outcome::Info).unwrap_or(u64::MAX)
-    }
-
-    /// When it was acknowledged; `u64::MAX` if never.
-    fn acked(&self) -> u64 {
-        match self.op.outcome {
-            Outcome::Ok => self.op.complete_time_ns.unwrap_or(u64::MAX),
-            _ => u64::MAX,
+impl<'a> Write<'a> {
+    /// The write `op` makes, if it is one that may have happened.
+    fn of(op: &'a Op) -> Option<Write<'a>> {
+        if op.outcome == Outcome::Fail {
+            return None;
         }
+        let (token, is_put) = match op.f.as_str() {
+            "put" => (text(&op.value)?, true),
+            "append" => (text(&op.value)?.trim_end_matches(';'), false),
+            "cas" => (op.value.as_vec().filter(|pair| pair.len() == 2).and_then(|pair| text(&pair[1]))?, true),
+            _ => return None,
+        };
+        let invoke = op.invoke_time_ns.unwrap_or(0);
+        let completed = op.complete_time_ns.unwrap_or(u64::MAX);
+        let (end, acked) = match op.outcome {
+            Outcome::Ok => (completed, completed),
+            _ => (u64::MAX, u64::MAX),
+        };
+        debug_assert!(invoke <= end, "an operation ends after it begins");
+        Some(Write { op, token, is_put, invoke, end, acked })
+    }
+}
+
+/// Writes of one kind sorted by invocation, with the running maximum of their ends.
+#[derive(Default)]
+struct Order {
+    by_invoke: Vec<(u64, usize)>,
+    end_max: Vec<u64>,
+}
+
+impl Order {
+    fn build(writes: &[Write<'_>], is_put: bool) -> Order {
+        let mut by_invoke: Vec<(u64, usize)> =
+            writes.iter().enumerate().filter(|(_, w)| w.is_put == is_put).map(|(i, w)| (w.invoke, i)).collect();
+        by_invoke.sort_unstable();
+        let mut end_max = Vec::with_capacity(by_invoke.len());
+        let mut latest = 0;
+        for (_, i) in &by_invoke {
+            latest = latest.max(writes[*i].end);
+            end_max.push(latest);
+        }
+        Order { by_invoke, end_max }
+    }
+
+    /// The latest end among the writes invoked strictly before `until`; `None` if none
+    /// was.
+    fn last_end_before(&self, until: u64) -> Option<u64> {
+        let count = self.by_invoke.partition_point(|(invoke, _)| *invoke < until);
+        count.checked_sub(1).map(|last| self.end_max[last])
+    }
+
+    /// The writes invoked strictly after `after` (every one if `None`) and strictly
+    /// before `until`.
+    fn invoked_between(&self, after: Option<u64>, until: u64) -> &[(u64, usize)] {
+        let first = after.map_or(0, |after| self.by_invoke.partition_point(|(invoke, _)| *invoke <= after));
+        let last = self.by_invoke.partition_point(|(invoke, _)| *invoke < until);
+        &self.by_invoke[first.min(last)..last]
     }
 }
 
 struct Key<'a> {
     writes: Vec<Write<'a>>,
-    /// Put values to their writes.
+    /// Put (and cas) values, and appended elements, to their writes.
     puts: BTreeMap<&'a str, usize>,
+    elements: BTreeMap<&'a str, usize>,
+    put_order: Order,
+    append_order: Order,
 }
 
 impl<'a> Key<'a> {
-    /// Whether a put of the key may have taken effect after `t` and before `until`: it
-    /// had not ended strictly before `t` and had begun before `until` (a put that may
-    /// have replaced a set).
-    fn put_between(&self, t: u64, until: u64) -> bool {
-        self.writes.iter().any(|w| w.is_put && w.end() >= t && w.invoke() < until)
+    fn new(writes: Vec<Write<'a>>) -> Key<'a> {
+        let mut puts = BTreeMap::new();
+        let mut elements = BTreeMap::new();
+        for (i, w) in writes.iter().enumerate() {
+            if w.is_put {
+                puts.insert(w.token, i)
+            } else {
+                elements.insert(w.token, i)
+            };
+        }
+        let (put_order, append_order) = (Order::build(&writes, true), Order::build(&writes, false));
+        Key { writes, puts, elements, put_order, append_order }
     }
 
-    /// Whether `later` strictly follows every put among `seen` (acknowledged before it
-    /// began).
-    fn newer_than_all(&self, later: &Write<'_>, seen: &BTreeSet<&str>) -> bool {
-        seen.iter().filter_map(|v| self.puts.get(v)).all(|i| self.writes[*i].acked() < later.invoke())
+    /// Reads `value` back as the module doc says: per sibling, a base then elements.
+    fn read_back(&self, value: &'a str) -> Seen<'a> {
+        let mut seen = Seen::default();
+        for sibling in value.split('|').filter(|s| !s.is_empty()) {
+            let Some((head, rest)) = sibling.split_once(';') else {
+                seen.bases.insert(sibling);
+                continue;
+            };
+            match self.split_head(head) {
+                Some((base, element)) => {
+                    seen.bases.insert(base);
+                    seen.elements.insert(element);
+                }
+                None if self.puts.contains_key(head) => {
+                    seen.bases.insert(head);
+                }
+                None => {
+                    seen.elements.insert(head);
+                }
+            }
+            seen.elements.extend(rest.split(';').filter(|e| !e.is_empty()));
+        }
+        seen
+    }
+
+    /// Splits the text before a sibling's first `;` into a put's value and an appended
+    /// element; `None` when it is one element alone or no write explains it.
+    fn split_head(&self, head: &'a str) -> Option<(&'a str, &'a str)> {
+        if self.elements.contains_key(head) {
+            return None;
+        }
+        head.char_indices()
+            .skip(1)
+            .map(|(at, _)| head.split_at(at))
+            .find(|(base, element)| self.puts.contains_key(base) && self.elements.contains_key(element))
     }
 
     /// The writes acknowledged before `start` that a read seeing `seen` (and completing
-    /// at `end`) missed.
-    fn missed(&self, seen: &BTreeSet<&str>, start: u64, end: u64) -> Vec<&Write<'a>> {
-        self.writes
-            .iter()
-            .filter(|w| w.acked() < start && !seen.contains(w.element))
-            .filter(|w| {
-                if w.is_put {
-                    self.newer_than_all(w, seen) && !self.appended_after(w.invoke(), end)
-                } else {
-                    !self.put_between(w.invoke(), end)
-                }
-            })
-            .collect()
+    /// at `end`) missed. Only writes that began after the last write of the other kind
+    /// that may have replaced them (and, for a put, after every put the read saw was
+    /// acknowledged) can be missing, so only those are examined.
+    fn missed(&self, seen: &Seen<'_>, start: u64, end: u64) -> Vec<&Write<'a>> {
+        let mut out = Vec::new();
+        let seen_acked_max = seen.bases.iter().filter_map(|b| self.puts.get(b)).map(|i| self.writes[*i].acked).max();
+        let after = self.append_order.last_end_before(end).max(seen_acked_max);
+        for (_, i) in self.put_order.invoked_between(after, start) {
+            let w = &self.writes[*i];
+            if w.acked < start && !seen.bases.contains(w.token) {
+                out.push(w);
+            }
+        }
+        let after = self.put_order.last_end_before(end);
+        for (_, i) in self.append_order.invoked_between(after, start) {
+            let w = &self.writes[*i];
+            if w.acked < start && !seen.elements.contains(w.token) {
+                out.push(w);
+            }
+        }
+        out
     }
 
-    /// Whether an add may have taken effect after `t` and before `until` (turning a
-    /// put's register into a set).
-    fn appended_after(&self, t: u64, until: u64) -> bool {
-        self.writes.iter().any(|w| !w.is_put && w.end() >= t && w.invoke() < until)
+    /// Whether a read by a session that saw `before`, now seeing `seen` and completing at
+    /// `end`, went backwards: a put it saw is gone while a strictly older one is seen, or
+    /// an element it saw is gone while no put can have replaced the set.
+    fn regressed(&self, before: &Session<'a>, seen: &Seen<'_>, end: u64) -> bool {
+        let newest_gone = before.puts.iter().rev().find(|(_, i)| !seen.bases.contains(self.writes[*i].token));
+        if let Some((gone_invoke, _)) = newest_gone
+            && seen.bases.iter().filter_map(|b| self.puts.get(b)).any(|j| self.writes[*j].acked < *gone_invoke)
+        {
+            return true;
+        }
+        let still_seen = seen.elements.iter().filter(|e| before.elements.contains(*e)).count();
+        still_seen < before.elements.len() && self.put_order.last_end_before(end).is_none()
+    }
+}
+
+/// What one session has read of one key so far.
+#[derive(Default)]
+struct Session<'a> {
+    /// Puts seen: (invocation, write index).
+    puts: BTreeSet<(u64, usize)>,
+    elements: BTreeSet<&'a str>,
+}
+
+impl<'a> Session<'a> {
+    fn extend(&mut self, key: &Key<'a>, seen: &Seen<'a>) {
+        for base in &seen.bases {
+            if let Some(i) = key.puts.get(base) {
+                self.puts.insert((key.writes[*i].invoke, *i));
+            }
+        }
+        self.elements.extend(seen.elements.iter().copied());
     }
 }
 
 /// Measures `history`; `final_state` is each key's value once the system has converged.
 pub fn measure(history: &History, final_state: Option<&BTreeMap<String, String>>) -> Anomalies {
-    let mut keys: BTreeMap<&str, Key<'_>> = BTreeMap::new();
+    let mut writes: BTreeMap<&str, Vec<Write<'_>>> = BTreeMap::new();
     for op in &history.ops {
-        let (Some(key), Some(value)) = (op.key.as_ref().and_then(text), text(&op.value)) else { continue };
-        let is_put = match op.f.as_str() {
-            "put" => true,
-            "append" => false,
-            _ => continue,
-        };
-        let entry = keys.entry(key).or_insert_with(|| Key { writes: Vec::new(), puts: BTreeMap::new() });
-        let element = if is_put { value } else { value.trim_end_matches(';') };
-        if is_put {
-            entry.puts.insert(element, entry.writes.len());
+        if let Some(key) = op.key.as_ref().and_then(text)
+            && let Some(write) = Write::of(op)
+        {
+            writes.entry(key).or_default().push(write);
         }
-        entry.writes.push(Write { op, element, is_put });
     }
+    let keys: BTreeMap<&str, Key<'_>> = writes.into_iter().map(|(key, w)| (key, Key::new(w))).collect();
     let mut out = Anomalies::default();
     let mut stale_ms = Vec::new();
-    // Per session and key: the elements read so far.
-    let mut session_seen: BTreeMap<(u64, &str), BTreeSet<&str>> = BTreeMap::new();
+    let mut sessions: BTreeMap<(u64, &str), Session<'_>> = BTreeMap::new();
     let mut reads: Vec<&Op> = history.ops.iter().filter(|op| op.f == "get" && op.outcome == Outcome::Ok).collect();
     reads.sort_by_key(|op| (op.complete_time_ns, op.invoke_index));
     for read in reads {
         let (Some(key), Some(result)) = (read.key.as_ref().and_then(text), text(&read.result)) else { continue };
         out.reads += 1;
-        let seen = elements_of(result);
+        let Some(k) = keys.get(key) else { continue };
+        let seen = k.read_back(result);
         let (start, end) = (read.invoke_time_ns.unwrap_or(0), read.complete_time_ns.unwrap_or(u64::MAX));
-        if let Some(k) = keys.get(key) {
-            let missed = k.missed(&seen, start, end);
-            if !missed.is_empty() {
-                out.stale_reads += 1;
-                out.stale_versions_max = out.stale_versions_max.max(missed.len());
-                let first = missed.iter().map(|w| w.acked()).min().unwrap_or(start);
-                stale_ms.push(start.saturating_sub(first) as f64 / 1e6);
-                if missed.iter().any(|w| w.op.process == read.process) {
-                    out.read_your_writes_violations += 1;
-                }
+        let missed = k.missed(&seen, start, end);
+        if !missed.is_empty() {
+            out.stale_reads += 1;
+            out.stale_versions_max = out.stale_versions_max.max(missed.len());
+            let first = missed.iter().map(|w| w.acked).min().unwrap_or(start);
+            stale_ms.push(start.saturating_sub(first) as f64 / 1e6);
+            if missed.iter().any(|w| w.op.process == read.process) {
+                out.read_your_writes_violations += 1;
             }
         }
-        let before = session_seen.entry((read.process, key)).or_default();
-        let regressed = before.iter().any(|e| {
-            if seen.contains(e) {
-                return false;
-            }
-            let Some(k) = keys.get(key) else { return false };
-            match k.puts.get(e) {
-                // A put seen before: a regression if what is seen now is strictly older.
-                Some(i) => {
-                    let earlier = &k.writes[*i];
-                    seen.iter().filter_map(|v| k.puts.get(v)).any(|j| k.writes[*j].acked() < earlier.invoke())
-                }
-                // An element seen before: gone, unless a put replaced the set since.
-                None => !k.put_between(0, end),
-            }
-        });
-        if regressed {
+        let session = sessions.entry((read.process, key)).or_default();
+        if k.regressed(session, &seen, end) {
             out.monotonic_read_violations += 1;
         }
-        before.extend(seen);
+        session.extend(k, &seen);
     }
     stale_ms.sort_by(f64::total_cmp);
     out.stale_ms_p50 = stale_ms.get(stale_ms.len() / 2).copied().unwrap_or(0.0);
     out.stale_ms_max = stale_ms.last().copied().unwrap_or(0.0);
     out.acked_writes = keys.values().flat_map(|k| &k.writes).filter(|w| w.op.outcome == Outcome::Ok).count();
     out.lost_writes = final_state.map(|state| {
-        let mut lost = 0;
-        for (key, k) in &keys {
-            let final_value = state.get(*key).map(String::as_str).unwrap_or("");
-            let present = elements_of(final_value);
-            lost += k.missed(&present, u64::MAX, u64::MAX).len();
-        }
-        lost
+        keys.iter()
+            .map(|(key, k)| {
+                let final_value = state.get(*key).map(String::as_str).unwrap_or("");
+                k.missed(&k.read_back(final_value), u64::MAX, u64::MAX).len()
+            })
+            .sum()
     });
     out
 }

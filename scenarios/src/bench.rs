@@ -206,8 +206,61 @@ pub fn fuzz_rates(names: &[String], seeds: u64, rounds: usize) -> Result<Vec<Fuz
         .collect())
 }
 
+/// One run length in `dsim bench growth`.
+#[derive(Debug, Serialize)]
+pub struct GrowthPoint {
+    pub virtual_s: f64,
+    pub events: u64,
+    /// The median of three timed runs (run, checks and measures).
+    pub wall_s: f64,
+    /// Wall time per virtual second, over the shortest run's.
+    pub relative_cost_per_virtual_s: f64,
+    pub verdict: checker::Verdict,
+}
+
+/// Runs `name` with its healed phase lengthened so the whole run lasts each of
+/// `lengths_s` virtual seconds: a run's cost must grow no faster than its length.
+pub fn growth(name: &str, seed: u64, lengths_s: &[u64]) -> Result<Vec<GrowthPoint>, String> {
+    let base = crate::library::resolve(name).map_err(|e| e.to_string())?;
+    let mut points: Vec<GrowthPoint> = Vec::new();
+    for &length_s in lengths_s {
+        let mut scenario = base.clone();
+        let total_ms = length_s as f64 * 1e3;
+        if total_ms <= scenario.duration.faults_ms {
+            return Err(format!(
+                "--seconds {length_s} is not longer than the fault phase of {} ({} ms)",
+                base.name, scenario.duration.faults_ms
+            ));
+        }
+        scenario.duration.healed_ms = total_ms - scenario.duration.faults_ms;
+        let mut timings = Vec::new();
+        let mut outcome = None;
+        for _ in 0..3 {
+            let started = Instant::now();
+            outcome = Some(crate::run_cmd::run_scenario(&scenario, seed, None)?);
+            timings.push(started.elapsed().as_secs_f64());
+        }
+        timings.sort_by(f64::total_cmp);
+        let outcome = outcome.expect("three runs");
+        let virtual_s = outcome.metrics.virtual_ms / 1e3;
+        let cost = timings[1] / virtual_s.max(1e-9);
+        let first_cost = points.first().map_or(cost, |p| p.wall_s / p.virtual_s.max(1e-9));
+        points.push(GrowthPoint {
+            virtual_s,
+            events: outcome.metrics.events,
+            wall_s: timings[1],
+            relative_cost_per_virtual_s: cost / first_cost,
+            verdict: outcome.verdict,
+        });
+    }
+    Ok(points)
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// How a run's wall time grows with its virtual length (one scenario, several lengths).
+    #[command(after_help = "Example:\n  dsim bench growth raft --seconds 60,240,960")]
+    Growth(GrowthBenchArgs),
     /// Fuzz rates of scenarios side by side (seeds per second on one thread).
     #[command(after_help = "Example:\n  dsim bench fuzz raft multipaxos --seeds 300")]
     Fuzz(FuzzBenchArgs),
@@ -252,6 +305,22 @@ pub struct FuzzBenchArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct GrowthBenchArgs {
+    /// A built-in scenario or scenario file.
+    pub scenario: String,
+    /// Run lengths in virtual seconds (each 1 to 86,400), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [60u64, 240, 960],
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub seconds: Vec<u64>,
+    /// Root seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct EngineBenchArgs {
     /// Events to run.
     #[arg(long, default_value_t = 20_000_000)]
@@ -269,6 +338,26 @@ pub fn run(command: BenchCommand) -> u8 {
     use crate::cli::exit;
     match command {
         BenchCommand::Checker(args) => crate::check_cmd::bench(&args),
+        BenchCommand::Growth(args) => match growth(&args.scenario, args.seed, &args.seconds) {
+            Ok(points) if args.json => {
+                println!("{}", serde_json::to_string(&points).expect("serialisable"));
+                exit::PASS
+            }
+            Ok(points) => {
+                println!("{} seed {}: wall time against virtual length (median of 3 runs)", args.scenario, args.seed);
+                for p in &points {
+                    println!(
+                        "  {:>7.0} s virtual  {:>9} events  {:>8.3} s wall  {:>5.2}x the shortest run's cost per virtual second  ({:?})",
+                        p.virtual_s, p.events, p.wall_s, p.relative_cost_per_virtual_s, p.verdict
+                    );
+                }
+                exit::PASS
+            }
+            Err(message) => {
+                eprintln!("dsim bench growth: {message}");
+                exit::for_error(&message)
+            }
+        },
         BenchCommand::Fuzz(args) => match fuzz_rates(&args.scenarios, args.seeds, args.rounds as usize) {
             Ok(rates) if args.json => {
                 println!("{}", serde_json::to_string(&rates).expect("serialisable"));
