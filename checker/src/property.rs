@@ -19,6 +19,10 @@ pub struct Violation {
     /// The node whose event broke the property, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<usize>,
+    /// The node's name in its run (`client 3`, `coordinator`), set by whoever knows the
+    /// run's topology; without it the node is called `node N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_label: Option<String>,
     /// The number of the first bad event in the run (1-based), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<u64>,
@@ -41,7 +45,15 @@ pub struct Mark {
 
 impl Violation {
     pub fn new(kind: &str, message: impl Into<String>, t_ns: u64, node: Option<usize>) -> Self {
-        Violation { kind: kind.to_owned(), message: message.into(), t_ns, node, event: None, marks: Vec::new() }
+        Violation {
+            kind: kind.to_owned(),
+            message: message.into(),
+            t_ns,
+            node,
+            node_label: None,
+            event: None,
+            marks: Vec::new(),
+        }
     }
 
     /// The violation with a fact it names marked at `node` and `t_ns`.
@@ -57,8 +69,10 @@ impl std::fmt::Display for Violation {
         if let Some(event) = self.event {
             write!(f, " (event {event})")?;
         }
-        if let Some(node) = self.node {
-            write!(f, " on node {node}")?;
+        match (&self.node_label, self.node) {
+            (Some(label), _) => write!(f, " on {label}")?,
+            (None, Some(node)) => write!(f, " on node {node}")?,
+            (None, None) => {}
         }
         write!(f, ": {}", self.message)
     }

@@ -21,6 +21,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::exit;
+use crate::compare_text::{Kind, behaviour, lead, plural, readable_name, setup};
 use crate::runner::RunOutcome;
 use crate::scenario::Scenario;
 
@@ -75,56 +76,10 @@ pub const LOCKS: [&str; 9] = [
     "zookeeper-lock-hostile:variant=fencing",
 ];
 
-/// The system a command-line argument names: a scenario, with overrides after a colon.
+/// The system a command-line argument names: a scenario, with overrides after a colon
+/// (`NAME:path=value,...`).
 pub fn system(argument: &str) -> Result<Scenario, String> {
-    if let Ok(scenario) = crate::library::resolve(argument) {
-        return Ok(scenario);
-    }
-    let Some((name, overrides)) = argument.split_once(':') else {
-        return crate::library::resolve(argument).map_err(|e| e.to_string());
-    };
-    let mut scenario = crate::library::resolve(name).map_err(|e| e.to_string())?;
-    for assignment in overrides.split(',').filter(|a| !a.is_empty()) {
-        let Some((path, value)) = assignment.split_once('=') else {
-            return Err(format!("{argument}: override `{assignment}` is not path=value"));
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
-        if path == "variant" {
-            let name = value.as_str().unwrap_or_default().to_owned();
-            scenario.variant = (name != "correct").then_some(name);
-            continue;
-        }
-        if !scenario.settings.is_object() {
-            scenario.settings = serde_json::Value::Object(serde_json::Map::new());
-        }
-        let mut target = &mut scenario.settings;
-        let parts: Vec<&str> = path.split('.').collect();
-        for (i, part) in parts.iter().enumerate() {
-            let object = target.as_object_mut().ok_or_else(|| {
-                format!("{argument}: override `{path}`: settings.{} is not an object", parts[..i].join("."))
-            })?;
-            if i + 1 == parts.len() {
-                object.insert((*part).to_owned(), value.clone());
-                break;
-            }
-            target = object.entry((*part).to_owned()).or_insert_with(|| serde_json::json!({}));
-        }
-    }
-    // The scenario's name names saved files: the overrides join it in a file-safe form.
-    scenario.name = argument
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
-        .take(100)
-        .collect();
-    crate::scenario::validate(&scenario).map_err(|(path, message)| {
-        let path = path.replace("settings.settings", "settings");
-        format!(
-            "{argument}: override: {}",
-            if message.contains(&path) { message } else { format!("{path}: {message}") }
-        )
-    })?;
-    Ok(scenario)
+    crate::library::resolve_system(argument)
 }
 
 /// One figure of every system: the median and the largest over the seeds it was
@@ -135,6 +90,9 @@ pub struct Figure {
     pub medians: Vec<Option<f64>>,
     pub mins: Vec<Option<f64>>,
     pub maxes: Vec<Option<f64>>,
+    /// Per system: the value on each seed that measured it, by the seed's index.
+    #[serde(skip)]
+    pub per_seed: Vec<BTreeMap<usize, f64>>,
 }
 
 /// One system's verdicts.
@@ -147,19 +105,33 @@ pub struct Verdicts {
     pub first_failure: Option<(u64, String)>,
     /// Failing seeds by the kind of their first violation.
     pub kinds: BTreeMap<String, u64>,
+    /// The command that replays the first failing seed.
+    pub first_failure_replay: Option<String>,
 }
 
 /// What `dsim compare` prints with `--json`.
 #[derive(Debug, Serialize)]
 pub struct Comparison {
     pub systems: Vec<String>,
+    /// The systems' names for people (overrides in words).
+    pub labels: Vec<String>,
+    /// What kind of systems these are, from the figures every one measured.
+    pub kind: Kind,
+    /// The setup in a paragraph, from the first system and the first seed.
+    pub setup: String,
+    /// Each system's cluster in words (`5 servers and 3 clients`).
+    pub clusters: Vec<String>,
+    /// Two or three sentences on who did better on what.
+    pub lead: Vec<String>,
     pub seeds: Vec<u64>,
     /// Seeds on which every scenario drew the first one's fault schedule.
     pub same_faults_seeds: usize,
     pub verdicts: Vec<Verdicts>,
-    /// Per system: seeds whose history was linearizable, not, and undecided or unchecked.
+    /// Per system: seeds whose history was checked and linearizable, not, and undecided,
+    /// unchecked or cut short (a run that ended UNKNOWN counts as undecided).
     pub linearizable: Vec<[u64; 3]>,
-    /// One line per system: what it gave up under the partition.
+    /// One line per system: what it did under the partition, from the evidence (CP only
+    /// when every seed was linearizable and the minority side refused).
     pub cap_summary: Vec<String>,
     pub figures: Vec<Figure>,
     /// The first seed's runs, for the page's pictures.
@@ -270,35 +242,7 @@ fn first_run(scenario: &Scenario, seed: u64, outcome: &RunOutcome) -> FirstRun {
     run
 }
 
-/// What a system gave up under the partition, in one line.
-fn cap_line(figures: &BTreeMap<String, Vec<f64>>, linearizable: [u64; 3]) -> String {
-    let median = |name: &str| median_min_max(figures.get(name)).0;
-    let seeds = linearizable.iter().sum::<u64>();
-    let pct = |v: f64| format!("{:.0}%", 100.0 * v);
-    let (minority, majority) = (median("availability_minority_side"), median("availability_majority_side"));
-    let lost = median("lost_writes").map_or_else(String::new, |l| format!(", {l:.0} acknowledged writes lost"));
-    let stale = median("stale_reads").unwrap_or(0.0);
-    match (minority, majority) {
-        (Some(min), Some(maj)) if min < 0.5 => format!(
-            "CP: gave up availability on the minority side ({} there, {} on the majority side); linearizable on \
-             {} of {seeds} seeds, {stale:.0} stale reads{lost}",
-            pct(min),
-            pct(maj),
-            linearizable[0]
-        ),
-        (Some(min), Some(maj)) => format!(
-            "AP: stayed available on both sides ({} minority, {} majority) and gave up consistency: \
-             linearizable on {} of {seeds} seeds, {stale:.0} stale reads{lost}",
-            pct(min),
-            pct(maj),
-            linearizable[0]
-        ),
-        _ if linearizable[0] + linearizable[1] == 0 => String::new(),
-        _ => format!("no partition with clients on both sides; linearizable on {} of {seeds} seeds", linearizable[0]),
-    }
-}
-
-fn tally(verdicts: &mut Verdicts, seed: u64, outcome: &RunOutcome) {
+fn tally(verdicts: &mut Verdicts, seed: u64, outcome: &RunOutcome, argument: &str) {
     match outcome.verdict {
         Verdict::Pass => verdicts.pass += 1,
         Verdict::Unknown => verdicts.unknown += 1,
@@ -309,6 +253,7 @@ fn tally(verdicts: &mut Verdicts, seed: u64, outcome: &RunOutcome) {
             if verdicts.first_failure.is_none() {
                 let first = outcome.violations.first().map(ToString::to_string).unwrap_or_default();
                 verdicts.first_failure = Some((seed, first));
+                verdicts.first_failure_replay = Some(format!("dsim run {argument} --seed {seed}"));
             }
         }
     }
@@ -325,19 +270,29 @@ pub fn page_html(comparison: &Comparison) -> String {
     crate::compare_html::page(comparison)
 }
 
-/// Runs every scenario on every seed.
+/// Runs every scenario on every seed; each system is called by its scenario's name.
 pub fn compare(systems: &[Scenario], seeds: &[u64]) -> Result<Comparison, String> {
+    let names: Vec<String> = systems.iter().map(|s| s.name.clone()).collect();
+    compare_named(systems, &names, seeds)
+}
+
+/// Runs every scenario on every seed; `arguments` are the systems as the user named them
+/// (`NAME` or `NAME:overrides`), for their readable names and replay commands.
+pub fn compare_named(systems: &[Scenario], arguments: &[String], seeds: &[u64]) -> Result<Comparison, String> {
     let mut figures: Vec<BTreeMap<String, Vec<f64>>> = vec![BTreeMap::new(); systems.len()];
+    let mut per_seed: Vec<BTreeMap<String, BTreeMap<usize, f64>>> = vec![BTreeMap::new(); systems.len()];
     let mut verdicts: Vec<Verdicts> = systems.iter().map(|_| Verdicts::default()).collect();
     let mut linearizable = vec![[0u64; 3]; systems.len()];
     let mut first_runs = Vec::new();
     let mut same_faults_seeds = 0;
-    for &seed in seeds {
+    for (seed_index, &seed) in seeds.iter().enumerate() {
         let mut schedules = Vec::new();
         for (i, scenario) in systems.iter().enumerate() {
             let outcome = crate::run_cmd::run_scenario(scenario, seed, None)?;
-            tally(&mut verdicts[i], seed, &outcome);
-            let slot = match outcome.linearizability.as_ref().map(|r| r.verdict) {
+            tally(&mut verdicts[i], seed, &outcome, &arguments[i]);
+            let checked = outcome.linearizability.as_ref().filter(|r| r.ops_checked > 0);
+            let slot = match checked.map(|r| r.verdict) {
+                _ if outcome.verdict == Verdict::Unknown => 2,
                 Some(Verdict::Pass) => 0,
                 Some(Verdict::Violation) => 1,
                 _ => 2,
@@ -347,6 +302,7 @@ pub fn compare(systems: &[Scenario], seeds: &[u64]) -> Result<Comparison, String
                 first_runs.push(first_run(scenario, seed, &outcome));
             }
             for (name, value) in figures_of(&outcome) {
+                per_seed[i].entry(name.clone()).or_default().insert(seed_index, value);
                 figures[i].entry(name).or_default().push(value);
             }
             schedules.push(schedule(scenario, seed)?);
@@ -356,11 +312,22 @@ pub fn compare(systems: &[Scenario], seeds: &[u64]) -> Result<Comparison, String
     let mut names: Vec<&String> = figures.iter().flat_map(BTreeMap::keys).collect();
     names.sort();
     names.dedup();
-    let cap_summary = figures.iter().zip(&linearizable).map(|(f, l)| cap_line(f, *l)).collect();
+    let kind = Kind::of(&figures);
+    let cap_summary = figures
+        .iter()
+        .zip(&linearizable)
+        .map(|(f, l)| if kind == Kind::Kv { behaviour(f, *l) } else { String::new() })
+        .collect();
     let figures = names
         .into_iter()
         .map(|name| {
-            let mut figure = Figure { name: name.clone(), medians: Vec::new(), mins: Vec::new(), maxes: Vec::new() };
+            let mut figure = Figure {
+                name: name.clone(),
+                medians: Vec::new(),
+                mins: Vec::new(),
+                maxes: Vec::new(),
+                per_seed: per_seed.iter().map(|p| p.get(name).cloned().unwrap_or_default()).collect(),
+            };
             for f in &figures {
                 let (median, min, max) = median_min_max(f.get(name));
                 figure.medians.push(median);
@@ -370,8 +337,16 @@ pub fn compare(systems: &[Scenario], seeds: &[u64]) -> Result<Comparison, String
             figure
         })
         .collect();
-    Ok(Comparison {
+    let mut comparison = Comparison {
         systems: systems.iter().map(|s| s.name.clone()).collect(),
+        labels: arguments.iter().map(|a| readable_name(a)).collect(),
+        kind,
+        setup: systems.first().zip(seeds.first()).map(|(s, seed)| setup(s, *seed)).unwrap_or_default(),
+        clusters: systems
+            .iter()
+            .map(|s| format!("{} and {}", plural(s.cluster.servers, "server"), plural(s.cluster.clients, "client")))
+            .collect(),
+        lead: Vec::new(),
         seeds: seeds.to_vec(),
         same_faults_seeds,
         verdicts,
@@ -379,7 +354,9 @@ pub fn compare(systems: &[Scenario], seeds: &[u64]) -> Result<Comparison, String
         cap_summary,
         figures,
         first_runs,
-    })
+    };
+    comparison.lead = lead(&comparison);
+    Ok(comparison)
 }
 
 fn cell(value: Option<f64>) -> String {
@@ -402,29 +379,36 @@ fn verdict_line(v: &Verdicts) -> String {
     line
 }
 
-/// The comparison as Markdown: verdicts, then a table of every figure's median and
-/// largest value per system.
+/// The comparison as Markdown: the title, the lead sentences, the setup, each system's
+/// verdicts, then a table of every figure's median and largest value per system.
 pub fn markdown(c: &Comparison) -> String {
     let seeds = match (c.seeds.first(), c.seeds.last()) {
         (Some(first), Some(last)) => format!("seeds {first}..={last}"),
         _ => "no seeds".to_owned(),
     };
-    let mut out = format!("# {}\n\n", c.systems.join(" vs "));
+    let mut out = format!("# {}\n\n{}\n\n", c.kind.title(), c.labels.join(" · "));
+    for sentence in &c.lead {
+        out.push_str(&format!("{sentence}\n"));
+    }
     out.push_str(&format!(
-        "{} each; the same fault schedule on {} of {} seeds.\n\n",
+        "\n{}\n\n{} each; the same fault schedule on {} of {} seeds.\n\n",
+        c.setup,
         seeds,
         c.same_faults_seeds,
         c.seeds.len()
     ));
-    for (i, (system, verdicts)) in c.systems.iter().zip(&c.verdicts).enumerate() {
-        out.push_str(&format!("- **{system}**: {}\n", verdict_line(verdicts)));
+    for (i, (label, verdicts)) in c.labels.iter().zip(&c.verdicts).enumerate() {
+        out.push_str(&format!("- **{label}**: {}\n", verdict_line(verdicts)));
+        if let Some(replay) = &verdicts.first_failure_replay {
+            out.push_str(&format!("  replay the first failure: `{replay}`\n"));
+        }
         if !c.cap_summary[i].is_empty() {
             out.push_str(&format!("  {}\n", c.cap_summary[i]));
         }
     }
     out.push_str("\nEach figure: the median over the seeds / the largest.\n\n| figure |");
-    for system in &c.systems {
-        out.push_str(&format!(" {system} |"));
+    for label in &c.labels {
+        out.push_str(&format!(" {label} |"));
     }
     out.push_str("\n|---|");
     out.push_str(&"---:|".repeat(c.systems.len()));
@@ -455,7 +439,7 @@ pub fn run(args: &CompareArgs) -> u8 {
         let systems = names.iter().map(|name| system(name)).collect::<Result<Vec<_>, _>>()?;
         let last = args.start_seed.checked_add(args.seeds - 1).ok_or("--start-seed plus --seeds overflows")?;
         let seeds: Vec<u64> = (args.start_seed..=last).collect();
-        compare(&systems, &seeds)
+        compare_named(&systems, &names, &seeds)
     };
     match inner() {
         Ok(comparison) => {

@@ -1,10 +1,14 @@
-//! The self-contained HTML page of `dsim compare --html`: the CAP summary per system, the
-//! headline figures (median and spread over the seeds), every figure, and each system's
-//! operation latencies over time on one shared time axis with the partitions shaded.
+//! The self-contained HTML page of `dsim compare --html`: a title for the kind of
+//! comparison, the lead sentences (who did better on what), the setup, each system's
+//! behaviour and verdicts with the first failing seed's replay command, the headline
+//! figures of that kind (median and spread over the seeds), each system's operation
+//! latencies over time with the partitions shaded, and every figure. Wide tables scroll
+//! inside their box, so the page fits a 1,300-pixel window.
 
 use std::fmt::Write as _;
 
-use crate::compare_cmd::{Comparison, FirstRun};
+use crate::compare_cmd::{Comparison, FirstRun, Verdicts};
+use crate::compare_text::Kind;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -24,20 +28,68 @@ fn cell(c: &Comparison, name: &str, i: usize, percent: bool) -> String {
     if min == max { show(median) } else { format!("{} <small>({}–{})</small>", show(median), show(min), show(max)) }
 }
 
-const HEADLINE: [(&str, &str, bool); 12] = [
-    ("availability during faults", "availability_during_faults", true),
-    ("majority side", "availability_majority_side", true),
-    ("minority side", "availability_minority_side", true),
-    ("latency p50 ms", "latency_p50_ms", false),
-    ("latency p99 ms", "latency_p99_ms", false),
-    ("stale reads", "stale_reads", false),
-    ("max versions behind", "stale_versions_max", false),
-    ("read-your-writes violations", "read_your_writes_violations", false),
-    ("monotonic-reads violations", "monotonic_read_violations", false),
-    ("lost writes", "lost_writes", false),
-    ("acked writes", "acked_writes", false),
-    ("convergence ms", "convergence_ms", false),
-];
+/// A headline column: its heading, the figure it shows, and whether it is a share.
+type Column = (&'static str, &'static str, bool);
+
+/// The headline columns of each kind of comparison.
+fn headline(kind: Kind) -> &'static [Column] {
+    match kind {
+        Kind::Kv => &[
+            ("answered, minority side", "availability_minority_side", true),
+            ("answered, majority side", "availability_majority_side", true),
+            ("latency p50 ms", "latency_p50_ms", false),
+            ("latency p99 ms", "latency_p99_ms", false),
+            ("stale reads", "stale_reads", false),
+            ("lost writes", "lost_writes", false),
+            ("acked writes", "acked_writes", false),
+            ("read-your-writes violations", "read_your_writes_violations", false),
+            ("monotonic-reads violations", "monotonic_read_violations", false),
+            ("convergence ms", "convergence_ms", false),
+        ],
+        Kind::Locks => &[
+            ("messages per acquisition", "messages_per_acquisition", false),
+            ("acquisitions per s", "acquisitions_per_s", false),
+            ("acquisition p99 ms", "acquisition_latency_p99_ms", false),
+            ("longest stuck ms", "stuck_ms_longest", false),
+            ("stuck ms in all", "stuck_ms_total", false),
+            ("late writes refused by fencing", "storage_refusals", false),
+            ("overlaps fencing caught", "overlaps_with_fencing", false),
+        ],
+        Kind::Transactions => &[
+            ("commits per s", "commits_per_s", false),
+            ("abort rate", "abort_rate", true),
+            ("in doubt p50 ms", "in_doubt_ms_p50", false),
+            ("in doubt p99 ms", "in_doubt_ms_p99", false),
+            ("in doubt max ms", "in_doubt_ms_max", false),
+            ("blocked p50 ms", "blocked_ms_p50", false),
+            ("blocked p99 ms", "blocked_ms_p99", false),
+            ("blocked max ms", "blocked_ms_max", false),
+            ("messages per transaction", "messages_per_txn", false),
+            ("message delays p50", "message_delays_p50", false),
+            ("forced writes per transaction", "forced_writes_per_txn", false),
+        ],
+        Kind::Generic => &[
+            ("latency p50 ms", "latency_p50_ms", false),
+            ("latency p99 ms", "latency_p99_ms", false),
+            ("messages sent", "messages_sent", false),
+            ("events", "events", false),
+        ],
+    }
+}
+
+/// A system's verdicts in a table cell: the counts, violations by kind, and the first
+/// failing seed with the command that replays it.
+fn verdict_cell(v: &Verdicts) -> String {
+    let mut cell = format!("{} pass, {} violation, {} unknown", v.pass, v.violation, v.unknown);
+    if !v.kinds.is_empty() {
+        let kinds: Vec<String> = v.kinds.iter().map(|(k, n)| format!("{n} {}", escape(k))).collect();
+        let _ = write!(cell, "<br><small>{}</small>", kinds.join(", "));
+    }
+    if let (Some((seed, _)), Some(replay)) = (&v.first_failure, &v.first_failure_replay) {
+        let _ = write!(cell, "<br><small>first: seed {seed}, <code>{}</code></small>", escape(replay));
+    }
+    cell
+}
 
 const WIDTH: f64 = 900.0;
 const ROW: f64 = 90.0;
@@ -108,52 +160,81 @@ pub fn page(c: &Comparison) -> String {
         _ => "no seeds".to_owned(),
     };
     let mut html = String::new();
-    let title = format!("dsim compare: {}", c.systems.join(" vs "));
     let _ = write!(
         html,
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{}</title><style>
-body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} th:first-child,td:first-child{{text-align:left}}
-small{{color:#666}} li{{margin:4px 0}} .cp{{color:#1f5fa0}} .ap{{color:#a0521f}}
-</style></head><body><h1>CP and AP side by side</h1>"#,
-        escape(&title)
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>{}</title><style>
+body{{font-family:system-ui,sans-serif;margin:24px auto;max-width:1240px;padding:0 16px;color:#222;line-height:1.4}}
+table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}}
+th{{background:#f4f4f4;max-width:12em}} th:first-child,td:first-child{{text-align:left}}
+small{{color:#666}} li{{margin:6px 0}} .cp{{color:#1f5fa0}} .ap{{color:#a0521f}} .neither{{color:#8a1f1f}}
+.scroll{{overflow-x:auto;max-width:100%}} .lead p{{font-size:17px;margin:6px 0}} .setup{{color:#444;font-size:14px}}
+code{{font-size:12px;background:#f4f4f4;padding:0 3px}}
+</style></head><body><h1>{}</h1><p class="systems"><small>{}</small></p><div class="lead">"#,
+        escape(&format!("dsim compare: {}", c.labels.join(" vs "))),
+        escape(c.kind.title()),
+        escape(&c.labels.join(" · "))
     );
+    for sentence in &c.lead {
+        let _ = write!(html, "<p>{}</p>", escape(sentence));
+    }
     let _ = write!(
         html,
-        "<p>{} systems, {seeds} ({} runs each); every system saw the first one's fault schedule on {} of {} seeds. \
-         Figures: the median over the seeds, with the smallest and largest in brackets.</p><ul>",
+        "</div><p class=\"setup\">{} {} systems, {seeds} ({} runs each); every system saw the first one's fault \
+         schedule on {} of {} seeds. Figures: the median over the seeds, with the smallest and largest in \
+         brackets.</p><h2>Systems</h2><ul>",
+        escape(&c.setup),
         c.systems.len(),
         c.seeds.len(),
         c.same_faults_seeds,
         c.seeds.len()
     );
-    for (i, system) in c.systems.iter().enumerate() {
-        let v = &c.verdicts[i];
-        let class = if c.cap_summary[i].starts_with("CP") { "cp" } else { "ap" };
+    for (i, label) in c.labels.iter().enumerate() {
+        let behaviour = &c.cap_summary[i];
+        let class = if behaviour.starts_with("CP") {
+            "cp"
+        } else if behaviour.starts_with("AP") {
+            "ap"
+        } else {
+            "neither"
+        };
+        let said = if behaviour.is_empty() {
+            String::new()
+        } else {
+            format!(r#" — <span class="{class}">{}</span>"#, escape(behaviour))
+        };
+        let cluster = if c.clusters.iter().all(|k| *k == c.clusters[0]) {
+            String::new()
+        } else {
+            format!(" <small>({})</small>", escape(&c.clusters[i]))
+        };
         let _ = write!(
             html,
-            r#"<li><b>{}</b> — <span class="{class}">{}</span> <small>(verdicts: {} pass, {} violation, {} unknown)</small></li>"#,
-            escape(system),
-            escape(&c.cap_summary[i]),
-            v.pass,
-            v.violation,
-            v.unknown
+            "<li><b>{}</b>{cluster}{said}<br><small>{}</small></li>",
+            escape(label),
+            verdict_cell(&c.verdicts[i])
         );
     }
-    html.push_str("</ul><h2>Headline figures</h2><table><tr><th>system</th><th>linearizable</th>");
-    for (label, _, _) in HEADLINE {
+    html.push_str("</ul><h2>Headline figures</h2><div class=\"scroll\"><table><tr><th>system</th><th>verdicts</th>");
+    if c.kind == Kind::Kv {
+        html.push_str("<th>linearizable</th>");
+    }
+    for (label, _, _) in headline(c.kind) {
         let _ = write!(html, "<th>{label}</th>");
     }
     html.push_str("</tr>");
-    for (i, system) in c.systems.iter().enumerate() {
-        let l = c.linearizable[i];
-        let _ = write!(html, "<tr><td>{}</td><td>{} of {}</td>", escape(system), l[0], l.iter().sum::<u64>());
-        for (_, name, percent) in HEADLINE {
-            let _ = write!(html, "<td>{}</td>", cell(c, name, i, percent));
+    for (i, label) in c.labels.iter().enumerate() {
+        let v = &c.verdicts[i];
+        let _ = write!(html, "<tr><td>{}</td><td>{} of {} pass</td>", escape(label), v.pass, c.seeds.len());
+        if c.kind == Kind::Kv {
+            let l = c.linearizable[i];
+            let _ = write!(html, "<td>{} of {}</td>", l[0], l.iter().sum::<u64>());
+        }
+        for (_, name, percent) in headline(c.kind) {
+            let _ = write!(html, "<td>{}</td>", cell(c, name, i, *percent));
         }
         html.push_str("</tr>");
     }
-    html.push_str("</table>");
+    html.push_str("</table></div>");
     if !c.first_runs.is_empty() {
         let end_ms = c.first_runs.iter().map(|r| r.end_ms).fold(1.0, f64::max);
         let max_latency = c.first_runs.iter().flat_map(|r| r.ops.iter().map(|o| o.1)).fold(10.0, f64::max);
@@ -162,11 +243,11 @@ small{{color:#666}} li{{margin:4px 0}} .cp{{color:#1f5fa0}} .ap{{color:#a0521f}}
             html,
             "<h2>Latency over time (seed {})</h2><p>Each dot an operation that got an answer, at its start and its \
              latency (ms, log scale); a red cross one that never did; partitions shaded.</p>\
-             <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height:.0}\" role=\"img\">",
+             <div class=\"scroll\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height:.0}\" role=\"img\">",
             c.seeds.first().copied().unwrap_or(0)
         );
         for (i, run) in c.first_runs.iter().enumerate() {
-            html.push_str(&timeline(run, end_ms, max_latency, i as f64 * ROW, &c.systems[i]));
+            html.push_str(&timeline(run, end_ms, max_latency, i as f64 * ROW, &c.labels[i]));
         }
         let axis_y = ROW * c.first_runs.len() as f64 + 14.0;
         for step in 0..=10 {
@@ -178,20 +259,20 @@ small{{color:#666}} li{{margin:4px 0}} .cp{{color:#1f5fa0}} .ap{{color:#a0521f}}
                 t / 1000.0
             );
         }
-        html.push_str("</svg>");
+        html.push_str("</svg></div>");
     }
-    html.push_str("<h2>Every figure</h2><table><tr><th>figure</th>");
-    for system in &c.systems {
-        let _ = write!(html, "<th>{}</th>", escape(system));
+    html.push_str("<h2>Every figure</h2><div class=\"scroll\"><table><tr><th>figure</th>");
+    for label in &c.labels {
+        let _ = write!(html, "<th>{}</th>", escape(label));
     }
     html.push_str("</tr>");
     for figure in &c.figures {
-        let _ = write!(html, "<tr><td>{}</td>", escape(&figure.name));
+        let _ = write!(html, "<tr><td>{}</td>", escape(&figure.name.replace('_', " ")));
         for i in 0..c.systems.len() {
             let _ = write!(html, "<td>{}</td>", cell(c, &figure.name, i, false));
         }
         html.push_str("</tr>");
     }
-    html.push_str("</table></body></html>\n");
+    html.push_str("</table></div></body></html>\n");
     html
 }

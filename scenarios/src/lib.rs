@@ -9,6 +9,7 @@ pub mod check_report;
 pub mod cli;
 pub mod compare_cmd;
 pub mod compare_html;
+pub mod compare_text;
 pub mod experiment;
 pub mod fuzz;
 pub mod library;

@@ -24,11 +24,65 @@ pub fn all() -> Vec<Scenario> {
 
 /// A scenario named by the user, with the `--variant` flag applied (`correct` for none).
 pub fn resolve_with_variant(argument: &str, variant: Option<&str>) -> Result<Scenario, String> {
-    let mut scenario = resolve(argument).map_err(|e| e.to_string())?;
+    let mut scenario = resolve_system(argument)?;
     if let Some(variant) = variant {
         scenario.variant = (variant != "correct").then(|| variant.to_owned());
         crate::scenario::validate(&scenario).map_err(|(_, message)| format!("--variant: {message}"))?;
     }
+    Ok(scenario)
+}
+
+/// A scenario a command-line argument names: a built-in or a file, or a built-in with
+/// settings overrides after a colon (`cap-dynamo-311-sloppy:dynamo.r=2,variant=fencing`;
+/// values are JSON, or text), validated like a file.
+pub fn resolve_system(argument: &str) -> Result<Scenario, String> {
+    if let Ok(scenario) = resolve(argument) {
+        return Ok(scenario);
+    }
+    let Some((name, overrides)) = argument.split_once(':') else {
+        return resolve(argument).map_err(|e| e.to_string());
+    };
+    let mut scenario = resolve(name).map_err(|e| e.to_string())?;
+    for assignment in overrides.split(',').filter(|a| !a.is_empty()) {
+        let Some((path, value)) = assignment.split_once('=') else {
+            return Err(format!("{argument}: override `{assignment}` is not path=value"));
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        if path == "variant" {
+            let name = value.as_str().unwrap_or_default().to_owned();
+            scenario.variant = (name != "correct").then_some(name);
+            continue;
+        }
+        if !scenario.settings.is_object() {
+            scenario.settings = serde_json::Value::Object(serde_json::Map::new());
+        }
+        let mut target = &mut scenario.settings;
+        let parts: Vec<&str> = path.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let object = target.as_object_mut().ok_or_else(|| {
+                format!("{argument}: override `{path}`: settings.{} is not an object", parts[..i].join("."))
+            })?;
+            if i + 1 == parts.len() {
+                object.insert((*part).to_owned(), value.clone());
+                break;
+            }
+            target = object.entry((*part).to_owned()).or_insert_with(|| serde_json::json!({}));
+        }
+    }
+    // The scenario's name names saved files: the overrides join it in a file-safe form.
+    scenario.name = argument
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .take(100)
+        .collect();
+    crate::scenario::validate(&scenario).map_err(|(path, message)| {
+        let path = path.replace("settings.settings", "settings");
+        format!(
+            "{argument}: override: {}",
+            if message.contains(&path) { message } else { format!("{path}: {message}") }
+        )
+    })?;
     Ok(scenario)
 }
 

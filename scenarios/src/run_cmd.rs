@@ -189,7 +189,7 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
     if let Some(c) = &m.consistency {
         out += &format!(
             "consistency: {} of {} reads stale (at most {} writes behind, p50 {:.1} ms, max {:.1} ms), {} \
-             read-your-writes and {} monotonic-reads violations, lost writes {} of {} acknowledged\n",
+             read-your-writes and {} monotonic-reads violations; {}\n",
             c.stale_reads,
             c.reads,
             c.stale_versions_max,
@@ -197,8 +197,13 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
             c.stale_ms_max,
             c.read_your_writes_violations,
             c.monotonic_read_violations,
-            c.lost_writes.map_or_else(|| "not measured".to_owned(), |l| l.to_string()),
-            c.acked_writes
+            match c.lost_writes {
+                Some(lost) => format!("lost writes {lost} of {} acknowledged", c.acked_writes),
+                None => format!(
+                    "lost writes not measured: the run stopped before the system converged ({} acknowledged)",
+                    c.acked_writes
+                ),
+            }
         );
     }
     for (name, value) in &m.protocol {

@@ -252,6 +252,9 @@ pub fn run_with<P: Protocol>(
         _ if stopped_by_violation => "at the first safety violation".into(),
         _ => stop.to_string(),
     };
+    for violation in &mut violations {
+        violation.node_label = violation.node.and_then(|n| topology.nodes.get(n)).map(|n| n.label.clone());
+    }
     Ok(RunOutcome {
         scenario: scenario.name.clone(),
         protocol: scenario.protocol.clone(),

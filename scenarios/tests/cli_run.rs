@@ -332,7 +332,8 @@ fn compare_writes_its_table_and_refuses_bad_input() {
     let output = dsim(&["compare", "paxos-walkthrough", "paxos-walkthrough-no-accept", "--seeds", "2", "-o", &out_arg]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let table = std::fs::read_to_string(&out).unwrap();
-    assert!(table.starts_with("# paxos-walkthrough vs paxos-walkthrough-no-accept"), "{table}");
+    assert!(table.starts_with("# Systems side by side\n\npaxos-walkthrough · paxos-walkthrough-no-accept"), "{table}");
+    assert!(table.contains("Every checked property held on every seed for every system."), "{table}");
     // The second slows a link by a scripted fault the first lacks: not the same faults.
     assert!(table.contains("the same fault schedule on 0 of 2 seeds"), "{table}");
     assert!(table.contains("| chosen_value | 8 / 8 | 5 / 5 |"), "{table}");

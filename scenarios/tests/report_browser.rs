@@ -112,6 +112,51 @@ fn probe(browser: &Path, page: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("probe result {text}: {e}"))
 }
 
+/// Runs after a comparison page: its title, lead sentences and layout.
+const COMPARE_PROBE: &str = r#"<script>(function () {
+  var width = document.documentElement.clientWidth, out = { errors: window.dsimErrors, overflow: [] };
+  out.width = width;
+  out.scrollWidth = document.documentElement.scrollWidth;
+  out.title = (document.querySelector('h1') || {}).textContent || '';
+  out.lead = Array.prototype.map.call(document.querySelectorAll('.lead p'), function (p) { return p.textContent; });
+  var first = document.querySelector('.lead p');
+  out.leadOnFirstScreen = !!first && first.getBoundingClientRect().bottom <= window.innerHeight;
+  Array.prototype.forEach.call(document.body.querySelectorAll('*'), function (el) {
+    if (el.ownerSVGElement || el.closest('.scroll table, .scroll svg')) return;
+    var r = el.getBoundingClientRect();
+    if (r.right > width + 1) out.overflow.push(el.tagName + '.' + el.className + ' ' + Math.round(r.right));
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'dsim-probe';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();</script>"#;
+
+/// Renders a comparison page in a 1,300-pixel window with [`COMPARE_PROBE`].
+fn probe_comparison(browser: &Path, page: &Path) -> Value {
+    let html = std::fs::read_to_string(page).expect("the page exists");
+    let probed = html.replacen("<head>", &format!("<head>{CATCH}"), 1).replacen(
+        "</body>",
+        &format!("{COMPARE_PROBE}</body>"),
+        1,
+    );
+    let copy = page.with_extension("probe.html");
+    std::fs::write(&copy, probed).unwrap();
+    let output = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1300,900"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+        .args(["--virtual-time-budget=3000", "--dump-dom"])
+        .arg(format!("file://{}", copy.display()))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let start = dom.find("<pre id=\"dsim-probe\">").expect("the probe's result");
+    let text = &dom[start + "<pre id=\"dsim-probe\">".len()..];
+    let text = &text[..text.find("</pre>").expect("the probe's end")];
+    let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("probe result {text}: {e}"))
+}
+
 fn report(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     let path = dir.join(name);
     let output =
@@ -128,6 +173,49 @@ fn common(result: &Value, name: &str) {
     assert_eq!(result["firstDense"], false, "{name}: the first diagram still hides its labels: {result}");
     assert!(result["firstLabel"].as_str().is_some_and(|l| !l.is_empty()), "{name}: {result}");
     assert_eq!(result["firstLabelVisible"], true, "{name}: {result}");
+}
+
+/// `dsim compare cap`, `locks` and `2pc paxos-commit`: each page's title names its kind,
+/// its lead sentences are on the first screen of a 1,300-pixel window, and nothing but the
+/// tables' and diagrams' own scroll boxes is wider than the window.
+#[test]
+fn comparison_pages_render_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("DSIM_REQUIRE_BROWSER").is_none(),
+            "DSIM_REQUIRE_BROWSER is set but no Chromium is installed"
+        );
+        eprintln!("skipped: no Chromium on PATH (apt-get install chromium to run this test)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("dsim-compare-browser-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&["cap"], "Key-value stores under a partition", "CP, refusing on the minority side"),
+        (&["locks"], "Locks under faults", "Mutual exclusion and liveness held"),
+        (&["2pc", "paxos-commit"], "Atomic commitment under faults", "Atomicity held"),
+    ];
+    for (systems, title, first_lead) in cases {
+        let page = dir.join(format!("{}.html", systems[0]));
+        let output = Command::new(env!("CARGO_BIN_EXE_dsim"))
+            .arg("compare")
+            .args(systems)
+            .args(["--seeds", "3", "--html"])
+            .arg(&page)
+            .output()
+            .expect("dsim runs");
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        let result = probe_comparison(&browser, &page);
+        assert_eq!(result["errors"], serde_json::json!([]), "{title}: errors in the browser");
+        assert_eq!(result["overflow"], serde_json::json!([]), "{title}: elements wider than the window");
+        assert!(result["scrollWidth"].as_u64() <= result["width"].as_u64(), "{title}: {result}");
+        assert!(result["title"].as_str().unwrap().starts_with(title), "{result}");
+        let lead = result["lead"].as_array().unwrap();
+        assert!((2..=3).contains(&lead.len()), "{title}: {result}");
+        assert!(lead[0].as_str().unwrap().starts_with(first_lead), "{title}: {result}");
+        assert_eq!(result["leadOnFirstScreen"], true, "{title}: {result}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

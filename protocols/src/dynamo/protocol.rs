@@ -262,10 +262,10 @@ impl DynamoJudge {
             let held = |home: NodeId| self.stores.get(&(home, key.clone())).cloned().unwrap_or_default();
             if let Some(other) = homes.iter().find(|h| held(**h) != held(homes[0])) {
                 return Some(format!(
-                    "servers {} and {other}, home replicas of {key}, hold different versions: {:?} and {:?}",
+                    "servers {} and {other}, home replicas of {key}, hold different versions: {} and {}",
                     homes[0],
-                    held(homes[0]),
-                    held(*other)
+                    crate::dynamo::store::clocks_text(&held(homes[0])),
+                    crate::dynamo::store::clocks_text(&held(*other))
                 ));
             }
         }
@@ -332,9 +332,10 @@ impl Judge<DynamoNode> for DynamoJudge {
                     && let Some(lost) = before.iter().find(|c| !covers(clocks, c))
                 {
                     let message = format!(
-                        "server {} replaced its version {lost:?} of {key} with {clocks:?}, which does not supersede it: \
+                        "server {} replaced its version ({lost}) of {key} with {}, which does not supersede it: \
                          a replica must merge what it receives, never go back",
-                        observation.node
+                        observation.node,
+                        crate::dynamo::store::clocks_text(clocks)
                     );
                     return Some(Violation::new("replica-regressed", message, t_ns, Some(observation.node)));
                 }
@@ -518,7 +519,7 @@ mod tests {
         let v = stored(&mut judge, &sim, 30, 0, vec![stamp(5, 2)]).expect("a violation");
         assert_eq!(v.kind, "replica-regressed");
         assert_eq!(v.node, Some(0));
-        assert!(v.message.starts_with("server 0 replaced its version Stamp { ms: 6, node: 0 } of k"), "{}", v.message);
+        assert!(v.message.starts_with("server 0 replaced its version (stamp 6 ms on server 0) of k"), "{}", v.message);
     }
 
     #[test]

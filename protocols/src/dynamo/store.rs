@@ -54,6 +54,28 @@ impl VClock {
     }
 }
 
+/// A clock for people: `stamp 2089 ms on server 0`, `vector {server 0: 2, server 1: 1}`.
+impl std::fmt::Display for VClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VClock::Stamp { ms, node } => write!(f, "stamp {ms} ms on server {node}"),
+            VClock::Vector(entries) => {
+                let parts: Vec<String> =
+                    entries.iter().map(|(node, count)| format!("server {node}: {count}")).collect();
+                write!(f, "vector {{{}}}", parts.join(", "))
+            }
+        }
+    }
+}
+
+/// Clocks for people, joined: `stamp 6 ms on server 0 and stamp 7 ms on server 1`.
+pub fn clocks_text(clocks: &[VClock]) -> String {
+    match clocks {
+        [] => "no version".to_owned(),
+        _ => clocks.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "),
+    }
+}
+
 /// One version of a key's value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Version {
