@@ -186,6 +186,9 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
             out += &format!("availability under partition: {}\n", sides.join(", "));
         }
     }
+    if let (Some(p99), Some(longest)) = (m.queue_ms_p99, m.queue_len_max) {
+        out += &format!("queueing: p99 {p99:.1} ms waiting for a busy node, longest queue {longest}\n");
+    }
     if let Some(c) = &m.consistency {
         out += &format!(
             "consistency: {} of {} reads stale (at most {} writes behind, p50 {:.1} ms, max {:.1} ms), {} \

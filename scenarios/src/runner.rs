@@ -50,6 +50,12 @@ pub struct RunMetrics {
     /// The consistency anomalies of a key-value history, as numbers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistency: Option<checker::anomalies::Anomalies>,
+    /// With processing costs: the 99th percentile of the time an event waited for its
+    /// busy node, and the longest queue one node had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_ms_p99: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_len_max: Option<u64>,
 }
 
 /// Availability: of the operations invoked in a phase, the share answered definitely.
@@ -128,6 +134,7 @@ pub fn run_with<P: Protocol>(
     let limits = Limits { max_events: scenario.checks.max_events, max_time_ns: end_ns, max_pending: 2_000_000 };
     let config = SimConfig { seed, nodes, network: scenario.network.clone(), limits };
     let mut sim = Sim::new(config, factory).map_err(|e| e.to_string())?;
+    sim.set_costs(&scenario.costs()).map_err(|e| e.to_string())?;
     if let Some(sink) = sink {
         sim.set_trace_sink(sink);
     }
@@ -236,7 +243,8 @@ pub fn run_with<P: Protocol>(
     } else {
         Verdict::Pass
     };
-    let mut metrics = metrics(&sim, built.as_ref().ok(), schedule.len());
+    let queued = scenario.processing != sim_core::ProcessingCosts::default();
+    let mut metrics = metrics(&sim, built.as_ref().ok(), schedule.len(), queued);
     metrics.protocol = judge.metrics();
     if model.is_some()
         && let Ok(history) = &built
@@ -568,7 +576,7 @@ fn progress_after(history: &checker::History, quiet_ns: u64, end_ns: u64) -> Opt
     Some(Violation::new("liveness", message, end_ns, None))
 }
 
-fn metrics<P: Process>(sim: &Sim<P>, history: Option<&checker::History>, faults: usize) -> RunMetrics {
+fn metrics<P: Process>(sim: &Sim<P>, history: Option<&checker::History>, faults: usize, queued: bool) -> RunMetrics {
     let engine = sim.metrics();
     let mut latencies: Vec<u64> = Vec::new();
     let (mut ok, mut fail, mut info) = (0, 0, 0);
@@ -612,7 +620,17 @@ fn metrics<P: Process>(sim: &Sim<P>, history: Option<&checker::History>, faults:
         protocol: BTreeMap::new(),
         availability: None,
         consistency: None,
+        queue_ms_p99: queued.then(|| queue_p99_ms(sim.queue_delays_ns())),
+        queue_len_max: queued.then_some(engine.queue_len_max),
     }
+}
+
+/// The 99th percentile of the queueing delays, in ms (0 when no event waited).
+fn queue_p99_ms(delays_ns: &[u64]) -> f64 {
+    let mut sorted = delays_ns.to_vec();
+    sorted.sort_unstable();
+    let rank = ((0.99 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).map_or(0.0, |ns| *ns as f64 / 1e6)
 }
 
 #[cfg(test)]

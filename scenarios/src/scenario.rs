@@ -28,6 +28,13 @@ pub struct Scenario {
     pub cluster: Cluster,
     #[serde(default)]
     pub network: NetworkConfig,
+    /// How long a storage sync takes (`"storage": {"sync": LATENCY}`; default: at once).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub storage: sim_core::StorageCosts,
+    /// How long handling a message or a timer takes (`"processing": {"cost": LATENCY}`;
+    /// default: no time).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub processing: sim_core::ProcessingCosts,
     /// The protocol's own settings; its type is the protocol's (`Protocol::Settings`),
     /// absent fields take their defaults.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
@@ -39,7 +46,16 @@ pub struct Scenario {
     pub checks: Checks,
 }
 
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
 impl Scenario {
+    /// The time work takes in this scenario (`sim_core::costs`).
+    pub fn costs(&self) -> sim_core::Costs {
+        sim_core::Costs { storage: self.storage.clone(), processing: self.processing.clone() }
+    }
+
     /// The variant's name, `correct` for none.
     pub fn variant_name(&self) -> &str {
         self.variant.as_deref().unwrap_or("correct")
@@ -418,7 +434,12 @@ pub fn validate(scenario: &Scenario) -> Result<(), (String, String)> {
             }
         }
     }
-    scenario.network.validate(topology.nodes.len()).map_err(|e| field("network", format!("network: {e}")))
+    scenario.network.validate(topology.nodes.len()).map_err(|e| field("network", format!("network: {e}")))?;
+    let costs = sim_core::Costs { storage: scenario.storage.clone(), processing: sim_core::ProcessingCosts::default() };
+    costs.compile(topology.nodes.len()).map_err(|e| field("storage", format!("storage: {e}")))?;
+    let costs = sim_core::Costs { storage: sim_core::StorageCosts::default(), processing: scenario.processing.clone() };
+    costs.compile(topology.nodes.len()).map_err(|e| field("processing", format!("processing: {e}")))?;
+    Ok(())
 }
 
 /// Scenario names become file names (`NAME-seedN.json`): letters, digits, `.`, `_`, `-`,

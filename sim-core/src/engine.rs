@@ -7,7 +7,7 @@
 //! protocol's message size.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -17,7 +17,7 @@ use crate::SimError;
 use crate::clock::Clock;
 use crate::fault::{Fault, drift_to_ppm};
 use crate::fingerprint::{Fingerprint, hash_value};
-use crate::network::{LinkModel, NetworkConfig, ms_to_ns, signed_ms_to_ns};
+use crate::network::{Delay, LinkModel, NetworkConfig, ms_to_ns, signed_ms_to_ns};
 use crate::rng::{SimRng, derive_rng, node_label};
 use crate::storage::Storage;
 use crate::trace::{DropReason, StopReason, TraceEvent, TraceSink};
@@ -114,6 +114,8 @@ pub struct Metrics {
     pub faults_applied: u64,
     pub observations: u64,
     pub pending_max: u64,
+    /// The most events one busy node had waiting (processing costs only).
+    pub queue_len_max: u64,
 }
 
 impl Metrics {
@@ -134,13 +136,54 @@ const FP_FAULT: u64 = 7;
 const FP_RESUME: u64 = 8;
 const FP_OBSERVE: u64 = 9;
 const FP_STOP: u64 = 10;
+const FP_SYNC_DONE: u64 = 11;
 
-enum Payload<M> {
-    Start { node: u32 },
-    Deliver { from: u32, to: u32, msg_id: u64, msg: M },
-    Timer { node: u32, index: u32, generation: u64, version: u32 },
-    Fault { index: u32 },
-    Resume { node: u32, pause_id: u64 },
+enum Payload<M, O> {
+    Start {
+        node: u32,
+    },
+    Deliver {
+        from: u32,
+        to: u32,
+        msg_id: u64,
+        msg: M,
+    },
+    Timer {
+        node: u32,
+        index: u32,
+        generation: u64,
+        version: u32,
+    },
+    Fault {
+        index: u32,
+    },
+    Resume {
+        node: u32,
+        pause_id: u64,
+    },
+    /// A node's disk completed a sync request covering its first `upto` writes.
+    SyncDone {
+        node: u32,
+        incarnation: u32,
+        upto: u64,
+    },
+    /// What a handler did after a sync (or while its handling took time), released when
+    /// the sync completed (or the handling ended).
+    Held {
+        node: u32,
+        incarnation: u32,
+        effect: Box<Held<M, O>>,
+    },
+    /// A busy node is free: it takes the next event from its queue.
+    Idle {
+        node: u32,
+    },
+}
+
+/// An effect held back by a cost.
+enum Held<M, O> {
+    Send { to: u32, msg: M, kind: Option<String> },
+    Observe(O),
 }
 
 #[derive(PartialEq, Eq)]
@@ -186,6 +229,27 @@ struct NodeState {
     timers: Vec<TimerSlot>,
     free_timers: Vec<u32>,
     timer_generation: u64,
+    /// Costs (`crate::costs`): none by default.
+    sync_delay: Option<Delay>,
+    processing: Option<Delay>,
+    /// When the node's disk has finished every sync asked of it, and the sync calls the
+    /// engine has seen (each may have asked the disk for a new request).
+    disk_free_ns: u64,
+    sync_calls_seen: u64,
+    sync_requested_seen: u64,
+    /// When the node finishes handling its current event (or waiting for the sync it
+    /// asked), and the events waiting for it (slot, arrival time); whether an `Idle` is
+    /// due.
+    busy_until_ns: u64,
+    waiting: VecDeque<(u32, u64)>,
+    idle_scheduled: bool,
+}
+
+impl NodeState {
+    /// Whether effects of this node's handlers may be held back by a cost.
+    fn costly(&self) -> bool {
+        self.sync_delay.is_some() || self.processing.is_some()
+    }
 }
 
 /// The engine's state apart from the processes; a [`Ctx`] borrows it during a handler.
@@ -194,7 +258,7 @@ pub struct Core<M, O> {
     seq: u64,
     next_msg_id: u64,
     queue: BinaryHeap<Entry>,
-    slab: Vec<Option<Payload<M>>>,
+    slab: Vec<Option<Payload<M, O>>>,
     free_slots: Vec<u32>,
     nodes: Vec<NodeState>,
     nodes_count: usize,
@@ -214,10 +278,15 @@ pub struct Core<M, O> {
     observations: Vec<Observation<O>>,
     sink: Option<Box<dyn TraceSink<M, O>>>,
     limits: Limits,
+    seed: u64,
+    /// Draws of sync latencies and processing costs (only when a cost is set).
+    costs_rng: Option<SimRng>,
+    /// How long each event that found its node busy waited.
+    queue_delays_ns: Vec<u64>,
 }
 
 impl<M: Data, O: Data> Core<M, O> {
-    fn schedule(&mut self, time_ns: u64, payload: Payload<M>) {
+    fn schedule(&mut self, time_ns: u64, payload: Payload<M, O>) {
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 self.slab[slot as usize] = Some(payload);
@@ -237,7 +306,7 @@ impl<M: Data, O: Data> Core<M, O> {
         self.queue.push(Entry { time: time_ns, seq, slot });
     }
 
-    fn take_slot(&mut self, slot: u32) -> Payload<M> {
+    fn take_slot(&mut self, slot: u32) -> Payload<M, O> {
         let payload = self.slab[slot as usize].take();
         self.free_slots.push(slot);
         payload.expect("a queued slot holds a payload")
@@ -366,6 +435,39 @@ impl<M: Data, O: Data> Core<M, O> {
         }
     }
 
+    /// After `node` called `sync`: schedules the completion of a new disk request (behind
+    /// any pending one) and returns when the newest request completes; 0 when no sync was
+    /// called since the last look or syncs cost nothing.
+    fn note_syncs(&mut self, node: NodeId) -> u64 {
+        let now = self.now_ns;
+        let state = &mut self.nodes[node];
+        let Some(delay) = &state.sync_delay else { return 0 };
+        let (calls, upto) = state.storage.sync_calls();
+        if calls == state.sync_calls_seen {
+            return 0;
+        }
+        state.sync_calls_seen = calls;
+        if upto > state.sync_requested_seen {
+            state.sync_requested_seen = upto;
+            let rng = self.costs_rng.as_mut().expect("a cost has its stream");
+            let done = state.disk_free_ns.max(now).saturating_add(delay.sample_ns(rng));
+            state.disk_free_ns = done;
+            // Like a server blocked in fsync, the node handles nothing else until it returns.
+            state.busy_until_ns = state.busy_until_ns.max(done);
+            let incarnation = state.incarnation;
+            self.schedule(done, Payload::SyncDone { node: node as u32, incarnation, upto });
+        }
+        debug_assert!(self.nodes[node].disk_free_ns >= now, "a pending sync completes now or later");
+        self.nodes[node].disk_free_ns
+    }
+
+    /// Holds `effect` of `node` until `at_ns`.
+    fn hold(&mut self, node: NodeId, at_ns: u64, effect: Held<M, O>) {
+        debug_assert!(at_ns > self.now_ns, "only an effect due later is held");
+        let incarnation = self.nodes[node].incarnation;
+        self.schedule(at_ns, Payload::Held { node: node as u32, incarnation, effect: Box::new(effect) });
+    }
+
     fn observe(&mut self, node: NodeId, obs: O) {
         let now = self.now_ns;
         self.metrics.observations += 1;
@@ -382,6 +484,10 @@ pub struct Ctx<'a, M, O> {
     core: &'a mut Core<M, O>,
     node: NodeId,
     local_now_ns: u64,
+    /// With costs: the global instant before which this handler's effects may not leave
+    /// (the end of its handling, the completion of a sync it called).
+    hold_until_ns: u64,
+    costly: bool,
 }
 
 impl<M: Data, O: Data> Ctx<'_, M, O> {
@@ -406,13 +512,31 @@ impl<M: Data, O: Data> Ctx<'_, M, O> {
             // Struck by a crash during a write: nothing after it leaves the node.
             return;
         }
+        if let Some(at) = self.held_until() {
+            self.core.hold(self.node, at, Held::Send { to: to as u32, msg, kind: None });
+            return;
+        }
         self.core.send(self.node, to, msg, None);
+    }
+
+    /// With costs: when this handler's next effect may leave, if later than now.
+    #[inline]
+    fn held_until(&mut self) -> Option<u64> {
+        if !self.costly {
+            return None;
+        }
+        self.hold_until_ns = self.hold_until_ns.max(self.core.note_syncs(self.node));
+        (self.hold_until_ns > self.core.now_ns).then_some(self.hold_until_ns)
     }
 
     /// Sends `msg` as a message of `kind`: its delay comes from the network's latency
     /// for that kind when the scenario gives one, else from the link's.
     pub fn send_as(&mut self, to: NodeId, msg: M, kind: &str) {
         if self.dying() {
+            return;
+        }
+        if let Some(at) = self.held_until() {
+            self.core.hold(self.node, at, Held::Send { to: to as u32, msg, kind: Some(kind.to_owned()) });
             return;
         }
         self.core.send(self.node, to, msg, Some(kind));
@@ -450,6 +574,10 @@ impl<M: Data, O: Data> Ctx<'_, M, O> {
     /// Emits a typed observation, stamped with true global time.
     pub fn observe(&mut self, obs: O) {
         if self.dying() {
+            return;
+        }
+        if let Some(at) = self.held_until() {
+            self.core.hold(self.node, at, Held::Observe(obs));
             return;
         }
         self.core.observe(self.node, obs);
@@ -491,6 +619,14 @@ impl<P: Process> Sim<P> {
                 timers: Vec::new(),
                 free_timers: Vec::new(),
                 timer_generation: 0,
+                sync_delay: None,
+                processing: None,
+                disk_free_ns: 0,
+                sync_calls_seen: 0,
+                sync_requested_seen: 0,
+                busy_until_ns: 0,
+                waiting: VecDeque::new(),
+                idle_scheduled: false,
             })
             .collect();
         let mut core = Core {
@@ -517,6 +653,9 @@ impl<P: Process> Sim<P> {
             observations: Vec::new(),
             sink: None,
             limits: config.limits,
+            seed: config.seed,
+            costs_rng: None,
+            queue_delays_ns: Vec::new(),
         };
         for node in 0..nodes_count {
             core.schedule(0, Payload::Start { node: node as u32 });
@@ -524,6 +663,31 @@ impl<P: Process> Sim<P> {
         let mut factory = Box::new(factory);
         let procs = (0..nodes_count).map(|node| Some(factory(node))).collect();
         Ok(Sim { procs, factory, core, stopped: None })
+    }
+
+    /// Sets the time work takes (`crate::costs`): per node, how long a sync and the
+    /// handling of an event take. Call before the first step; without it nothing costs
+    /// time and the run is exactly what it was before costs existed.
+    pub fn set_costs(&mut self, costs: &crate::costs::Costs) -> Result<(), SimError> {
+        assert!(self.core.metrics.events == 0, "costs are set before the run starts");
+        if costs.is_zero() {
+            return Ok(());
+        }
+        let compiled = costs.compile(self.core.nodes_count)?;
+        for (state, (sync, processing)) in self.core.nodes.iter_mut().zip(compiled) {
+            if sync.is_some() {
+                state.storage.defer_syncs();
+            }
+            state.sync_delay = sync;
+            state.processing = processing;
+        }
+        self.core.costs_rng = Some(derive_rng(self.core.seed, "costs"));
+        Ok(())
+    }
+
+    /// How long each event that found its node busy waited for it, in order.
+    pub fn queue_delays_ns(&self) -> &[u64] {
+        &self.core.queue_delays_ns
     }
 
     /// Records every event from now on into `sink`.
@@ -642,20 +806,35 @@ impl<P: Process> Sim<P> {
 
     /// Handles the event in `slot`; false when it was stale or deferred (not counted).
     fn dispatch(&mut self, slot: u32) -> bool {
-        // The node whose handler this event runs (a resume and a fault run none).
-        let handler_node = match self.core.slab[slot as usize].as_ref().expect("queued slot") {
-            Payload::Start { node } | Payload::Timer { node, .. } => Some(*node),
-            Payload::Deliver { to, .. } => Some(*to),
-            Payload::Resume { .. } | Payload::Fault { .. } => None,
+        // The node whose handler this event runs (a resume, a fault, a completed sync
+        // and an idle run none), and whether handling it is work that takes time.
+        let (handler_node, work) = match self.core.slab[slot as usize].as_ref().expect("queued slot") {
+            Payload::Start { node } | Payload::Held { node, .. } => (Some(*node), false),
+            Payload::Timer { node, .. } => (Some(*node), true),
+            Payload::Deliver { to, .. } => (Some(*to), true),
+            Payload::Resume { .. } | Payload::Fault { .. } | Payload::SyncDone { .. } | Payload::Idle { .. } => {
+                (None, false)
+            }
         };
         if let Some(node) = handler_node {
+            let now = self.core.now_ns;
             let state = &mut self.core.nodes[node as usize];
             if state.up && state.paused_until_ns.is_some() {
                 // A paused node handles nothing: the event waits for the resume.
                 state.deferred.push(slot);
                 return false;
             }
+            if work && state.up && state.costly() && (state.busy_until_ns > now || !state.waiting.is_empty()) {
+                // A busy node handles one event at a time: this one waits its turn.
+                self.enqueue(node as usize, slot);
+                return false;
+            }
         }
+        self.run_slot(slot, handler_node.map(|n| n as usize))
+    }
+
+    /// Runs the event in `slot` now.
+    fn run_slot(&mut self, slot: u32, handler_node: Option<NodeId>) -> bool {
         let handled = match self.core.take_slot(slot) {
             Payload::Start { node } => self.start_node(node as usize),
             Payload::Deliver { from, to, msg_id, msg } => self.deliver(from as usize, to as usize, msg_id, msg),
@@ -664,17 +843,100 @@ impl<P: Process> Sim<P> {
             }
             Payload::Fault { index } => self.apply_fault(index as usize),
             Payload::Resume { node, pause_id } => self.resume(node as usize, pause_id),
+            Payload::SyncDone { node, incarnation, upto } => self.sync_done(node as usize, incarnation, upto),
+            Payload::Held { node, incarnation, effect } => self.release(node as usize, incarnation, *effect),
+            Payload::Idle { node } => self.idle(node as usize),
         };
         if let Some(node) = handler_node {
-            self.crash_if_struck(node as usize);
+            if self.core.nodes[node].costly() {
+                // A sync called last in the handler still asks the disk.
+                self.core.note_syncs(node);
+            }
+            self.crash_if_struck(node);
         }
         handled
     }
 
-    fn ctx_parts(&mut self, node: NodeId) -> (&mut P, Ctx<'_, P::Msg, P::Obs>) {
-        let local_now_ns = self.core.nodes[node].clock.local(self.core.now_ns);
+    /// Puts the event in `slot` at the back of busy `node`'s queue.
+    fn enqueue(&mut self, node: NodeId, slot: u32) {
+        let now = self.core.now_ns;
+        let state = &mut self.core.nodes[node];
+        state.waiting.push_back((slot, now));
+        self.core.metrics.queue_len_max = self.core.metrics.queue_len_max.max(state.waiting.len() as u64);
+        if !state.idle_scheduled {
+            state.idle_scheduled = true;
+            let at = state.busy_until_ns.max(now);
+            self.core.schedule(at, Payload::Idle { node: node as u32 });
+        }
+    }
+
+    /// `node` may be free: it handles the first event of its queue.
+    fn idle(&mut self, node: NodeId) -> bool {
+        let now = self.core.now_ns;
+        let state = &mut self.core.nodes[node];
+        state.idle_scheduled = false;
+        if !state.up || state.waiting.is_empty() {
+            return false;
+        }
+        if state.busy_until_ns > now || state.paused_until_ns.is_some() {
+            // Still busy (or paused): look again when it is free.
+            state.idle_scheduled = true;
+            let at = state.busy_until_ns.max(now).max(state.paused_until_ns.unwrap_or(0));
+            self.core.schedule(at, Payload::Idle { node: node as u32 });
+            return false;
+        }
+        let (slot, arrived_ns) = state.waiting.pop_front().expect("not empty");
+        debug_assert!(arrived_ns <= now, "an event waits after it arrived");
+        self.core.queue_delays_ns.push(now - arrived_ns);
+        let handled = self.run_slot(slot, Some(node));
+        let state = &mut self.core.nodes[node];
+        if state.up && !state.waiting.is_empty() && !state.idle_scheduled {
+            state.idle_scheduled = true;
+            let at = state.busy_until_ns.max(now);
+            self.core.schedule(at, Payload::Idle { node: node as u32 });
+        }
+        handled
+    }
+
+    /// A sync request of `node` completed: its writes are durable (unless the node
+    /// crashed since, which lost them).
+    fn sync_done(&mut self, node: NodeId, incarnation: u32, upto: u64) -> bool {
+        let now = self.core.now_ns;
+        let state = &mut self.core.nodes[node];
+        if !state.up || state.incarnation != incarnation {
+            return false;
+        }
+        state.storage.complete_sync(upto);
+        self.core.fingerprint.fold_event(&[FP_SYNC_DONE, now, node as u64, upto]);
+        true
+    }
+
+    /// An effect held by a cost leaves now, unless its node crashed since.
+    fn release(&mut self, node: NodeId, incarnation: u32, effect: Held<P::Msg, P::Obs>) -> bool {
+        let state = &self.core.nodes[node];
+        if !state.up || state.incarnation != incarnation {
+            return false;
+        }
+        match effect {
+            Held::Send { to, msg, kind } => self.core.send(node, to as usize, msg, kind.as_deref()),
+            Held::Observe(obs) => self.core.observe(node, obs),
+        }
+        true
+    }
+
+    fn ctx_parts(&mut self, node: NodeId, work: bool) -> (&mut P, Ctx<'_, P::Msg, P::Obs>) {
+        let now = self.core.now_ns;
+        let local_now_ns = self.core.nodes[node].clock.local(now);
+        let costly = self.core.nodes[node].costly();
+        let mut hold_until_ns = 0;
+        if work && let Some(cost) = &self.core.nodes[node].processing {
+            let rng = self.core.costs_rng.as_mut().expect("a cost has its stream");
+            let busy_until = now.saturating_add(cost.sample_ns(rng));
+            self.core.nodes[node].busy_until_ns = busy_until;
+            hold_until_ns = busy_until;
+        }
         let process = self.procs[node].as_mut().expect("an up node has a process");
-        (process, Ctx { core: &mut self.core, node, local_now_ns })
+        (process, Ctx { core: &mut self.core, node, local_now_ns, hold_until_ns, costly })
     }
 
     /// After a handler of `node`: a crash armed by `CrashDuringWrite` that struck during
@@ -705,7 +967,7 @@ impl<P: Process> Sim<P> {
         let incarnation = self.core.nodes[node].incarnation;
         self.core.fingerprint.fold_event(&[FP_START, now, node as u64, u64::from(incarnation)]);
         self.core.record(|| TraceEvent::Start { t_ns: now, node, incarnation });
-        let (process, mut ctx) = self.ctx_parts(node);
+        let (process, mut ctx) = self.ctx_parts(node, false);
         process.on_start(&mut ctx);
         true
     }
@@ -725,7 +987,7 @@ impl<P: Process> Sim<P> {
         if let Some(sink) = self.core.sink.as_mut() {
             sink.record(&TraceEvent::Deliver { t_ns: now, from, to, msg_id, msg: &msg });
         }
-        let (process, mut ctx) = self.ctx_parts(to);
+        let (process, mut ctx) = self.ctx_parts(to, true);
         process.on_message(&mut ctx, from, msg);
         true
     }
@@ -754,7 +1016,7 @@ impl<P: Process> Sim<P> {
         let tag = slot.tag;
         self.core.fingerprint.fold_event(&[FP_TIMER, now, node as u64, tag]);
         self.core.record(|| TraceEvent::Timer { t_ns: now, node, timer: index, tag, local_ns: local_now });
-        let (process, mut ctx) = self.ctx_parts(node);
+        let (process, mut ctx) = self.ctx_parts(node, true);
         process.on_timer(&mut ctx, TimerId { index, generation }, tag);
         true
     }
@@ -888,6 +1150,16 @@ impl<P: Process> Sim<P> {
         }
         state.free_timers = (0..state.timers.len() as u32).rev().collect();
         state.storage.crash(torn_write, &mut self.core.nemesis_rng);
+        // Its disk and its handling stop; events that waited for it go back to the queue
+        // now, to be lost as any event for a crashed node is.
+        state.disk_free_ns = 0;
+        state.busy_until_ns = 0;
+        let waiting = std::mem::take(&mut state.waiting);
+        let now = self.core.now_ns;
+        for (slot, _) in waiting {
+            self.core.reschedule_slot(now, slot);
+        }
+        let state = &mut self.core.nodes[node];
         let deferred = std::mem::take(&mut state.deferred);
         self.procs[node] = None;
         for slot in deferred {

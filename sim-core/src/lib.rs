@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod clock;
+pub mod costs;
 pub mod engine;
 pub mod error;
 pub mod fault;
@@ -20,6 +21,7 @@ pub mod storage;
 pub mod trace;
 
 pub use clock::Clock;
+pub use costs::{Costs, ProcessingCosts, StorageCosts};
 pub use engine::{Core, Ctx, Limits, Metrics, NodeId, Observation, Process, Sim, SimConfig, Step, TimerId};
 pub use error::SimError;
 pub use fault::{Fault, ScheduledFault};

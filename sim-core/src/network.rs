@@ -202,6 +202,25 @@ impl Sampler {
     }
 }
 
+/// A validated latency distribution, ready to sample: a storage sync's or an event's
+/// handling time (`crate::costs`).
+#[derive(Clone, Debug)]
+pub struct Delay {
+    sampler: Sampler,
+}
+
+impl Delay {
+    /// Validates and compiles a latency.
+    pub fn new(latency: &Latency) -> Result<Delay, SimError> {
+        Ok(Delay { sampler: compile_latency(latency)? })
+    }
+
+    /// One draw, in nanoseconds.
+    pub fn sample_ns(&self, rng: &mut SimRng) -> u64 {
+        self.sampler.sample_ns(rng)
+    }
+}
+
 /// A compiled per-kind latency.
 #[derive(Clone, Debug)]
 pub struct KindModel {

@@ -4,6 +4,10 @@
 //! makes all earlier writes durable. A crash throws away the unsynced writes; with a torn
 //! write, the oldest unsynced write reaches the disk cut short at a random length, the way
 //! a write interrupted mid-sector does.
+//!
+//! With a sync latency (the engine's `Costs`), `sync` only asks the disk: the writes so
+//! far become durable when the engine completes the request ([`Storage::complete_sync`]),
+//! and a crash before then loses them like any unsynced write.
 
 use std::collections::BTreeMap;
 
@@ -44,6 +48,16 @@ pub struct Storage {
     /// writes and syncs no longer happen.
     dying: Option<bool>,
     metrics: StorageMetrics,
+    /// Whether a sync waits for the engine to complete it (a sync latency is set).
+    deferred_syncs: bool,
+    /// Writes ever made (the sequence number of the next one), and how many of them are
+    /// durable: the unsynced ones are the last `written - durable`.
+    written: u64,
+    durable: u64,
+    /// The writes the newest sync request will make durable, and how many times `sync`
+    /// was called with writes not yet durable (each such call waits for the disk).
+    sync_requested: u64,
+    sync_calls: u64,
 }
 
 impl Storage {
@@ -62,6 +76,7 @@ impl Storage {
         self.metrics.bytes_written += value.len() as u64;
         let previous = self.live.insert(key.clone(), value);
         self.unsynced.push(Undo { key, previous, put: true });
+        self.written += 1;
         self.count_write();
     }
 
@@ -73,6 +88,7 @@ impl Storage {
         self.metrics.writes += 1;
         let previous = self.live.remove(key);
         self.unsynced.push(Undo { key: key.to_owned(), previous, put: false });
+        self.written += 1;
         self.count_write();
     }
 
@@ -84,13 +100,52 @@ impl Storage {
             .map(|(key, value)| (key.as_str(), value.as_slice()))
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable: at once, or with a sync latency when the
+    /// engine completes the request (a request covering nothing new is no request).
     pub fn sync(&mut self) {
         if self.unsynced.is_empty() || self.dying.is_some() {
             return;
         }
-        self.metrics.syncs += 1;
-        self.unsynced.clear();
+        if !self.deferred_syncs {
+            self.metrics.syncs += 1;
+            self.unsynced.clear();
+            self.durable = self.written;
+            return;
+        }
+        self.sync_calls += 1;
+        if self.written > self.sync_requested {
+            self.metrics.syncs += 1;
+            self.sync_requested = self.written;
+        }
+    }
+
+    /// Whether a sync was asked and has not completed (never, without a sync latency):
+    /// what the node holds in memory may then be lost by a crash although it synced.
+    pub fn sync_pending(&self) -> bool {
+        self.sync_requested > self.durable
+    }
+
+    /// Makes syncs wait for the engine (a sync latency is set for this node).
+    pub fn defer_syncs(&mut self) {
+        self.deferred_syncs = true;
+    }
+
+    /// How many calls of `sync` waited for the disk, and the writes (counted from the
+    /// first ever made) the newest request covers.
+    pub fn sync_calls(&self) -> (u64, u64) {
+        (self.sync_calls, self.sync_requested)
+    }
+
+    /// The disk completed a sync request covering the first `upto` writes ever made:
+    /// those still unsynced become durable (a crash since lost them already).
+    pub fn complete_sync(&mut self, upto: u64) {
+        if upto <= self.durable {
+            return;
+        }
+        let count = ((upto - self.durable) as usize).min(self.unsynced.len());
+        self.unsynced.drain(..count);
+        self.durable = upto;
+        debug_assert!(self.durable + self.unsynced.len() as u64 == self.written, "the undo log holds the rest");
     }
 
     /// Whether writes are waiting for a sync.
@@ -103,6 +158,9 @@ impl Storage {
     pub fn crash(&mut self, torn: bool, rng: &mut SimRng) {
         self.crash_point = None;
         self.dying = None;
+        // Pending sync requests die with the node: what they covered is lost below.
+        self.durable = self.written;
+        self.sync_requested = self.written;
         if self.unsynced.is_empty() {
             // Everything written is durable: nothing to lose, nothing to tear.
             return;

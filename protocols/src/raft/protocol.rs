@@ -225,7 +225,9 @@ impl Applying {
 /// `currentTerm` never decreases on a server, not even across a restart: it is durable
 /// state (Figure 2), written and synced before the server acts on it. Read after every
 /// step from every server up; a write cut short by a crash in that very step leaves the
-/// server down, so a term the judge has seen was synced.
+/// server down, so a term the judge has seen was synced. With a sync latency, a term
+/// raised while its sync is pending is not yet durable (the server acts on nothing until
+/// the sync returns): it counts once no sync is pending.
 pub struct Terms {
     /// Each server's highest term seen, and when it was first seen.
     highest: Vec<(u64, u64)>,
@@ -236,11 +238,12 @@ impl Terms {
         Terms { highest: vec![(0, 0); servers] }
     }
 
-    /// Compares every server's term now (`None`: down) with its highest.
-    pub fn check(&mut self, now_ns: u64, term_of: impl Fn(NodeId) -> Option<u64>) -> Option<Violation> {
+    /// Compares every server's term now (`None`: down) with its highest; the flag says
+    /// whether the term is settled (no sync pending).
+    pub fn check(&mut self, now_ns: u64, term_of: impl Fn(NodeId) -> Option<(u64, bool)>) -> Option<Violation> {
         for (node, (highest, seen_ns)) in self.highest.iter_mut().enumerate() {
-            let Some(term) = term_of(node) else { continue };
-            if term > *highest {
+            let Some((term, settled)) = term_of(node) else { continue };
+            if term > *highest && settled {
                 (*highest, *seen_ns) = (term, now_ns);
             } else if term < *highest {
                 let message = format!(
@@ -375,7 +378,9 @@ impl Judge<RaftNode> for RaftJudge {
     fn after_step(&mut self, sim: &Sim<RaftNode>) -> Option<Violation> {
         self.pre_vote.after_step(sim);
         let servers = self.servers;
-        self.terms.check(sim.now_ns(), |n| server_of(sim, servers, n).map(Server::current_term))
+        self.terms.check(sim.now_ns(), |n| {
+            server_of(sim, servers, n).map(|s| (s.current_term(), !sim.storage(n).sync_pending()))
+        })
     }
 
     /// The state machine of the server that applied the most.
@@ -490,11 +495,14 @@ mod tests {
     #[test]
     fn a_term_never_decreases_and_the_violation_names_when_the_higher_one_was_first_seen() {
         let mut terms = Terms::new(2);
-        assert!(terms.check(10 * MS, |n| Some([3, 1][n])).is_none());
-        assert!(terms.check(20 * MS, |n| [Some(3), None][n]).is_none(), "server 1 down");
-        assert!(terms.check(30 * MS, |n| Some([4, 2][n])).is_none());
-        assert!(terms.check(35 * MS, |n| Some([4, 2][n])).is_none(), "still term 2: first seen stays 30 ms");
-        let v = terms.check(40 * MS, |n| Some([4, 1][n])).expect("server 1 went from 2 back to 1");
+        let settled = |a: u64, b: u64| move |n: usize| Some(([a, b][n], true));
+        assert!(terms.check(10 * MS, settled(3, 1)).is_none());
+        assert!(terms.check(20 * MS, |n| [Some((3, true)), None][n]).is_none(), "server 1 down");
+        assert!(terms.check(30 * MS, settled(4, 2)).is_none());
+        assert!(terms.check(35 * MS, settled(4, 2)).is_none(), "still term 2: first seen stays 30 ms");
+        // A term raised while its sync is pending is not durable yet: losing it is fine.
+        assert!(terms.check(37 * MS, |n| Some(([4, 5][n], n == 0))).is_none());
+        let v = terms.check(40 * MS, settled(4, 1)).expect("server 1 went from 2 back to 1");
         assert_eq!((v.kind.as_str(), v.node, v.t_ns), ("term-monotonic", Some(1), 40 * MS));
         assert!(v.message.contains("server 1 is in term 1, but it had been in term 2"), "{}", v.message);
         assert_eq!((v.marks[0].node, v.marks[0].t_ns), (1, 30 * MS), "first seen in term 2 at 30 ms");
