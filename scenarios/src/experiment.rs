@@ -1,12 +1,34 @@
 //! `dsim experiment raft-election`: the leader-election experiment of the Raft paper
-//! (extended version, Figure 16; Ongaro's thesis, chapter 9).
+//! (Ongaro and Ousterhout, "In Search of an Understandable Consensus Algorithm", extended
+//! version, section 9.3 and Figure 16; Ongaro's thesis, chapter 9), by the paper's method:
 //!
-//! Setup, as the paper describes it: five servers; a broadcast time (a round trip to
-//! every server) of about 15 ms, here one-way delays uniform in 6–9 ms; a heartbeat
-//! interval of half the minimum election timeout. Each trial starts a fresh cluster,
-//! lets it elect a leader, then crashes the leader at a uniformly random point of its
-//! heartbeat interval, and measures the downtime: from the crash until every surviving
-//! server has heard from a new leader.
+//! - **Five servers**; the heartbeat interval is half the minimum election timeout.
+//! - **Broadcast time about 15 ms, disk included.** The paper gives the round trip with
+//!   the disk write as about 15 ms and no split; dsim takes a LAN with one-way delays
+//!   uniform in 4.5–5.5 ms (a 10 ms round trip) and a disk whose sync takes 4–6 ms (a
+//!   7,200 rpm disk's average rotational delay is 4.2 ms), so an AppendEntries or a
+//!   RequestVote, persisted by the follower before it answers, comes back in about
+//!   15 ms. Votes, terms and log entries are persisted before any answer
+//!   (`storage.sync` costs, `sim_core::costs`).
+//! - **Different log lengths, some candidates not eligible.** Each trial lets a leader
+//!   settle, then, 7 ms before the crash (longer than the leader's own sync, so its
+//!   messages leave before it dies), cuts the leader off one way from two followers drawn
+//!   at random and has the leader replicate a new entry. The other two followers receive
+//!   it; the two cut off do not, so their logs are shorter and they cannot win an
+//!   election (a majority would have to vote for a log that lacks an entry three of five
+//!   servers hold).
+//! - **A synchronized broadcast before the crash.** That same replication is the
+//!   paper's "synchronized broadcast of heartbeats (approximating a leader that replicates
+//!   a new entry just before it crashes)", meant to reset the followers' timers together
+//!   and so encourage split votes.
+//! - **The crash** comes at a uniformly random point of the leader's heartbeat interval.
+//! - **Downtime** is the time from the crash until a new leader is elected and known: the
+//!   instant a majority of the five servers (the new leader counted) are in the new
+//!   leader's term and have accepted its AppendEntries, which is when the cluster can
+//!   commit again. A trial with no such majority within 10 s is unresolved.
+//! - **1,000 trials per range** by default (a fresh cluster each, seeds `seed..`). The
+//!   servers of a fresh cluster start up to one maximum timeout apart (as machines do),
+//!   so that a first leader exists to be crashed even with no randomness in the timeouts.
 
 use std::rc::Rc;
 
@@ -17,9 +39,10 @@ use protocols::raft::server::Role;
 use protocols::raft::{RaftConfig, RaftNode, RaftObs, Settings, Variant};
 use rand::RngExt;
 use serde::Serialize;
-use sim_core::{Fault, Latency, Limits, LinkConfig, MS, NetworkConfig, Sim, SimConfig, Step, derive_rng};
+use sim_core::costs::Costs;
+use sim_core::{Fault, Latency, Limits, LinkConfig, MS, NetworkConfig, Sim, SimConfig, Step, StorageCosts, derive_rng};
 
-/// What the experiment measured.
+/// What the experiment measured for one range of election timeouts.
 #[derive(Debug, Serialize)]
 pub struct ElectionResult {
     pub timeouts: String,
@@ -29,8 +52,14 @@ pub struct ElectionResult {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
-    /// Trials that had no new leader within the 10 s bound (counted at the bound).
+    /// Trials that had no new leader known to a majority within the 10 s bound
+    /// (counted at the bound).
     pub unresolved: usize,
+    /// Trials in which a server with a shorter log stood for election (and could not win).
+    pub ineligible_candidacies: usize,
+    /// Trials left out because no first leader was elected within a minute (so none
+    /// could be crashed); the percentiles are over the other trials.
+    pub no_first_leader: usize,
     /// Downtime of every trial, sorted, in milliseconds.
     #[serde(skip)]
     pub downtimes_ms: Vec<f64>,
@@ -38,13 +67,31 @@ pub struct ElectionResult {
 
 const SERVERS: usize = 5;
 const BOUND_NS: u64 = 10_000 * MS;
+/// How long before the crash the leader replicates its last entry: longer than its own
+/// sync (at most 6 ms), so the entry leaves before the crash.
+const LAST_ENTRY_LEAD_NS: u64 = 7 * MS;
+
+/// The most trials one range may ask for.
+pub const TRIALS_MAX: usize = 100_000;
+
+/// The election timeout ranges of the paper's Figure 16: the top graph (randomness) and
+/// the bottom graph (the broadcast-time sweep).
+pub const PAPER_TOP: [(f64, f64); 6] =
+    [(150.0, 150.0), (150.0, 151.0), (150.0, 155.0), (150.0, 175.0), (150.0, 200.0), (150.0, 300.0)];
+pub const PAPER_BOTTOM: [(f64, f64); 5] = [(12.0, 24.0), (25.0, 50.0), (50.0, 100.0), (100.0, 200.0), (150.0, 300.0)];
 
 /// Runs `trials` trials with election timeouts drawn from `[min_ms, max_ms]`.
 pub fn raft_election(min_ms: f64, max_ms: f64, trials: usize, seed: u64) -> ElectionResult {
     let mut downtimes: Vec<f64> = Vec::with_capacity(trials);
-    let mut unresolved = 0;
+    let (mut unresolved, mut ineligible, mut no_first_leader) = (0, 0, 0);
     for trial in 0..trials {
-        match one_trial(min_ms, max_ms, seed.wrapping_add(trial as u64)) {
+        let outcome = one_trial(min_ms, max_ms, seed.wrapping_add(trial as u64));
+        ineligible += usize::from(outcome.ineligible_candidacy);
+        if outcome.no_first_leader {
+            no_first_leader += 1;
+            continue;
+        }
+        match outcome.downtime_ns {
             Some(ns) => downtimes.push(ns as f64 / 1e6),
             None => {
                 unresolved += 1;
@@ -66,7 +113,17 @@ pub fn raft_election(min_ms: f64, max_ms: f64, trials: usize, seed: u64) -> Elec
         max_ms: downtimes.last().copied().unwrap_or(0.0),
         mean_ms: downtimes.iter().sum::<f64>() / downtimes.len().max(1) as f64,
         unresolved,
+        ineligible_candidacies: ineligible,
+        no_first_leader,
         downtimes_ms: downtimes,
+    }
+}
+
+/// The costs of the paper's setup: every vote, term and log write is synced in 4–6 ms.
+fn paper_costs() -> Costs {
+    Costs {
+        storage: StorageCosts { sync: Some(Latency::Uniform { min_ms: 4.0, max_ms: 6.0 }), nodes: Vec::new() },
+        ..Costs::default()
     }
 }
 
@@ -82,14 +139,16 @@ fn cluster(min_ms: f64, max_ms: f64, seed: u64) -> Sim<RaftNode> {
         clients_stop_ns: 0,
         writes_until_ns: u64::MAX,
     });
-    let link = LinkConfig { latency: Latency::Uniform { min_ms: 6.0, max_ms: 9.0 }, ..LinkConfig::default() };
+    let link = LinkConfig { latency: Latency::Uniform { min_ms: 4.5, max_ms: 5.5 }, ..LinkConfig::default() };
     let config = SimConfig {
         seed,
         nodes: SERVERS,
         network: NetworkConfig { default: link, links: Vec::new(), kinds: Vec::new() },
         limits: Limits { max_time_ns: u64::MAX, ..Limits::default() },
     };
-    Sim::new(config, move |id| RaftNode::new(id, &settings)).expect("the experiment's cluster is valid")
+    let mut sim = Sim::new(config, move |id| RaftNode::new(id, &settings)).expect("the experiment's cluster is valid");
+    sim.set_costs(&paper_costs()).expect("the experiment's costs are valid");
+    sim
 }
 
 fn leader(sim: &Sim<RaftNode>) -> Option<(usize, u64)> {
@@ -100,43 +159,183 @@ fn leader(sim: &Sim<RaftNode>) -> Option<(usize, u64)> {
         .max_by_key(|(_, term)| *term)
 }
 
-/// The downtime of one trial in nanoseconds, or `None` past the bound.
-fn one_trial(min_ms: f64, max_ms: f64, seed: u64) -> Option<u64> {
+/// What one trial saw.
+struct Trial {
+    /// Crash to a new leader known to a majority; `None` past the bound.
+    downtime_ns: Option<u64>,
+    /// Whether a server whose log lacked the last entry stood for election.
+    ineligible_candidacy: bool,
+    /// No leader was elected in the first minute, so there was none to crash.
+    no_first_leader: bool,
+}
+
+/// One trial, as the module doc describes it.
+fn one_trial(min_ms: f64, max_ms: f64, seed: u64) -> Trial {
+    let unresolved = Trial { downtime_ns: None, ineligible_candidacy: false, no_first_leader: false };
     let mut sim = cluster(min_ms, max_ms, seed);
+    // Servers do not start in the same instant: each but the first is held back by up to
+    // one maximum timeout, so the first election ends even without randomness.
+    let mut start_rng = derive_rng(seed, "experiment/start");
+    for node in 1..SERVERS {
+        let start_ns = (start_rng.random_range(0.0..=max_ms) * MS as f64) as u64;
+        let down = sim.schedule_fault(0, Fault::Crash { node, torn_write: false });
+        if down.and_then(|()| sim.schedule_fault(start_ns, Fault::Restart { node })).is_err() {
+            return unresolved;
+        }
+    }
     // Let a leader settle in: twenty maximum timeouts, at least a second.
-    let settle_ns = ((20.0 * max_ms).max(1_000.0) * MS as f64) as u64;
+    // With little randomness the first election itself can take long: go on settling
+    // until there is a leader (up to a minute).
+    let step_ns = ((20.0 * max_ms).max(1_000.0) * MS as f64) as u64;
+    let mut settle_ns = step_ns;
     sim.run_until(settle_ns);
-    let (old_leader, old_term) = leader(&sim)?;
+    while leader(&sim).is_none() && settle_ns < 60_000 * MS {
+        settle_ns += step_ns;
+        sim.run_until(settle_ns);
+    }
+    let Some((old_leader, old_term)) = leader(&sim) else {
+        return Trial { downtime_ns: None, ineligible_candidacy: false, no_first_leader: true };
+    };
+    let mut rng = derive_rng(seed, "experiment/crash");
     // Heartbeats go out every interval since the election, so a uniform point of an
     // interval's length is a uniform point of the heartbeat cycle.
     let interval_ns = (min_ms / 2.0 * MS as f64) as u64;
-    let crash_ns = settle_ns + derive_rng(seed, "experiment/crash").random_range(0..interval_ns.max(1));
-    sim.schedule_fault(crash_ns, Fault::Crash { node: old_leader, torn_write: false }).ok()?;
+    let crash_ns = settle_ns + LAST_ENTRY_LEAD_NS + rng.random_range(0..interval_ns.max(1));
+    let mut followers: Vec<usize> = (0..SERVERS).filter(|n| *n != old_leader).collect();
+    let first = rng.random_range(0..followers.len());
+    let lagging_a = followers.swap_remove(first);
+    let lagging_b = followers.swap_remove(rng.random_range(0..followers.len()));
+    let lagging = [lagging_a, lagging_b];
+    // The last entry: the two lagging followers never receive it.
+    let replicate_ns = crash_ns - LAST_ENTRY_LEAD_NS;
+    sim.run_until(replicate_ns);
+    if sim.schedule_fault(replicate_ns, Fault::Cut { from: vec![old_leader], to: lagging.to_vec() }).is_err() {
+        return unresolved;
+    }
+    sim.run_until(replicate_ns);
+    sim.act(old_leader, |node, ctx| {
+        node.replicate_now(ctx, "experiment", seed);
+    });
+    if sim.schedule_fault(crash_ns, Fault::Crash { node: old_leader, torn_write: false }).is_err() {
+        return unresolved;
+    }
     sim.run_until(crash_ns);
+    measure(&mut sim, old_term, crash_ns, &lagging)
+}
+
+/// Runs on from the crash until a new leader is known to a majority.
+fn measure(sim: &mut Sim<RaftNode>, old_term: u64, crash_ns: u64, lagging: &[usize]) -> Trial {
     let cursor = sim.observations().len();
-    let mut heard = [false; SERVERS];
-    heard[old_leader] = true;
+    let mut ineligible_candidacy = false;
+    // Per server: the newest term in which it accepted a leader (or became one).
+    let mut known = [0u64; SERVERS];
+    let mut seen = cursor;
     loop {
         match sim.step_until(crash_ns + BOUND_NS) {
             Step::Handled => {}
-            Step::Idle | Step::Stopped(_) => return None,
-        }
-        for observation in &sim.observations()[cursor..] {
-            if let RaftObs::HeardFromLeader { term, .. } = observation.obs
-                && term > old_term
-            {
-                heard[observation.node] = true;
-            }
-            if let RaftObs::BecameLeader { term, .. } = observation.obs
-                && term > old_term
-            {
-                heard[observation.node] = true;
+            Step::Idle | Step::Stopped(_) => {
+                return Trial { downtime_ns: None, ineligible_candidacy, no_first_leader: false };
             }
         }
-        if heard.iter().all(|h| *h) {
-            return Some(sim.now_ns() - crash_ns);
+        for observation in &sim.observations()[seen..] {
+            match observation.obs {
+                RaftObs::HeardFromLeader { term, .. } | RaftObs::BecameLeader { term, .. } if term > old_term => {
+                    known[observation.node] = known[observation.node].max(term);
+                }
+                RaftObs::BecameCandidate { .. } if lagging.contains(&observation.node) => ineligible_candidacy = true,
+                _ => {}
+            }
+        }
+        seen = sim.observations().len();
+        let newest = known.iter().copied().max().unwrap_or(0);
+        if newest > 0 && known.iter().filter(|t| **t == newest).count() > SERVERS / 2 {
+            return Trial { downtime_ns: Some(sim.now_ns() - crash_ns), ineligible_candidacy, no_first_leader: false };
         }
     }
+}
+
+/// The cumulative downtime curves of several ranges as an SVG plot, like the paper's
+/// Figure 16: the share of trials (y) whose downtime was at most x ms (log scale).
+pub fn election_svg(results: &[ElectionResult]) -> String {
+    use std::fmt::Write as _;
+    const COLOURS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+    let (width, height, left, right, top, bottom) = (720.0, 420.0, 60.0, 170.0, 20.0, 50.0);
+    let lowest = results.iter().flat_map(|r| r.downtimes_ms.first()).fold(f64::MAX, |a, b| a.min(*b)).max(1.0);
+    let highest = results.iter().flat_map(|r| r.downtimes_ms.last()).fold(1.0, |a: f64, b| a.max(*b));
+    let (lo, hi) = (lowest.log10().floor(), highest.log10().ceil().max(lowest.log10().floor() + 1.0));
+    let x = |ms: f64| left + (ms.max(1.0).log10() - lo) / (hi - lo) * (width - left - right);
+    let y = |share: f64| height - bottom - share * (height - top - bottom);
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11"><rect width="100%" height="100%" fill="white"/>"##
+    );
+    for decade in lo as i32..=hi as i32 {
+        let ms = 10f64.powi(decade);
+        let _ = write!(
+            svg,
+            r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="#ddd"/><text x="{0:.1}" y="{3}" text-anchor="middle">{4}</text>"##,
+            x(ms),
+            top,
+            height - bottom,
+            height - bottom + 15.0,
+            ms
+        );
+    }
+    for step in 0..=4 {
+        let share = f64::from(step) / 4.0;
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#ddd"/><text x="{2}" y="{3:.1}" text-anchor="end">{4:.0}%</text>"##,
+            y(share),
+            width - right,
+            left - 6.0,
+            y(share) + 4.0,
+            share * 100.0
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<text x="{0:.1}" y="{1}" text-anchor="middle">downtime after the leader crash (ms, log scale)</text><text x="14" y="{2:.1}" transform="rotate(-90 14 {2:.1})" text-anchor="middle">cumulative share of trials</text>"##,
+        (left + width - right) / 2.0,
+        height - 12.0,
+        (top + height - bottom) / 2.0
+    );
+    for (i, result) in results.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let count = result.downtimes_ms.len().max(1) as f64;
+        let mut path = String::new();
+        for (k, ms) in result.downtimes_ms.iter().enumerate() {
+            let command = if k == 0 { 'M' } else { 'L' };
+            let _ = write!(path, "{command}{:.1} {:.1}", x(*ms), y(k as f64 / count));
+            let _ = write!(path, "L{:.1} {:.1}", x(*ms), y((k + 1) as f64 / count));
+        }
+        let _ = write!(svg, r##"<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>"##);
+        let _ = write!(
+            svg,
+            r##"<line x1="{0}" y1="{1:.1}" x2="{2}" y2="{1:.1}" stroke="{colour}" stroke-width="2"/><text x="{3}" y="{4:.1}">{5} ms</text>"##,
+            width - right + 10.0,
+            top + 10.0 + 16.0 * i as f64,
+            width - right + 30.0,
+            width - right + 35.0,
+            top + 14.0 + 16.0 * i as f64,
+            result.timeouts
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// One row per range: the percentiles, the mean and the unresolved trials.
+pub fn election_table(results: &[ElectionResult]) -> String {
+    let mut out = String::from(
+        "| timeouts ms | p50 | p90 | p99 | max | mean | unresolved (10 s) | no first leader |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in results {
+        out += &format!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} of {} | {} |\n",
+            r.timeouts, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.mean_ms, r.unresolved, r.trials, r.no_first_leader
+        );
+    }
+    out
 }
 
 impl std::fmt::Display for ElectionResult {
@@ -148,7 +347,15 @@ impl std::fmt::Display for ElectionResult {
             self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms, self.mean_ms
         )?;
         if self.unresolved > 0 {
-            writeln!(f, "{} trials had no new leader within 10 s", self.unresolved)?;
+            writeln!(f, "{} trials had no new leader known to a majority within 10 s", self.unresolved)?;
+        }
+        writeln!(
+            f,
+            "{} of {} trials saw a server with the shorter log stand for election (it cannot win)",
+            self.ineligible_candidacies, self.trials
+        )?;
+        if self.no_first_leader > 0 {
+            writeln!(f, "{} trials left out: no first leader within a minute", self.no_first_leader)?;
         }
         writeln!(f, "cumulative share of trials by downtime:")?;
         let max = self.max_ms.max(1.0);
@@ -353,12 +560,18 @@ fn staleness_svg(c: &protocols::dynamo::staleness::Curve, label: &str) -> String
 
 #[derive(Args, Debug)]
 pub struct ElectionArgs {
-    /// The election timeout range in milliseconds, MIN-MAX.
-    #[arg(long, value_parser = parse_range)]
-    pub timeouts: (f64, f64),
-    /// Trials (each a fresh cluster and one leader crash).
-    #[arg(long, default_value_t = 1000)]
-    pub trials: usize,
+    /// Election timeout ranges in milliseconds, MIN-MAX, comma-separated.
+    #[arg(long, value_parser = parse_range, value_delimiter = ',', required_unless_present = "paper")]
+    pub timeouts: Vec<(f64, f64)>,
+    /// The paper's ranges of Figure 16: top (randomness) and bottom (broadcast time).
+    #[arg(long, value_parser = ["top", "bottom", "both"], conflicts_with = "timeouts")]
+    pub paper: Option<String>,
+    /// Trials per range (each a fresh cluster and one leader crash), 1 to 100000.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub trials: u64,
+    /// Also write the cumulative downtime curves as an SVG plot (the paper's Figure 16).
+    #[arg(long)]
+    pub svg: Option<std::path::PathBuf>,
     /// The first trial's seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -447,15 +660,38 @@ pub fn run(command: ExperimentCommand) -> u8 {
             crate::cli::exit::PASS
         }
         ExperimentCommand::RaftElection(args) => {
-            if args.trials == 0 {
-                eprintln!("dsim experiment: --trials must be at least 1");
-                return crate::cli::exit::BAD_INPUT;
+            let ranges: Vec<(f64, f64)> = match args.paper.as_deref() {
+                Some("top") => PAPER_TOP.to_vec(),
+                Some("bottom") => PAPER_BOTTOM.to_vec(),
+                Some(_) => PAPER_TOP.iter().chain(&PAPER_BOTTOM[..4]).copied().collect(),
+                None => args.timeouts.clone(),
+            };
+            let progress = crate::output::progress_bar(ranges.len() as u64, "ranges");
+            let mut results = Vec::new();
+            for (min, max) in &ranges {
+                results.push(raft_election(*min, *max, args.trials as usize, args.seed));
+                progress.inc(1);
             }
-            let result = raft_election(args.timeouts.0, args.timeouts.1, args.trials, args.seed);
+            progress.finish_and_clear();
+            if let Some(path) = &args.svg
+                && let Err(message) = crate::output::write_atomic(path, election_svg(&results).as_bytes())
+            {
+                eprintln!("dsim experiment: {message}");
+                return crate::cli::exit::for_error(&message);
+            }
             if args.json {
-                println!("{}", serde_json::to_string(&result).expect("serialisable"));
+                let json = match results.as_slice() {
+                    [one] => serde_json::to_string(one),
+                    all => serde_json::to_string(all),
+                };
+                println!("{}", json.expect("serialisable"));
             } else {
-                print!("{result}");
+                for result in &results {
+                    print!("{result}");
+                }
+                if results.len() > 1 {
+                    println!("\n{}", election_table(&results));
+                }
             }
             crate::cli::exit::PASS
         }

@@ -83,6 +83,20 @@ pub fn read_text(path: &Path) -> Result<String, String> {
     })
 }
 
+/// A progress bar for long work, on a terminal only (hidden when stderr is piped).
+pub fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let template = format!("{{bar:30}} {{pos}}/{{len}} {unit}  ETA {{eta}}");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,6 +137,7 @@ const FP_RESUME: u64 = 8;
 const FP_OBSERVE: u64 = 9;
 const FP_STOP: u64 = 10;
 const FP_SYNC_DONE: u64 = 11;
+const FP_ACT: u64 = 12;
 
 enum Payload<M, O> {
     Start {
@@ -683,6 +684,25 @@ impl<P: Process> Sim<P> {
         }
         self.core.costs_rng = Some(derive_rng(self.core.seed, "costs"));
         Ok(())
+    }
+
+    /// Runs `act` as a handler of `node` at the current instant, with everything a handler
+    /// has (its `Ctx`, its costs, a crash struck during its writes): for experiments and
+    /// tests that drive a node from outside, the way a test harness calls a handler.
+    /// False (and nothing runs) when the node is down.
+    pub fn act(&mut self, node: NodeId, act: impl FnOnce(&mut P, &mut Ctx<'_, P::Msg, P::Obs>)) -> bool {
+        if !self.core.nodes[node].up {
+            return false;
+        }
+        let now = self.core.now_ns;
+        self.core.fingerprint.fold_event(&[FP_ACT, now, node as u64]);
+        let (process, mut ctx) = self.ctx_parts(node, false);
+        act(process, &mut ctx);
+        if self.core.nodes[node].costly() {
+            self.core.note_syncs(node);
+        }
+        self.crash_if_struck(node);
+        true
     }
 
     /// How long each event that found its node busy waited for it, in order.

@@ -639,6 +639,18 @@ impl RaftNode {
             RaftNode::Client(_) => None,
         }
     }
+
+    /// As a leading server: appends a put of `key` and sends AppendEntries to every
+    /// follower now (`Server::replicate_now`). False for a client or a server not leading.
+    pub fn replicate_now(&mut self, ctx: &mut RaftCtx<'_>, key: &str, seq: u64) -> bool {
+        match self {
+            RaftNode::Server(server) => {
+                let op = KvOp::Put { key: key.to_owned(), value: format!("e{seq}") };
+                server.replicate_now(ctx, <KvStore as Machine>::command(u64::MAX, seq, op))
+            }
+            RaftNode::Client(_) => false,
+        }
+    }
 }
 
 type RaftCtx<'a, M = KvStore> = Ctx<'a, <M as Machine>::Wire, <M as Machine>::Obs>;

@@ -898,6 +898,18 @@ impl<M: Machine> Server<M> {
         self.propose(ctx, M::command(client, seq, op));
     }
 
+    /// As leader, appends `command` to the log (persisted before anything leaves) and
+    /// sends AppendEntries to every follower now: the Raft paper's election experiment
+    /// has a leader replicate a new entry just before it crashes (a synchronized broadcast
+    /// of heartbeats). False when this server does not lead.
+    pub fn replicate_now(&mut self, ctx: &mut RaftCtx<'_, M>, command: M::Command) -> bool {
+        if self.role != Role::Leader {
+            return false;
+        }
+        self.propose(ctx, command);
+        true
+    }
+
     /// Appends a command to the leader's log and replicates it.
     fn propose(&mut self, ctx: &mut RaftCtx<'_, M>, command: M::Command) {
         let old_last = self.last_index();
