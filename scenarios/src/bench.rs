@@ -280,8 +280,8 @@ pub struct RaftBenchArgs {
     /// Root seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Seeds of the fuzz-rate measurement.
-    #[arg(long, default_value_t = 100)]
+    /// Seeds of the fuzz-rate measurement, 1 to 1000000.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub fuzz_seeds: u64,
     /// Print one JSON object.
     #[arg(long)]
@@ -322,8 +322,8 @@ pub struct GrowthBenchArgs {
 
 #[derive(Args, Debug)]
 pub struct EngineBenchArgs {
-    /// Events to run.
-    #[arg(long, default_value_t = 20_000_000)]
+    /// Events to run, 1 to 10000000000.
+    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000_000))]
     pub events: u64,
     /// Root seed.
     #[arg(long, default_value_t = 1)]

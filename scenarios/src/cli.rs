@@ -82,9 +82,21 @@ pub enum Command {
     },
 }
 
+/// The exit code the running command will return, once it knows it (see
+/// [`exit_code_when_output_closes`]).
+static PENDING_EXIT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(exit::PASS);
+
+/// A command that knows its verdict sets its exit code here before it prints: if the
+/// reader then closes the pipe, the process still ends with that code (a violating run
+/// piped to `head` exits 1, not 0).
+pub fn exit_code_when_output_closes(code: u8) {
+    PENDING_EXIT.store(code, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A reader that closed its end of a pipe (`dsim list | head -1`) wanted no more output:
-/// the print that failed ends the process quietly with success, as `head` expects.
-/// Every other panic keeps the default report.
+/// the print that failed ends the process quietly, with the exit code the command had
+/// set for its verdict (success when it set none). Every other panic keeps the default
+/// report.
 pub fn quiet_on_broken_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -95,7 +107,7 @@ pub fn quiet_on_broken_pipe() {
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
         if message.contains("Broken pipe") {
-            std::process::exit(exit::PASS.into());
+            std::process::exit(PENDING_EXIT.load(std::sync::atomic::Ordering::Relaxed).into());
         }
         default(info);
     }));

@@ -396,8 +396,9 @@ pub enum ExperimentCommand {
 
 #[derive(Args, Debug)]
 pub struct HerdArgs {
-    /// The numbers of clients K to measure, comma-separated.
-    #[arg(long, default_value = "2,5,10,20,50", value_delimiter = ',')]
+    /// The numbers of clients K to measure, comma-separated (each 1 to 200).
+    #[arg(long, default_value = "2,5,10,20,50", value_delimiter = ',',
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=200))]
     pub clients: Vec<usize>,
     /// Virtual time each measurement runs.
     #[arg(long, default_value_t = 3000)]
@@ -424,7 +425,7 @@ pub struct StalenessArgs {
     pub r: usize,
     #[arg(long, default_value_t = 1)]
     pub w: usize,
-    /// Trials, each a fresh cluster.
+    /// Trials, each a fresh cluster, 1 to 10000000.
     #[arg(long, default_value_t = 10_000)]
     pub trials: u64,
     /// Versions written per trial (k-staleness up to versions - 1).

@@ -26,8 +26,8 @@ use crate::scenario::{Nemesis, Scenario};
 pub struct FuzzArgs {
     /// A built-in scenario's name or a scenario file.
     pub scenario: String,
-    /// How many seeds to try (before sharding).
-    #[arg(long, conflicts_with = "time_s")]
+    /// How many seeds to try (before sharding), 1 to 10000000.
+    #[arg(long, conflicts_with = "time_s", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub seeds: Option<u64>,
     /// Try seeds for this many seconds of wall time instead.
     #[arg(long)]
@@ -35,8 +35,8 @@ pub struct FuzzArgs {
     /// The first seed.
     #[arg(long, default_value_t = 1)]
     pub start_seed: u64,
-    /// Worker threads (default: the machine's cores).
-    #[arg(long)]
+    /// Worker threads (default: the machine's cores), 1 to 256.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub jobs: Option<usize>,
     /// Run only the seeds congruent to I modulo N (0 <= I < N).
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
@@ -56,6 +56,21 @@ pub struct FuzzArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::shard_problem;
+
+    #[test]
+    fn missing_repeated_and_mixed_shards_are_named() {
+        let shards = |list: &[&str]| list.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
+        assert_eq!(shard_problem(&shards(&["0/3", "1/3", "2/3"])), None);
+        assert!(shard_problem(&shards(&["0/3", "2/3"])).unwrap().contains("shards missing: 1/3"));
+        assert!(shard_problem(&shards(&["0/2", "0/2", "1/2"])).unwrap().contains("more than once: 0/2"));
+        assert!(shard_problem(&shards(&["0/2", "1/3"])).unwrap().contains("differently"));
+        assert!(shard_problem(&[None]).unwrap().contains("without --shard"));
+    }
 }
 
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
@@ -229,14 +244,10 @@ fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
         groups: Vec::new(),
     };
     let report = FuzzReport { groups: group_failures(&report.failures), ..report };
+    let code = report_code(&report);
+    crate::cli::exit_code_when_output_closes(code);
     print_report(&report, args.json);
-    Ok(if !report.failures.is_empty() {
-        exit::VIOLATION
-    } else if !report.unknown.is_empty() {
-        exit::UNKNOWN
-    } else {
-        exit::PASS
-    })
+    Ok(code)
 }
 
 fn prepare_out_dir(out: &Path) -> Result<(), String> {
@@ -277,6 +288,8 @@ impl ResultsLog {
     fn append(&self, scenario: &Scenario, result: &SeedResult) -> Result<(), String> {
         use std::io::Write;
         let failure = result.failure.as_ref().and_then(|f| f.as_ref().ok());
+        // A failure's line names both runs, labelled: the seed's own (unshrunk) run and
+        // the saved file's (shrunk) run, whose fingerprint `dsim replay FILE` prints.
         let line = serde_json::json!({
             "scenario": scenario.name,
             "variant": scenario.variant_name(),
@@ -284,7 +297,10 @@ impl ResultsLog {
             "verdict": result.verdict,
             "violation": result.first.as_ref().map(|(kind, _)| kind),
             "fingerprint": result.fingerprint,
+            "original_fingerprint": failure.map(|f| f.original_fingerprint.clone()),
             "file": failure.and_then(|f| f.file.clone()),
+            "file_fingerprint": failure.filter(|f| f.file.is_some()).map(|f| f.fingerprint.clone()),
+            "file_violation": failure.filter(|f| f.file.is_some()).map(|f| f.violation.clone()),
         });
         let mut file = self.file.lock().expect("no writer panics holding the lock");
         writeln!(file, "{line}").map_err(|e| format!("{} {}: {e}", crate::output::CANNOT_WRITE, self.path.display()))
@@ -561,20 +577,35 @@ pub struct MergeArgs {
     /// Print one JSON object (the merged campaign, in fuzz's `--json` shape).
     #[arg(long)]
     pub json: bool,
+    /// Refuse (exit 2) when shards are missing, repeated or of different splits, instead
+    /// of warning.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// A campaign's exit code: a violation if any seed failed, else unknown if any seed was.
+fn report_code(report: &FuzzReport) -> u8 {
+    if !report.failures.is_empty() {
+        exit::VIOLATION
+    } else if !report.unknown.is_empty() {
+        exit::UNKNOWN
+    } else {
+        exit::PASS
+    }
 }
 
 /// `dsim merge`: one campaign from its shards' results.
 pub fn merge(args: &MergeArgs) -> u8 {
     match merge_inner(args) {
         Ok(report) => {
+            let code = report_code(&report);
+            crate::cli::exit_code_when_output_closes(code);
             print_report(&report, args.json);
-            if !report.failures.is_empty() {
-                exit::VIOLATION
-            } else if !report.unknown.is_empty() {
-                exit::UNKNOWN
-            } else {
-                exit::PASS
-            }
+            code
+        }
+        Err(message) if message.starts_with("--strict") => {
+            eprintln!("dsim merge: {message}");
+            exit::BAD_INPUT
         }
         Err(message) => {
             eprintln!("dsim merge: {message}");
@@ -583,13 +614,49 @@ pub fn merge(args: &MergeArgs) -> u8 {
     }
 }
 
+/// What is wrong with a set of shards (`I/N` each): missing, repeated or mixed splits,
+/// or results that were not a shard's; `None` when they make one whole campaign.
+pub fn shard_problem(shards: &[Option<String>]) -> Option<String> {
+    let mut parsed = Vec::new();
+    for shard in shards {
+        match shard.as_deref().map(parse_shard) {
+            Some(Ok(pair)) => parsed.push(pair),
+            _ => return Some("a result is not a shard's (it ran without --shard)".to_owned()),
+        }
+    }
+    let counts: std::collections::BTreeSet<u64> = parsed.iter().map(|(_, n)| *n).collect();
+    if counts.len() > 1 {
+        let counts: Vec<String> = counts.iter().map(u64::to_string).collect();
+        return Some(format!("the shards split the campaign differently (/{})", counts.join(", /")));
+    }
+    let n = *counts.first()?;
+    let mut seen = vec![0u32; n as usize];
+    for (i, _) in &parsed {
+        seen[*i as usize] += 1;
+    }
+    let missing: Vec<String> = (0..n).filter(|i| seen[*i as usize] == 0).map(|i| format!("{i}/{n}")).collect();
+    let repeated: Vec<String> = (0..n).filter(|i| seen[*i as usize] > 1).map(|i| format!("{i}/{n}")).collect();
+    match (missing.is_empty(), repeated.is_empty()) {
+        (true, true) => None,
+        (false, true) => {
+            Some(format!("shards missing: {} (the merged campaign covers only part of it)", missing.join(", ")))
+        }
+        (true, false) => Some(format!("shards given more than once: {}", repeated.join(", "))),
+        (false, false) => {
+            Some(format!("shards missing: {}; given more than once: {}", missing.join(", "), repeated.join(", ")))
+        }
+    }
+}
+
 fn merge_inner(args: &MergeArgs) -> Result<FuzzReport, String> {
     let mut merged: Option<FuzzReport> = None;
+    let mut shards = Vec::new();
     for path in &args.files {
         let name = path.display();
         let text = crate::output::read_text(path)?;
         let shard: FuzzReport = serde_json::from_str(&text)
             .map_err(|e| format!("{name}:{}:{}: not a `dsim fuzz --json` result: {e}", e.line(), e.column()))?;
+        shards.push(shard.shard.clone());
         merged = Some(match merged {
             None => FuzzReport { shard: None, ..shard },
             Some(mut all) => {
@@ -611,6 +678,12 @@ fn merge_inner(args: &MergeArgs) -> Result<FuzzReport, String> {
                 all
             }
         });
+    }
+    if let Some(problem) = shard_problem(&shards) {
+        if args.strict {
+            return Err(format!("--strict: {problem}"));
+        }
+        eprintln!("dsim merge: warning: {problem}");
     }
     let mut report = merged.ok_or("no files")?;
     report.seeds_run.sort_unstable();

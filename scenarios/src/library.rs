@@ -94,14 +94,61 @@ pub fn resolve(argument: &str) -> Result<Scenario, ScenarioError> {
     let path = std::path::Path::new(argument);
     if !path.exists() {
         let names = names();
-        return Err(ScenarioError::new(
-            argument,
-            format!(
-                "no built-in scenario or file of that name (built-in: {}; `dsim list` shows them)",
-                names.join(", ")
-            ),
-        ));
+        let near = suggestions(argument, &names);
+        let hint = if near.is_empty() {
+            format!("`dsim list` shows the {} built-ins", names.len())
+        } else {
+            format!("did you mean {}? (`dsim list` shows all {})", near.join(", "), names.len())
+        };
+        return Err(ScenarioError::new(argument, format!("no built-in scenario or file of that name; {hint}")));
     }
     let text = crate::output::read_text(path).map_err(|message| ScenarioError::new("", message))?;
     parse(&text, argument)
+}
+
+/// Built-in names close to `argument`: those that start with it or contain it (a protocol
+/// name finds its scenarios), else those within two edits; at most five.
+pub fn suggestions(argument: &str, names: &[&'static str]) -> Vec<&'static str> {
+    let argument = argument.to_ascii_lowercase();
+    let mut near: Vec<&'static str> = names.iter().copied().filter(|n| n.starts_with(&argument)).collect();
+    if near.is_empty() {
+        near = names.iter().copied().filter(|n| !argument.is_empty() && n.contains(&argument)).collect();
+    }
+    if near.is_empty() {
+        near = names.iter().copied().filter(|n| edit_distance(n, &argument) <= 2).collect();
+    }
+    near.sort_by_key(|n| (edit_distance(n, &argument), *n));
+    near.truncate(5);
+    near
+}
+
+/// Levenshtein distance, for suggestions (names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod suggestion_tests {
+    use super::*;
+
+    #[test]
+    fn a_protocol_name_or_a_typo_finds_its_scenarios() {
+        let names = names();
+        let near = suggestions("zookeeper", &names);
+        assert!(near.contains(&"zookeeper-lock") && near.iter().all(|n| n.starts_with("zookeeper")), "{near:?}");
+        assert_eq!(suggestions("raf", &names)[0], "raft");
+        assert_eq!(suggestions("redlok", &names), ["redlock"]);
+        assert!(suggestions("nothing-like-it", &names).is_empty());
+    }
 }

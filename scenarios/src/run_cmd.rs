@@ -106,17 +106,19 @@ pub fn report_run(
         let report = report_of(&outcome, scenario, &replay, kept, steps, outputs.window);
         write_atomic(path, crate::report_cmd::render(&report, path).as_bytes())?;
     }
+    let code = match outcome.verdict {
+        Verdict::Pass => exit::PASS,
+        Verdict::Violation => exit::VIOLATION,
+        Verdict::Unknown => exit::UNKNOWN,
+    };
+    crate::cli::exit_code_when_output_closes(code);
     if json {
         let output = RunJson { outcome: &outcome, replay, trace_events };
         println!("{}", serde_json::to_string(&output).expect("serialisable"));
     } else {
         print!("{}", render_text(&outcome, &replay));
     }
-    Ok(match outcome.verdict {
-        Verdict::Pass => exit::PASS,
-        Verdict::Violation => exit::VIOLATION,
-        Verdict::Unknown => exit::UNKNOWN,
-    })
+    Ok(code)
 }
 
 /// A recording for `outputs`: JSON lines streamed to the trace file; for a report, only

@@ -230,6 +230,12 @@ pub fn run_with<P: Protocol>(
         ))
     } else if no_operations {
         Some("the clients completed no operation, so the history shows nothing".to_owned())
+    } else if nothing_judged(&sim, built.as_ref().ok()) {
+        Some(
+            "nothing was judged: no message was delivered and no client operation completed, so no property was \
+             exercised"
+                .to_owned(),
+        )
     } else {
         linearizability
             .as_ref()
@@ -623,6 +629,14 @@ fn metrics<P: Process>(sim: &Sim<P>, history: Option<&checker::History>, faults:
         queue_ms_p99: queued.then(|| queue_p99_ms(sim.queue_delays_ns())),
         queue_len_max: queued.then_some(engine.queue_len_max),
     }
+}
+
+/// Whether a run exercised nothing: no message reached any node and no client operation
+/// completed (every link dropped everything, say). Such a run can break no property, so
+/// its verdict is unknown, never a pass.
+fn nothing_judged<P: Process>(sim: &Sim<P>, history: Option<&checker::History>) -> bool {
+    let completed = history.is_some_and(|h| h.ops.iter().any(|op| op.outcome != Outcome::Info));
+    sim.metrics().messages_delivered == 0 && !completed
 }
 
 /// The 99th percentile of the queueing delays, in ms (0 when no event waited).

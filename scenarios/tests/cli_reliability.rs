@@ -228,3 +228,108 @@ fn merged_shards_are_the_whole_campaign() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("bad.json:1:"), "{}", stderr(&output));
 }
+
+/// A run that judged nothing (no message delivered, no client operation completed: here
+/// a run half a millisecond long) is UNKNOWN with the reason, for every protocol; it
+/// passed for the locks, the transactions, the outbox and Dynamo before.
+#[test]
+fn a_run_that_judged_nothing_is_unknown_for_every_protocol() {
+    for name in [
+        "raft",
+        "redis-lock",
+        "redlock",
+        "db-lock",
+        "zookeeper-lock",
+        "paxos",
+        "multipaxos",
+        "2pc",
+        "paxos-commit",
+        "outbox",
+        "dynamo",
+        "register-crash",
+    ] {
+        let mut scenario = scenarios::library::resolve(name).unwrap();
+        scenario.duration.faults_ms = 0.0;
+        scenario.duration.healed_ms = 0.5;
+        let outcome = scenarios::run_cmd::run_scenario(&scenario, 1, None).unwrap();
+        assert_eq!(outcome.verdict, checker::Verdict::Unknown, "{name}: {:?}", outcome.violations);
+        assert!(outcome.unknown_reason.is_some(), "{name}");
+    }
+}
+
+/// A violating run whose reader closes the pipe still exits 1: the verdict's code
+/// survives the closed pipe (it used to be 0).
+#[test]
+fn a_violation_keeps_its_exit_code_through_a_closed_pipe() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dsim"))
+        .args(["run", "raft", "--variant", "commit-old-term", "--seed", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 6];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"seed=3");
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut errors = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut errors).unwrap();
+    assert_eq!(status.code(), Some(1), "{errors}");
+    assert!(errors.is_empty(), "{errors}");
+}
+
+/// Every failure's line in results.jsonl names the saved file's fingerprint, labelled
+/// apart from the seed's own run, and `dsim replay FILE` prints exactly it.
+#[test]
+fn each_saved_failure_replays_to_the_fingerprint_on_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let output =
+        dsim(&["fuzz", "raft", "--variant", "commit-old-term", "--seeds", "12", "--keep-going", "--out", &out]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let log = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
+    let mut replayed = 0;
+    for line in log.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        let Some(file) = entry["file"].as_str() else { continue };
+        assert!(entry["original_fingerprint"].is_string(), "{entry}");
+        let replay = dsim(&["replay", file]);
+        let text = String::from_utf8_lossy(&replay.stdout);
+        let expected = format!("fingerprint: {}", entry["file_fingerprint"].as_str().unwrap());
+        assert!(text.contains(&expected), "{file}: {text} vs {entry}");
+        replayed += 1;
+    }
+    assert!(replayed >= 1, "{log}");
+}
+
+/// `dsim merge` warns when shards are missing and refuses with `--strict`.
+#[test]
+fn merging_part_of_a_campaign_says_which_shards_are_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for shard in ["0/3", "2/3"] {
+        let output = dsim(&["fuzz", "paxos", "--seeds", "30", "--shard", shard, "--json"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let path = dir.path().join(format!("shard{}.json", &shard[..1]));
+        std::fs::write(&path, &output.stdout).unwrap();
+        files.push(path.display().to_string());
+    }
+    let args: Vec<&str> = std::iter::once("merge").chain(files.iter().map(String::as_str)).collect();
+    let merged = dsim(&args);
+    assert_eq!(merged.status.code(), Some(0), "{}", stderr(&merged));
+    assert!(stderr(&merged).contains("shards missing: 1/3"), "{}", stderr(&merged));
+    let mut strict = args.clone();
+    strict.push("--strict");
+    let refused = dsim(&strict);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+}
+
+/// An unknown scenario name suggests the near ones (a protocol name finds its scenarios)
+/// instead of listing all of them.
+#[test]
+fn an_unknown_scenario_name_gets_suggestions() {
+    let output = dsim(&["fuzz", "zookeeper"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("did you mean zookeeper-herd, zookeeper-lock"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("raft-crashy"), "{}", stderr(&output));
+}

@@ -250,7 +250,7 @@ impl DynamoJudge {
                 let held = self.stores.get(&(*home, key.clone())).map(Vec::as_slice).unwrap_or(&[]);
                 if let Some(missing) = clocks.iter().find(|c| !covers(held, c)) {
                     return Some(format!(
-                        "server {home}, a home replica of {key}, still lacks the version {missing:?} that existed at \
+                        "server {home}, a home replica of {key}, still lacks the version ({missing}) that existed at \
                          the heal"
                     ));
                 }
