@@ -276,6 +276,65 @@ impl ScenarioError {
     }
 }
 
+/// Refuses a key given twice in one object, anywhere in the file (serde takes the last of
+/// a map's repeated keys silently), with the key's path and position.
+fn refuse_duplicate_keys(text: &str) -> Result<(), serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    struct Seed(String);
+    struct Visit(String);
+    impl<'de> DeserializeSeed<'de> for Seed {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(Visit(self.0))
+        }
+    }
+    impl<'de> Visitor<'de> for Visit {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut keys = std::collections::BTreeSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.0.is_empty() { key.clone() } else { format!("{}.{key}", self.0) };
+                if !keys.insert(key.clone()) {
+                    return Err(A::Error::custom(format!("{path}: the key {key:?} is given twice in one object")));
+                }
+                map.next_value_seed(Seed(path))?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut index = 0;
+            while seq.next_element_seed(Seed(format!("{}[{index}]", self.0)))?.is_some() {
+                index += 1;
+            }
+            Ok(())
+        }
+        fn visit_bool<E: Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E: Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E: Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E: Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    Seed(String::new()).deserialize(&mut deserializer)?;
+    deserializer.end()
+}
+
 /// Parses and validates a scenario; `origin` names the file in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
     let syntax = |e: serde_json::Error| ScenarioError {
@@ -283,6 +342,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         position: format!(":{}:{}", e.line(), e.column()),
         message: strip_position(&e.to_string()),
     };
+    refuse_duplicate_keys(text).map_err(syntax)?;
     let loose: serde_json::Value = serde_json::from_str(text).map_err(syntax)?;
     moved_fields(&loose).map_err(|(path, message)| ScenarioError::at_path(origin, text, &path, message))?;
     let scenario: Scenario = serde_json::from_str(text).map_err(syntax)?;

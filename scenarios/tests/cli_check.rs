@@ -136,7 +136,18 @@ fn empty_histories_and_wrong_formats_are_bad_input() {
     std::fs::write(&empty, "").unwrap();
     let output = dsim(&["check", empty.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no operations found in"), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no entries found in"), "{output:?}");
+    // Entries but no client operation (only the nemesis): linearizable, as Knossos's own
+    // tests hold, and said so.
+    let nemesis = dir.path().join("nemesis.edn");
+    std::fs::write(
+        &nemesis,
+        "{:type :info, :f :start, :process :nemesis}\n{:type :info, :f :stop, :process :nemesis}\n",
+    )
+    .unwrap();
+    let output = dsim(&["check", nemesis.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("0 client operations, 2 other entries"), "{output:?}");
     let output = dsim(&["check", &sample("kv-c01-ok.txt"), "--format", "jepsen-log"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("(format jepsen-log)"), "{output:?}");

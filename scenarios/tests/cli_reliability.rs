@@ -333,3 +333,15 @@ fn an_unknown_scenario_name_gets_suggestions() {
     assert!(stderr(&output).contains("did you mean zookeeper-herd, zookeeper-lock"), "{}", stderr(&output));
     assert!(!stderr(&output).contains("raft-crashy"), "{}", stderr(&output));
 }
+
+/// A key repeated in a map (the generator's kinds) is refused with its path and position,
+/// like a repeated field anywhere else (serde used to keep the last one silently).
+#[test]
+fn a_repeated_key_in_a_map_is_refused_where_it_is() {
+    let text = builtin_with("raft", "\"kinds\": {", "\"kinds\": {\n        \"crash\": 1.0,");
+    let (output, path) = run_file(&text);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.starts_with(&format!("dsim run: {path}:")), "{message}");
+    assert!(message.contains("nemesis.generator.kinds.crash: the key \"crash\" is given twice"), "{message}");
+}
