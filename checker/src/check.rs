@@ -137,6 +137,26 @@ pub struct Explanation {
     pub states: Vec<String>,
 }
 
+impl Report {
+    /// A passing report that has checked nothing yet.
+    fn passing(model: &'static str, ops: usize, partitions: usize, algorithm: &'static str) -> Report {
+        Report {
+            verdict: Verdict::Pass,
+            model,
+            ops,
+            ops_checked: 0,
+            partitions,
+            steps: 0,
+            cache_entries_max: 0,
+            cache_bytes_max: 0,
+            memory_bytes_max: 0,
+            unknown_reason: None,
+            explanation: None,
+            algorithm,
+        }
+    }
+}
+
 impl Verdict {
     /// The verdict in words, as the terminal shows it.
     pub fn describe(self) -> &'static str {
@@ -169,6 +189,9 @@ pub struct Report {
     pub unknown_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
+    /// What decided the verdict: `search` (Wing-Gong-Lowe), or `unique-writes (zones)`
+    /// for a register whose writes carry unique values ([`crate::zones`]).
+    pub algorithm: &'static str,
 }
 
 /// Checks `history` against the model `kind`, starting from `initial` where the model
@@ -181,7 +204,7 @@ pub fn check(
 ) -> Result<Report, ModelError> {
     let initial = initial.cloned().unwrap_or(Value::Nil);
     match kind {
-        ModelKind::Register => check_model(RegisterModel::register(initial), history, options),
+        ModelKind::Register => check_register(initial, history, options),
         ModelKind::CasRegister => check_model(RegisterModel::cas_register(initial), history, options),
         ModelKind::Kv => check_model(KvModel::default(), history, options),
         ModelKind::MultiRegister => check_model(MultiRegisterModel::new(&initial), history, options),
@@ -189,25 +212,48 @@ pub fn check(
     }
 }
 
+/// A read/write register: decided by the zones in O(n log n) when every written value is
+/// unique ([`crate::zones`]); otherwise, and to explain a violation the zones found, by
+/// the search. When the search cannot finish within the budget, the zones' violation
+/// stands, with their reason as the explanation.
+fn check_register(initial: Value, history: &History, options: &CheckOptions) -> Result<Report, ModelError> {
+    let all: Vec<usize> = (0..history.ops.len()).collect();
+    let decided = crate::zones::decide(history, &all, &initial);
+    if decided == Some(crate::zones::ZoneVerdict::Linearizable) {
+        let mut model = RegisterModel::register(initial);
+        let mut checked = 0;
+        for op in &history.ops {
+            checked += usize::from(model.compile(op)?.is_some() && op.outcome != Outcome::Fail);
+        }
+        return Ok(Report { ops_checked: checked, ..Report::passing("register", history.ops.len(), 1, ZONES) });
+    }
+    let mut report = check_model(RegisterModel::register(initial), history, options)?;
+    if let Some(crate::zones::ZoneVerdict::Violation { op, reason }) = decided {
+        if report.verdict == Verdict::Unknown {
+            report.verdict = Verdict::Violation;
+            report.unknown_reason = None;
+            report.algorithm = ZONES;
+            report.explanation = Some(Explanation {
+                partition: None,
+                op: OpSummary::of(&history.ops[op]),
+                prefix: Vec::new(),
+                states: vec![reason],
+            });
+        }
+        debug_assert!(report.verdict == Verdict::Violation, "the zones and the search agree");
+    }
+    Ok(report)
+}
+
+const ZONES: &str = "unique-writes (zones)";
+
 /// The longest step slice partitions are interleaved with; after it, each runs to its end.
 const INTERLEAVE_SLICE_MAX: u64 = 16_384;
 
 /// Checks `history` against any model.
 pub fn check_model<M: Model>(model: M, history: &History, options: &CheckOptions) -> Result<Report, ModelError> {
     let partitions = partition(&model, history, options.split);
-    let mut report = Report {
-        verdict: Verdict::Pass,
-        model: model.name(),
-        ops: history.ops.len(),
-        ops_checked: 0,
-        partitions: partitions.len(),
-        steps: 0,
-        cache_entries_max: 0,
-        cache_bytes_max: 0,
-        memory_bytes_max: 0,
-        unknown_reason: None,
-        explanation: None,
-    };
+    let mut report = Report::passing(model.name(), history.ops.len(), partitions.len(), "search");
     let mut steps_left = options.budget.steps_max;
     let mut exhausted: Option<Exhausted> = None;
     // Every partition compiled first, then searched in rounds of doubling step slices
@@ -374,6 +420,9 @@ pub fn render_text(report: &Report) -> String {
         "{verdict}: {} ops ({} checked) against {}, {} partition(s), {} search steps\n",
         report.ops, report.ops_checked, report.model, report.partitions, report.steps
     ));
+    if report.algorithm != "search" {
+        out.push_str(&format!("decided by: {}\n", report.algorithm));
+    }
     if let Some(reason) = &report.unknown_reason {
         out.push_str(&format!("gave up: {reason}\n"));
     }

@@ -20,6 +20,7 @@ pub mod model;
 pub mod property;
 pub mod search;
 pub mod value;
+pub mod zones;
 
 pub use check::{CheckOptions, Explanation, ModelKind, OpSummary, Report, Verdict, check, check_model, render_text};
 pub use history::{Event, EventType, History, HistoryBuilder, Op, Outcome};

@@ -26,6 +26,20 @@ fn chromium() -> Option<PathBuf> {
     None
 }
 
+/// Chromium, or `None` (the test is skipped) where none is installed and
+/// `DSIM_REQUIRE_BROWSER` is not set.
+fn browser_or_skip() -> Option<PathBuf> {
+    let browser = chromium();
+    if browser.is_none() {
+        assert!(
+            std::env::var_os("DSIM_REQUIRE_BROWSER").is_none(),
+            "DSIM_REQUIRE_BROWSER is set but no Chromium is installed"
+        );
+        eprintln!("skipped: no Chromium on PATH (apt-get install chromium to run this test)");
+    }
+    browser
+}
+
 /// Runs before the page: records errors and console errors.
 const CATCH: &str = r#"<script>window.dsimErrors = [];
 window.addEventListener('error', function (e) { window.dsimErrors.push(String(e.message)); });
@@ -84,21 +98,22 @@ const PROBE: &str = r#"<script>(function () {
 
 /// Renders `page` with the probe in headless Chromium and returns the probe's result.
 fn probe(browser: &Path, page: &Path) -> Value {
-    let html = std::fs::read_to_string(page).expect("the report exists");
+    render_probed(browser, page, PROBE, "1400,1000", 5000)
+}
+
+/// Renders a copy of `page` with [`CATCH`] first and `script` last, in a window of
+/// `size`, and returns the JSON the script wrote into the page.
+fn render_probed(browser: &Path, page: &Path, script: &str, size: &str, budget_ms: u32) -> Value {
+    let html = std::fs::read_to_string(page).expect("the page exists");
     let probed =
-        html.replacen("<head>", &format!("<head>{CATCH}"), 1).replacen("</body>", &format!("{PROBE}</body>"), 1);
+        html.replacen("<head>", &format!("<head>{CATCH}"), 1).replacen("</body>", &format!("{script}</body>"), 1);
     let copy = page.with_extension("probe.html");
     std::fs::write(&copy, probed).unwrap();
     let output = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--window-size=1400,1000",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--dump-dom"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+        .arg(format!("--window-size={size}"))
+        .arg(format!("--virtual-time-budget={budget_ms}"))
         .arg(format!("file://{}", copy.display()))
         .output()
         .expect("chromium runs");
@@ -134,27 +149,7 @@ const COMPARE_PROBE: &str = r#"<script>(function () {
 
 /// Renders a comparison page in a 1,300-pixel window with [`COMPARE_PROBE`].
 fn probe_comparison(browser: &Path, page: &Path) -> Value {
-    let html = std::fs::read_to_string(page).expect("the page exists");
-    let probed = html.replacen("<head>", &format!("<head>{CATCH}"), 1).replacen(
-        "</body>",
-        &format!("{COMPARE_PROBE}</body>"),
-        1,
-    );
-    let copy = page.with_extension("probe.html");
-    std::fs::write(&copy, probed).unwrap();
-    let output = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1300,900"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
-        .args(["--virtual-time-budget=3000", "--dump-dom"])
-        .arg(format!("file://{}", copy.display()))
-        .output()
-        .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&output.stdout);
-    let start = dom.find("<pre id=\"dsim-probe\">").expect("the probe's result");
-    let text = &dom[start + "<pre id=\"dsim-probe\">".len()..];
-    let text = &text[..text.find("</pre>").expect("the probe's end")];
-    let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("probe result {text}: {e}"))
+    render_probed(browser, page, COMPARE_PROBE, "1300,900", 3000)
 }
 
 fn report(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
@@ -180,14 +175,7 @@ fn common(result: &Value, name: &str) {
 /// tables' and diagrams' own scroll boxes is wider than the window.
 #[test]
 fn comparison_pages_render_in_a_real_browser() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("DSIM_REQUIRE_BROWSER").is_none(),
-            "DSIM_REQUIRE_BROWSER is set but no Chromium is installed"
-        );
-        eprintln!("skipped: no Chromium on PATH (apt-get install chromium to run this test)");
-        return;
-    };
+    let Some(browser) = browser_or_skip() else { return };
     let dir = std::env::temp_dir().join(format!("dsim-compare-browser-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cases: [(&[&str], &str, &str); 3] = [
@@ -220,14 +208,7 @@ fn comparison_pages_render_in_a_real_browser() {
 
 #[test]
 fn reports_render_in_a_real_browser() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("DSIM_REQUIRE_BROWSER").is_none(),
-            "DSIM_REQUIRE_BROWSER is set but no Chromium is installed"
-        );
-        eprintln!("skipped: no Chromium on PATH (apt-get install chromium to run this test)");
-        return;
-    };
+    let Some(browser) = browser_or_skip() else { return };
     let dir = std::env::temp_dir().join(format!("dsim-browser-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
