@@ -378,3 +378,21 @@ fn the_election_experiment_resolves_every_trial() {
     let refused = dsim(&["experiment", "raft-election", "--timeouts", "150-300", "--trials", "1000000000"]);
     assert_eq!(refused.status.code(), Some(2), "a count beyond the documented maximum is refused");
 }
+
+/// The throughput experiment: per cluster size, all writes and all reads, each raised
+/// until doubling the offered load adds under 10%; a scenario without a key-value
+/// workload is refused.
+#[test]
+fn the_throughput_experiment_reports_a_saturation_per_cluster_size() {
+    let output = dsim(&["experiment", "throughput", "raft", "--servers", "3,5", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let points = json_of(&output);
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    for point in points {
+        assert!(point["saturation_ops_per_s"].as_f64().unwrap() > 10.0, "{point}");
+        let steps = point["steps"].as_array().unwrap();
+        assert!(steps.len() >= 2, "the load was raised at least once: {point}");
+    }
+    assert_eq!(dsim(&["experiment", "throughput", "redis-lock"]).status.code(), Some(2));
+}
