@@ -29,8 +29,8 @@ use crate::scenario::Scenario;
 pub struct CompareArgs {
     /// The systems: built-in scenario names or files, each optionally with settings
     /// overrides (`NAME:path=value,...`), two or more; or `locks`, every lock under its
-    /// hostile swarm with and without fencing; or `cap`, the built-in CAP
-    /// comparison. The first is the baseline.
+    /// hostile swarm with and without fencing; or `cap`, the built-in CAP comparison; or
+    /// `contended`, Jepsen's Riak set under a partition. The first is the baseline.
     #[arg(required = true, num_args = 1..)]
     pub scenarios: Vec<String>,
     /// Seeds to run each on.
@@ -60,6 +60,16 @@ pub const CAP: [&str; 7] = [
     "cap-dynamo-322-strict",
     "cap-dynamo-311-vv",
     "cap-dynamo-322-vv",
+];
+
+/// The systems of the built-in contended-set comparison: Jepsen's Riak partition with
+/// five clients adding to one set, last write wins against version vectors, sloppy and
+/// strict.
+pub const CONTENDED: [&str; 4] = [
+    "dynamo-contended-set-lww",
+    "dynamo-contended-set-vv",
+    "dynamo-contended-set-lww-strict",
+    "dynamo-contended-set-vv-strict",
 ];
 
 /// The systems of the built-in comparison of the locks: each under its hostile swarm,
@@ -430,6 +440,8 @@ pub fn run(args: &CompareArgs) -> u8 {
             CAP.iter().map(|s| (*s).to_owned()).collect()
         } else if args.scenarios == ["locks"] {
             LOCKS.iter().map(|s| (*s).to_owned()).collect()
+        } else if args.scenarios == ["contended"] {
+            CONTENDED.iter().map(|s| (*s).to_owned()).collect()
         } else {
             args.scenarios.clone()
         };

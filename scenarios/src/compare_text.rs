@@ -224,7 +224,7 @@ fn workload_words(workload: &serde_json::Value) -> String {
         out.push_str(&format!(" issues {} operations a second", number(rate)));
     }
     if let Some(keys) = workload.get("keys").and_then(serde_json::Value::as_u64) {
-        out.push_str(&format!(" on {keys} keys"));
+        out.push_str(&format!(" on {}", plural(keys as usize, "key")));
     }
     if let Some(mix) = workload.get("mix").and_then(serde_json::Value::as_object) {
         let total: f64 = mix.values().filter_map(serde_json::Value::as_f64).sum();

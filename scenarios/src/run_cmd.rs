@@ -221,8 +221,11 @@ pub fn render_text(outcome: &RunOutcome, replay: &str) -> String {
     if let Some(report) = &outcome.linearizability {
         let verdict = report.verdict.describe();
         out += &format!(
-            "history: {verdict} ({} ops, {} keys, {} search steps)\n",
-            report.ops, report.partitions, report.steps
+            "history: {verdict} ({} ops, {} {}, {} search steps)\n",
+            report.ops,
+            report.partitions,
+            if report.partitions == 1 { "key" } else { "keys" },
+            report.steps
         );
         if let Some(reason) = &report.unknown_reason {
             out += &format!("  {reason}\n");

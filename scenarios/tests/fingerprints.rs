@@ -3,7 +3,9 @@
 //! the commit before storage and processing costs): with zero costs, the default, nothing
 //! may move. A change that moves a fingerprint on purpose regenerates the file and says
 //! why in its commit. The only such change so far: the seven `cap-*` built-ins gained a
-//! disk (a 1-4 ms sync), so their lines are those of the commit that gave it to them.
+//! disk (a 1-4 ms sync), so their lines are those of the commit that gave it to them; the
+//! four `dynamo-contended-set-*` built-ins came later, with a disk, and their lines are
+//! their first runs.
 
 use scenarios::library;
 use scenarios::run_cmd::run_scenario;
