@@ -295,6 +295,7 @@ pub fn compare_named(systems: &[Scenario], arguments: &[String], seeds: &[u64]) 
     let mut linearizable = vec![[0u64; 3]; systems.len()];
     let mut first_runs = Vec::new();
     let mut same_faults_seeds = 0;
+    let progress = crate::output::progress_bar((seeds.len() * systems.len()) as u64, "runs");
     for (seed_index, &seed) in seeds.iter().enumerate() {
         let mut schedules = Vec::new();
         for (i, scenario) in systems.iter().enumerate() {
@@ -316,9 +317,11 @@ pub fn compare_named(systems: &[Scenario], arguments: &[String], seeds: &[u64]) 
                 figures[i].entry(name).or_default().push(value);
             }
             schedules.push(schedule(scenario, seed)?);
+            progress.inc(1);
         }
         same_faults_seeds += usize::from(schedules.iter().all(|s| *s == schedules[0]));
     }
+    progress.finish_and_clear();
     let mut names: Vec<&String> = figures.iter().flat_map(BTreeMap::keys).collect();
     names.sort();
     names.dedup();

@@ -6,6 +6,7 @@
 //! depend on `--jobs`: without `--keep-going` the campaign stops at the lowest failing
 //! seed, and every seed below it is run and reported, whatever the thread count.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,6 +54,11 @@ pub struct FuzzArgs {
     /// Save failures as found, without shrinking.
     #[arg(long)]
     pub no_shrink: bool,
+    /// Which failures to shrink and save: `all`, or `one-per-kind` (with --keep-going: the
+    /// smallest failing seed of each violation kind; the others are logged in
+    /// results.jsonl and counted, not saved).
+    #[arg(long, value_enum, default_value = "all")]
+    pub save: SaveMode,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -219,7 +225,14 @@ fn fuzz_inner(args: &FuzzArgs) -> Result<u8, String> {
     // already be set when fuzz runs twice in one process, as in tests.)
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed));
     let log = ResultsLog::create(&args.out)?;
-    let campaign = Campaign { scenario: &scenario, source: &args.scenario, args, log: &log, progress: &progress };
+    let campaign = Campaign {
+        scenario: &scenario,
+        source: &args.scenario,
+        args,
+        log: &log,
+        progress: &progress,
+        saved: Mutex::new(BTreeMap::new()),
+    };
     let results = run_seeds(&campaign, &*seeds, jobs, deadline);
     progress.finish();
     let wall_s = started.elapsed().as_secs_f64();
@@ -259,12 +272,59 @@ fn prepare_out_dir(out: &Path) -> Result<(), String> {
 }
 
 /// What every worker of a campaign shares.
+/// Which failures a campaign shrinks and saves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SaveMode {
+    All,
+    OnePerKind,
+}
+
 struct Campaign<'a> {
     scenario: &'a Scenario,
     source: &'a str,
     args: &'a FuzzArgs,
     log: &'a ResultsLog,
     progress: &'a Progress,
+    /// With `--save one-per-kind`: per violation kind, the smallest seed saved so far and
+    /// its file.
+    saved: Mutex<BTreeMap<String, (u64, Option<String>)>>,
+}
+
+impl Campaign<'_> {
+    /// Shrinks and saves a failure, or (with `--save one-per-kind`, when a smaller seed of
+    /// its kind is saved already) records it unsaved. A smaller seed of a kind replaces
+    /// the larger one's file, so the campaign ends with the smallest seed of each kind
+    /// whatever the threads' timing.
+    fn failure(&self, result: &SeedResult) -> Result<Failure, String> {
+        if self.args.save == SaveMode::All {
+            return handle_failure(self.scenario, self.source, result, self.args);
+        }
+        let kind = result.first.as_ref().map(|(kind, _)| kind.clone()).unwrap_or_default();
+        let mut saved = self.saved.lock().expect("no worker panics holding the lock");
+        if saved.get(&kind).is_some_and(|(seed, _)| *seed < result.seed) {
+            let (_, message) = result.first.clone().unwrap_or_default();
+            return Ok(Failure {
+                seed: result.seed,
+                violation: kind.clone(),
+                message: message.clone(),
+                fingerprint: result.fingerprint.clone(),
+                original_violation: kind,
+                original_message: message,
+                original_fingerprint: result.fingerprint.clone(),
+                file: None,
+                replay: None,
+                fault_actions: 0,
+                fault_actions_shrunk: None,
+                shrink_runs: 0,
+                shrink_s: 0.0,
+            });
+        }
+        let failure = handle_failure(self.scenario, self.source, result, self.args)?;
+        if let Some((_, Some(previous))) = saved.insert(kind, (result.seed, failure.file.clone())) {
+            let _ = std::fs::remove_file(previous);
+        }
+        Ok(failure)
+    }
 }
 
 /// `results.jsonl` in the output folder: one line per finished seed, appended as it
@@ -336,8 +396,7 @@ fn run_seeds(
                     let mut result = run_one(campaign.scenario, seed);
                     if result.verdict == Verdict::Violation {
                         lowest_failure.fetch_min(k, Ordering::Relaxed);
-                        result.failure =
-                            Some(handle_failure(campaign.scenario, campaign.source, &result, campaign.args));
+                        result.failure = Some(campaign.failure(&result));
                     }
                     if let Err(message) = campaign.log.append(campaign.scenario, &result) {
                         result.failure = Some(Err(message));
@@ -499,7 +558,8 @@ pub fn print_report(report: &FuzzReport, json: bool) {
     for group in &report.groups {
         println!("{} x {} (smallest seed {})", group.count, group.violation, group.smallest_seed);
     }
-    for failure in &report.failures {
+    let unsaved = report.failures.iter().filter(|f| f.file.is_none() && f.fault_actions_shrunk.is_none()).count();
+    for failure in report.failures.iter().filter(|f| f.file.is_some() || f.fault_actions_shrunk.is_some()) {
         println!("seed {} failed: {}", failure.seed, failure.message);
         println!("  fingerprint {} (the seed's unshrunk run: {})", failure.fingerprint, failure.original_fingerprint);
         if let Some(shrunk) = failure.fault_actions_shrunk {
@@ -511,6 +571,9 @@ pub fn print_report(report: &FuzzReport, json: bool) {
         if let (Some(file), Some(replay)) = (&failure.file, &failure.replay) {
             println!("  saved {file}\n  replay: {replay}");
         }
+    }
+    if unsaved > 0 {
+        println!("{unsaved} more failing seeds of kinds already saved (logged in results.jsonl, not saved)");
     }
 }
 

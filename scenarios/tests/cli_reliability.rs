@@ -345,3 +345,26 @@ fn a_repeated_key_in_a_map_is_refused_where_it_is() {
     assert!(message.starts_with(&format!("dsim run: {path}:")), "{message}");
     assert!(message.contains("nemesis.generator.kinds.crash: the key \"crash\" is given twice"), "{message}");
 }
+
+/// `--keep-going --save one-per-kind` keeps the smallest failing seed of each violation
+/// kind as a file, logs every failure, and prints the rest as one line.
+#[test]
+fn one_saved_example_per_violation_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let args = ["fuzz", "raft", "--variant", "unsynced-log", "--seeds", "60", "--keep-going"];
+    let output = dsim(&[&args[..], &["--save", "one-per-kind", "--out", &out]].concat());
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let mut saved: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    saved.sort();
+    assert_eq!(saved, ["raft-seed1.json", "raft-seed45.json"], "leader-completeness at 1, catch-up at 45");
+    let log = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
+    let failures = log.lines().filter(|l| l.contains("\"verdict\":\"violation\"")).count();
+    assert_eq!(failures, 8, "{log}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("6 more failing seeds of kinds already saved"), "{text}");
+}
