@@ -217,6 +217,10 @@ pub fn check(
 /// the search. When the search cannot finish within the budget, the zones' violation
 /// stands, with their reason as the explanation.
 fn check_register(initial: Value, history: &History, options: &CheckOptions) -> Result<Report, ModelError> {
+    if crate::model::keyed_values(history) {
+        // A log of several registers (`[key value]` pairs): one register per key.
+        return check_model(RegisterModel::keyed_registers(initial), history, options);
+    }
     let all: Vec<usize> = (0..history.ops.len()).collect();
     let decided = crate::zones::decide(history, &all, &initial);
     if decided == Some(crate::zones::ZoneVerdict::Linearizable) {

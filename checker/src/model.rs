@@ -7,7 +7,7 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use crate::history::{Op, Outcome};
+use crate::history::{History, Op, Outcome};
 use crate::value::Value;
 
 /// An operation the model cannot interpret.
@@ -170,6 +170,9 @@ fn bad(op: &Op, message: String) -> ModelError {
 #[derive(Clone, Debug)]
 pub struct RegisterModel {
     cas: bool,
+    /// Every value is a `[key value]` pair (a Jepsen console log of several registers):
+    /// each key is a register of its own, checked apart.
+    keyed: bool,
     initial: Value,
     values: Interner<Value>,
 }
@@ -185,13 +188,54 @@ pub enum RegisterOp {
 impl RegisterModel {
     /// A read/write register.
     pub fn register(initial: Value) -> Self {
-        RegisterModel { cas: false, initial, values: Interner::default() }
+        RegisterModel { cas: false, keyed: false, initial, values: Interner::default() }
     }
 
     /// A read/write/compare-and-set register.
     pub fn cas_register(initial: Value) -> Self {
-        RegisterModel { cas: true, initial, values: Interner::default() }
+        RegisterModel { cas: true, keyed: false, initial, values: Interner::default() }
     }
+
+    /// Read/write registers, one per key, for histories whose values are all `[key
+    /// value]` pairs ([`keyed_values`]).
+    pub fn keyed_registers(initial: Value) -> Self {
+        RegisterModel { cas: false, keyed: true, initial, values: Interner::default() }
+    }
+
+    /// The register value inside a keyed pair (nil when the pair has none).
+    fn inner(&self, value: &Value) -> Value {
+        match value.as_vec() {
+            Some([_, inner]) if self.keyed => inner.clone(),
+            _ => value.clone(),
+        }
+    }
+}
+
+/// Whether a register history's values are all `[key value]` pairs (reads invoked with
+/// `[key nil]` or nil, ok reads returning a pair or nil), with at least one write: a log
+/// of several registers, which must be checked per key (one register would see every
+/// pair as a different value and judge a linearizable log wrong).
+pub fn keyed_values(history: &History) -> bool {
+    let pair = |v: &Value| v.as_vec().is_some_and(|items| items.len() == 2);
+    let mut writes = 0;
+    for op in &history.ops {
+        match op.f.as_str() {
+            "write" => {
+                if !pair(&op.value) {
+                    return false;
+                }
+                writes += 1;
+            }
+            "read" => {
+                let result_ok = op.outcome != Outcome::Ok || op.result.is_nil() || pair(&op.result);
+                if !(op.value.is_nil() || pair(&op.value)) || !result_ok {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    writes > 0
 }
 
 impl Model for RegisterModel {
@@ -199,7 +243,18 @@ impl Model for RegisterModel {
     type Op = RegisterOp;
 
     fn name(&self) -> &'static str {
-        if self.cas { "cas-register" } else { "register" }
+        match (self.cas, self.keyed) {
+            (true, _) => "cas-register",
+            (false, true) => "register per key",
+            (false, false) => "register",
+        }
+    }
+
+    fn partition_key(&self, op: &Op) -> Option<Value> {
+        if !self.keyed {
+            return None;
+        }
+        [&op.value, &op.result].into_iter().find_map(|v| v.as_vec().filter(|p| p.len() == 2).map(|p| p[0].clone()))
     }
 
     fn compile(&mut self, op: &Op) -> Result<Option<RegisterOp>, ModelError> {
@@ -208,12 +263,16 @@ impl Model for RegisterModel {
                 if op.outcome != Outcome::Ok {
                     return Ok(None);
                 }
-                if op.result.is_nil() && !self.initial.is_nil() {
+                let result = self.inner(&op.result);
+                if result.is_nil() && !self.initial.is_nil() {
                     return Ok(Some(RegisterOp::Read(None)));
                 }
-                Ok(Some(RegisterOp::Read(Some(self.values.intern(&op.result)))))
+                Ok(Some(RegisterOp::Read(Some(self.values.intern(&result)))))
             }
-            "write" => Ok(Some(RegisterOp::Write(self.values.intern(&op.value)))),
+            "write" => {
+                let value = self.inner(&op.value);
+                Ok(Some(RegisterOp::Write(self.values.intern(&value))))
+            }
             "cas" if self.cas => {
                 let pair = op
                     .value
