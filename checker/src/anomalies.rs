@@ -239,7 +239,11 @@ impl<'a> Key<'a> {
                 out.push(w);
             }
         }
-        let after = self.put_order.last_end_before(end);
+        // An add is excused by a put that may have followed it: one invoked before the
+        // read ended, or one the read saw (whatever the clock says, it took effect before
+        // the read returned).
+        let seen_put_end = seen.bases.iter().filter_map(|b| self.puts.get(b)).map(|i| self.writes[*i].end).max();
+        let after = self.put_order.last_end_before(end).max(seen_put_end);
         for (_, i) in self.append_order.invoked_between(after, start) {
             let w = &self.writes[*i];
             if w.acked < start && !seen.elements.contains(w.token) {
@@ -259,8 +263,12 @@ impl<'a> Key<'a> {
         {
             return true;
         }
+        // A put may have replaced the set: the read saw one, or one began by its end (an
+        // instant shared with the read's end is concurrent with it).
+        let replaced = seen.bases.iter().any(|b| self.puts.contains_key(b))
+            || self.put_order.by_invoke.first().is_some_and(|(invoke, _)| *invoke <= end);
         let still_seen = seen.elements.iter().filter(|e| before.elements.contains(*e)).count();
-        still_seen < before.elements.len() && self.put_order.last_end_before(end).is_none()
+        still_seen < before.elements.len() && !replaced
     }
 }
 
