@@ -271,7 +271,15 @@ impl ScenarioError {
     /// An error at a place in `text`, found by its field path (`settings.ttl_ms`,
     /// `nemesis.schedule[2].fault`); without a position if the path is not in the text.
     pub fn at_path(origin: &str, text: &str, path: &str, message: impl Into<String>) -> Self {
-        let position = crate::locate::locate(text, path).map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+        // A field the file lacks (a default found wrong) is placed at the object that
+        // lacks it: the nearest enclosing path the file has.
+        let mut position = None;
+        let mut prefix = path;
+        while position.is_none() && !prefix.is_empty() {
+            position = crate::locate::locate(text, prefix);
+            prefix = prefix.rsplit_once('.').map_or("", |(head, _)| head);
+        }
+        let position = position.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
         ScenarioError { origin: origin.to_owned(), position, message: message.into() }
     }
 }

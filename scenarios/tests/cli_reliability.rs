@@ -368,3 +368,16 @@ fn one_saved_example_per_violation_kind() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("6 more failing seeds of kinds already saved"), "{text}");
 }
+
+/// A default that turns out wrong (Paxos Commit's absent `faults_tolerated` with two
+/// servers) is refused at the object that lacks the field, with FILE:LINE:COLUMN.
+#[test]
+fn a_missing_field_is_placed_at_the_object_that_lacks_it() {
+    let text = builtin_with("paxos-commit", "\"servers\": 3", "\"servers\": 2");
+    let (output, path) = run_file(&text);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    let line = text.lines().position(|l| l.contains("\"settings\"")).unwrap() + 1;
+    assert!(message.starts_with(&format!("dsim run: {path}:{line}:")), "{message}");
+    assert!(message.contains("settings.faults_tolerated"), "{message}");
+}
