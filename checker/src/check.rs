@@ -224,11 +224,17 @@ fn check_register(initial: Value, history: &History, options: &CheckOptions) -> 
     let all: Vec<usize> = (0..history.ops.len()).collect();
     let decided = crate::zones::decide(history, &all, &initial);
     if decided == Some(crate::zones::ZoneVerdict::Linearizable) {
-        let mut model = RegisterModel::register(initial);
-        let mut checked = 0;
-        for op in &history.ops {
-            checked += usize::from(model.compile(op)?.is_some() && op.outcome != Outcome::Fail);
-        }
+        // What the search would have placed (the zones saw only reads and writes): the
+        // writes that did not fail and the reads that returned; counted, not compiled
+        // again (interning every value would cost what the zones saved).
+        let checked = history
+            .ops
+            .iter()
+            .filter(|op| match op.f.as_str() {
+                "write" => op.outcome != Outcome::Fail,
+                _ => op.outcome == Outcome::Ok,
+            })
+            .count();
         return Ok(Report { ops_checked: checked, ..Report::passing("register", history.ops.len(), 1, ZONES) });
     }
     let mut report = check_model(RegisterModel::register(initial), history, options)?;
